@@ -1,0 +1,146 @@
+//! Python face of `vudo_gossip::GossipNode`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use vudo_gossip::{GossipConfig, GossipNode};
+
+use crate::errors::CoreFailure;
+
+/// One member as seen by this node (a read-only value).
+#[pyclass(frozen, get_all, module = "vudo._core")]
+pub struct Member {
+    node_id: String,
+    generation: u64,
+    gossip_addr: String,
+    heartbeat: u64,
+    live: bool,
+    is_self: bool,
+    key_values: HashMap<String, String>,
+}
+
+#[pymethods]
+impl Member {
+    fn __repr__(&self) -> String {
+        format!(
+            "Member(node_id={:?}, generation={}, live={}, keys={})",
+            self.node_id,
+            self.generation,
+            self.live,
+            self.key_values.len()
+        )
+    }
+}
+
+/// A running chitchat gossip server.
+#[pyclass(module = "vudo._core")]
+pub struct Gossip {
+    inner: Mutex<GossipNode>,
+}
+
+fn parse_addr(what: &str, text: &str) -> Result<SocketAddr, CoreFailure> {
+    text.parse()
+        .map_err(|_| CoreFailure::InvalidArgument(format!("{what} {text:?} is not an IP:port address")))
+}
+
+impl Gossip {
+    fn with<T>(&self, f: impl FnOnce(&mut GossipNode) -> Result<T, vudo_gossip::GossipError>) -> Result<T, CoreFailure> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| CoreFailure::Other("gossip state poisoned by an earlier panic".into()))?;
+        f(&mut guard).map_err(CoreFailure::from)
+    }
+}
+
+#[pymethods]
+impl Gossip {
+    #[new]
+    #[pyo3(signature = (*, node_id, generation, listen_addr, advertise_addr, seeds, cluster_id,
+        gossip_interval_ms, phi_threshold, dead_node_grace_period_ms, max_interval_ms, initial_key_values))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        node_id: String,
+        generation: u64,
+        listen_addr: &str,
+        advertise_addr: &str,
+        seeds: Vec<String>,
+        cluster_id: String,
+        gossip_interval_ms: u64,
+        phi_threshold: f64,
+        dead_node_grace_period_ms: u64,
+        max_interval_ms: u64,
+        initial_key_values: HashMap<String, String>,
+    ) -> Result<Self, CoreFailure> {
+        let mut initial: Vec<(String, String)> = initial_key_values.into_iter().collect();
+        initial.sort();
+        let config = GossipConfig {
+            node_id,
+            generation,
+            listen_addr: parse_addr("listen_addr", listen_addr)?,
+            advertise_addr: parse_addr("advertise_addr", advertise_addr)?,
+            seeds,
+            cluster_id,
+            gossip_interval: Duration::from_millis(gossip_interval_ms),
+            phi_threshold,
+            dead_node_grace_period: Duration::from_millis(dead_node_grace_period_ms),
+            max_interval: Duration::from_millis(max_interval_ms),
+            initial_key_values: initial,
+        };
+        let node = py.detach(|| GossipNode::start(config))?;
+        Ok(Self { inner: Mutex::new(node) })
+    }
+
+    #[getter]
+    fn node_id(&self) -> Result<String, CoreFailure> {
+        self.with(|n| Ok(n.node_id().to_owned()))
+    }
+
+    #[getter]
+    fn gossip_addr(&self) -> Result<String, CoreFailure> {
+        self.with(|n| Ok(n.gossip_addr().to_string()))
+    }
+
+    #[getter]
+    fn running(&self) -> Result<bool, CoreFailure> {
+        self.with(|n| Ok(n.is_running()))
+    }
+
+    fn set(&self, py: Python<'_>, key: &str, value: &str) -> Result<(), CoreFailure> {
+        py.detach(|| self.with(|n| n.set(key, value)))
+    }
+
+    fn delete(&self, py: Python<'_>, key: &str) -> Result<(), CoreFailure> {
+        py.detach(|| self.with(|n| n.delete(key)))
+    }
+
+    fn snapshot(&self, py: Python<'_>) -> Result<Vec<Member>, CoreFailure> {
+        let members = py.detach(|| self.with(|n| n.snapshot()))?;
+        Ok(members
+            .into_iter()
+            .map(|m| Member {
+                node_id: m.node_id,
+                generation: m.generation,
+                gossip_addr: m.gossip_addr.to_string(),
+                heartbeat: m.heartbeat,
+                live: m.live,
+                is_self: m.is_self,
+                key_values: m.key_values.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    fn shutdown(&self, py: Python<'_>) -> Result<(), CoreFailure> {
+        py.detach(|| self.with(|n| n.shutdown()))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Member>()?;
+    m.add_class::<Gossip>()?;
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Gossip membership for VUDO nodes.
+//!
+//! This crate owns one job: run a real `chitchat` instance (scuttlebutt
+//! anti-entropy + phi-accrual failure detection over UDP) on a private tokio
+//! runtime and expose it through a small synchronous API that a host
+//! language can call without knowing about tokio:
+//!
+//! * [`GossipNode::start`] binds the UDP socket and spawns chitchat;
+//! * [`GossipNode::set`] / [`GossipNode::delete`] publish self key-values;
+//! * [`GossipNode::snapshot`] returns every known member with its liveness
+//!   and key-values — the host's policies decide what they mean;
+//! * [`GossipNode::shutdown`] stops the server.
+//!
+//! Nothing here interprets values: signatures, ages and capabilities are
+//! checked by the policies above (see `vudo.hyphal`).
+
+mod error;
+mod runtime;
+
+pub use error::GossipError;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chitchat::transport::UdpTransport;
+use chitchat::{
+    spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig,
+    ProtocolVersion,
+};
+use tokio::sync::Mutex;
+
+/// Everything needed to start a gossip node.
+#[derive(Clone, Debug)]
+pub struct GossipConfig {
+    /// Stable node name: the PeerId string of the node's Ed25519 key.
+    pub node_id: String,
+    /// Distinguishes restarts of the same identity (chitchat "generation").
+    pub generation: u64,
+    pub listen_addr: SocketAddr,
+    pub advertise_addr: SocketAddr,
+    /// Seed peers as `host:port` strings.
+    pub seeds: Vec<String>,
+    pub cluster_id: String,
+    pub gossip_interval: Duration,
+    /// Phi-accrual threshold above which a peer is considered dead.
+    pub phi_threshold: f64,
+    /// How long a dead node stays listed before it is forgotten.
+    pub dead_node_grace_period: Duration,
+    /// Largest heartbeat interval the failure detector will accept.
+    pub max_interval: Duration,
+    pub initial_key_values: Vec<(String, String)>,
+}
+
+/// One member as seen by the local node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberSnapshot {
+    pub node_id: String,
+    pub generation: u64,
+    pub gossip_addr: SocketAddr,
+    pub heartbeat: u64,
+    /// `true` when the failure detector considers the member alive.
+    pub live: bool,
+    pub is_self: bool,
+    pub key_values: Vec<(String, String)>,
+}
+
+/// A running chitchat server plus the handle to drive it.
+pub struct GossipNode {
+    handle: Option<ChitchatHandle>,
+    chitchat: Arc<Mutex<chitchat::Chitchat>>,
+    self_id: ChitchatId,
+}
+
+impl GossipNode {
+    /// Bind the UDP socket and start gossiping with the seeds.
+    pub fn start(config: GossipConfig) -> Result<Self, GossipError> {
+        validate(&config)?;
+        let self_id = ChitchatId::new(config.node_id.clone(), config.generation, config.advertise_addr);
+        let listen_addr = config.listen_addr;
+        let chitchat_config = ChitchatConfig {
+            chitchat_id: self_id.clone(),
+            cluster_id: config.cluster_id.clone(),
+            gossip_interval: config.gossip_interval,
+            listen_addr,
+            seed_nodes: config.seeds.clone(),
+            failure_detector_config: FailureDetectorConfig {
+                phi_threshold: config.phi_threshold,
+                sampling_window_size: 1000,
+                max_interval: config.max_interval,
+                initial_interval: config.gossip_interval,
+                dead_node_grace_period: config.dead_node_grace_period,
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: ProtocolVersion::V0,
+        };
+        let initial = config.initial_key_values.clone();
+        let handle = runtime::get().block_on(async move {
+            // Bind ourselves first so "address in use" is reported precisely;
+            // chitchat's own error is an opaque anyhow message.
+            match std::net::UdpSocket::bind(listen_addr) {
+                Ok(probe) => drop(probe),
+                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+                    return Err(GossipError::AddressInUse(listen_addr));
+                }
+                Err(err) => return Err(GossipError::Bind(listen_addr, err.to_string())),
+            }
+            spawn_chitchat(chitchat_config, initial, &UdpTransport)
+                .await
+                .map_err(|err| GossipError::Bind(listen_addr, format!("{err:#}")))
+        })?;
+        let chitchat = handle.chitchat();
+        Ok(Self { handle: Some(handle), chitchat, self_id })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.self_id.node_id
+    }
+
+    pub fn gossip_addr(&self) -> SocketAddr {
+        self.self_id.gossip_advertise_addr
+    }
+
+    /// Publish (or replace) one of our own key-values.
+    pub fn set(&self, key: &str, value: &str) -> Result<(), GossipError> {
+        self.ensure_running()?;
+        let chitchat = self.chitchat.clone();
+        let (key, value) = (key.to_owned(), value.to_owned());
+        runtime::get().block_on(async move {
+            chitchat.lock().await.self_node_state().set(key, value);
+        });
+        Ok(())
+    }
+
+    /// Remove one of our own key-values (a tombstone is gossiped).
+    pub fn delete(&self, key: &str) -> Result<(), GossipError> {
+        self.ensure_running()?;
+        let chitchat = self.chitchat.clone();
+        let key = key.to_owned();
+        runtime::get().block_on(async move {
+            let mut guard = chitchat.lock().await;
+            let state = guard.self_node_state();
+            if state.get(&key).is_some() {
+                state.delete(&key);
+            }
+        });
+        Ok(())
+    }
+
+    /// Every member chitchat knows about, self included.
+    pub fn snapshot(&self) -> Result<Vec<MemberSnapshot>, GossipError> {
+        self.ensure_running()?;
+        let chitchat = self.chitchat.clone();
+        let self_id = self.self_id.clone();
+        Ok(runtime::get().block_on(async move {
+            let guard = chitchat.lock().await;
+            let live: std::collections::HashSet<ChitchatId> = guard.live_nodes().cloned().collect();
+            guard
+                .node_states()
+                .iter()
+                .map(|(id, state)| MemberSnapshot {
+                    node_id: id.node_id.to_string(),
+                    generation: id.generation_id,
+                    gossip_addr: id.gossip_advertise_addr,
+                    heartbeat: u64::from(state.heartbeat()),
+                    live: live.contains(id) || *id == self_id,
+                    is_self: *id == self_id,
+                    key_values: state
+                        .key_values()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                })
+                .collect()
+        }))
+    }
+
+    /// Stop gossiping. Idempotent.
+    pub fn shutdown(&mut self) -> Result<(), GossipError> {
+        if let Some(handle) = self.handle.take() {
+            runtime::get()
+                .block_on(handle.shutdown())
+                .map_err(|err| GossipError::Shutdown(format!("{err:#}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    fn ensure_running(&self) -> Result<(), GossipError> {
+        if self.handle.is_none() {
+            return Err(GossipError::Stopped);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for GossipNode {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+fn validate(config: &GossipConfig) -> Result<(), GossipError> {
+    if config.node_id.is_empty() || config.node_id.len() > 128 {
+        return Err(GossipError::InvalidConfig("node_id must be 1..=128 bytes".into()));
+    }
+    if config.gossip_interval < Duration::from_millis(10) {
+        return Err(GossipError::InvalidConfig("gossip_interval must be at least 10 ms".into()));
+    }
+    if !(config.phi_threshold.is_finite() && config.phi_threshold > 0.0) {
+        return Err(GossipError::InvalidConfig("phi_threshold must be a positive number".into()));
+    }
+    if config.cluster_id.is_empty() {
+        return Err(GossipError::InvalidConfig("cluster_id must not be empty".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,3 @@
+from vudo.cli.main import main
+
+main()

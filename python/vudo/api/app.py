@@ -1,0 +1,119 @@
+"""The HTTP interface: parse, call the node, render. Nothing is decided here."""
+
+from __future__ import annotations
+
+import hmac
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from vudo import __version__
+from vudo.api.models import GradientsOut, Health, LeaveOut, MembersOut, NodeOut
+from vudo.hyphal.capability import is_witness
+
+if TYPE_CHECKING:
+    from vudo.node import Node
+
+STATIC_DIR = Path(str(resources.files("vudo") / "web" / "static"))
+WASM_PATH = Path(str(resources.files("vudo") / "physarum" / "physarum.wasm"))
+
+
+def _plain(value: Any) -> Any:
+    return msgspec.to_builtins(value)
+
+
+def create_app(node: Node) -> FastAPI:
+    app = FastAPI(
+        title="VUDO node API",
+        version=__version__,
+        description="One VUDO node: identity, membership, gradients. Mutating calls need `Authorization: Bearer <token>` (the token is in `<data_dir>/api-token`).",
+        docs_url="/v1/docs",
+        openapi_url="/v1/openapi.json",
+        redoc_url=None,
+    )
+
+    def require_token(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(401, "missing bearer token: send `Authorization: Bearer <token>` (token file: <data_dir>/api-token)", headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(token.strip().encode(), node.api_token.encode()):
+            raise HTTPException(403, "wrong bearer token for this node")
+
+    @app.get("/v1/node", response_model=NodeOut)
+    def get_node() -> dict[str, Any]:
+        info = node.info
+        return {
+            "node_id": info.node_id,
+            "addrs": {"gossip": info.gossip_addr, "api": info.api_url},
+            "capabilities": _plain(info.capabilities),
+            "version": __version__,
+            "cluster_id": info.cluster_id,
+            "status": node.status,
+            "started_at": info.started_at,
+            "witness": is_witness(info.capabilities),
+        }
+
+    @app.get("/v1/members", response_model=MembersOut)
+    def get_members() -> dict[str, Any]:
+        from vudo.node import describe_members
+
+        return {"members": [_plain(m) for m in describe_members(node)]}
+
+    @app.get("/v1/gradients", response_model=GradientsOut)
+    def get_gradients() -> dict[str, Any]:
+        return {
+            "local": _plain(node.local_gradient),
+            "neighbors": {k: _plain(v) for k, v in sorted(node.membership.gradients.neighbors.items())},
+            "flow": node.flow(),
+        }
+
+    @app.post("/v1/node/leave", response_model=LeaveOut, status_code=202, dependencies=[Depends(require_token)])
+    def post_leave() -> dict[str, str]:
+        """Leave the network gracefully and stop the node."""
+        node.request_stop()
+        return {"status": "leaving"}
+
+    @app.get("/livez", response_model=Health)
+    def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    def readyz() -> Response:
+        if node.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": node.status}, status_code=503)
+
+    @app.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return _static_file("index.html")
+
+    @app.get("/physarum", include_in_schema=False)
+    def physarum_page() -> FileResponse:
+        return _static_file("physarum.html")
+
+    @app.get("/physarum.wasm", include_in_schema=False)
+    def physarum_wasm() -> FileResponse:
+        if not WASM_PATH.is_file():
+            raise HTTPException(404, "physarum.wasm is not built on this node; run scripts/build-wasm.sh")
+        return FileResponse(WASM_PATH, media_type="application/wasm")
+
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _static_file(name: str) -> FileResponse:
+    path = STATIC_DIR / name
+    if not path.is_file():
+        raise HTTPException(404, f"{name} is not built; run `npm ci && npm run build` in web/")
+    return FileResponse(path, media_type="text/html")

@@ -1,0 +1,1 @@
+"""The `vudo` command line (same HTTP API as the dashboard)."""

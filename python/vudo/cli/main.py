@@ -1,0 +1,201 @@
+"""`vudo` — run and inspect VUDO nodes.
+
+Data goes to stdout, logs and progress to stderr. ``NO_COLOR`` is honoured.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from vudo import __version__
+from vudo.cli.output import print_json, style, table
+from vudo.config import ENV_PREFIX, default_data_dir, load_config
+from vudo.errors import VudoError
+from vudo.identity import init_data_dir, load_identity
+
+DATA_DIR_HELP = f"node data directory [env {ENV_PREFIX}DATA_DIR; default {default_data_dir()}]"
+
+
+def _data_dir(value: str | None) -> Path:
+    if value:
+        return Path(value).expanduser()
+    env = os.environ.get(ENV_PREFIX + "DATA_DIR")
+    return Path(env).expanduser() if env else default_data_dir()
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+
+
+def _fail(err: Exception) -> None:
+    click.echo(style(f"error: {err}", fg="red"), err=True)
+    sys.exit(2 if isinstance(err, VudoError) and err.fault == "local" else 1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vudo")
+def cli() -> None:
+    """VUDO: a peer-to-peer node runtime modelled on fungal mycelium."""
+
+
+@cli.command()
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--force", is_flag=True, help="replace an existing identity (the old one is lost)")
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+def init(data_dir: str | None, force: bool, as_json: bool) -> None:
+    """Create the node's Ed25519 identity and API token."""
+    path = _data_dir(data_dir)
+    try:
+        identity = init_data_dir(path, force=force)
+    except VudoError as err:
+        _fail(err)
+    if as_json:
+        print_json({"node_id": identity.node_id, "data_dir": str(path)})
+    else:
+        click.echo(identity.node_id)
+        click.echo(f"identity and API token written to {path}", err=True)
+
+
+@cli.command("id")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+def show_id(data_dir: str | None, as_json: bool) -> None:
+    """Print this node's id (its libp2p PeerId)."""
+    path = _data_dir(data_dir)
+    try:
+        identity = load_identity(path)
+    except VudoError as err:
+        _fail(err)
+    if as_json:
+        print_json({"node_id": identity.node_id, "public_key": identity.public_key.hex()})
+    else:
+        click.echo(identity.node_id)
+
+
+@cli.command()
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file [default <data-dir>/vudo.toml]")
+@click.option("--host", help="gossip bind address [127.0.0.1]")
+@click.option("--gossip-port", type=int, help="gossip UDP port [7400]")
+@click.option("--advertise-host", help="address peers should use to reach us [--host]")
+@click.option("--api-host", help="HTTP API bind address [127.0.0.1]")
+@click.option("--api-port", type=int, help="HTTP API port [7500]")
+@click.option("--allow-public-api", is_flag=True, default=None, help="allow binding the API to a non-loopback address")
+@click.option("--seed", "seeds", multiple=True, help="seed peer HOST:PORT (repeatable)")
+@click.option("--cluster-id", help="only gossip with nodes of this cluster [vudo]")
+@click.option("--gossip-interval-ms", type=int, help="gossip round interval [300]")
+@click.option("--min-connections", type=int, help="verified peers needed to be ready [1 with seeds, else 0]")
+@click.option("--bootstrap-timeout-s", type=float, help="give up joining after this many seconds [60]")
+@click.option("--announcement-ttl-s", type=float, help="reject announcements older than this [60]")
+@click.option("--refresh-interval-s", type=float, help="re-sign announcement and gradient this often [5]")
+@click.option("--witness-stake", type=int, help="advertise the Witness capability with this stake")
+@click.option("-v", "--verbose", count=True, help="more logs (-vv for debug)")
+def node(config_file: str | None, verbose: int, **flags: Any) -> None:
+    """Run one node until SIGINT/SIGTERM (then leave gracefully)."""
+    from vudo.node import run_node
+
+    _setup_logging(verbose)
+    given = {k: v for k, v in flags.items() if v is not None and v != ()}
+    try:
+        config = load_config(given, config_file=Path(config_file) if config_file else None)
+        code = run_node(config)
+    except VudoError as err:
+        _fail(err)
+    sys.exit(code)
+
+
+@cli.command()
+@click.option("--nodes", "-n", default=3, show_default=True, type=click.IntRange(1, 200), help="how many nodes")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="cluster directory [a temporary one]")
+@click.option("--base-port", type=int, default=0, help="first port to use [pick free ports]")
+@click.option("--gossip-interval-ms", type=int, default=300, show_default=True)
+@click.option("--witnesses", type=int, default=3, show_default=True, help="how many nodes advertise the Witness capability")
+@click.option("--json", "as_json", is_flag=True, help="print the cluster description as JSON instead of a banner")
+def dev(nodes: int, directory: str | None, base_port: int, gossip_interval_ms: int, witnesses: int, as_json: bool) -> None:
+    """Start a local network of real nodes on loopback, with its dashboard."""
+    from vudo.dev import run_dev
+
+    try:
+        sys.exit(run_dev(nodes=nodes, directory=Path(directory) if directory else None, base_port=base_port,
+                         gossip_interval_ms=gossip_interval_ms, witnesses=witnesses, as_json=as_json))
+    except VudoError as err:
+        _fail(err)
+
+
+def _api_url(api: str | None, data_dir: str | None) -> str:
+    if api:
+        return api.rstrip("/")
+    from vudo.node import data_dir_runtime
+
+    path = _data_dir(data_dir)
+    runtime = data_dir_runtime(path)
+    if runtime is None or not isinstance(runtime.get("api"), str):
+        raise click.UsageError(f"no running node found in {path} (start one with `vudo node`, or pass --api URL)")
+    return str(runtime["api"])
+
+
+def _get(url: str) -> Any:
+    try:
+        response = httpx.get(url, timeout=5.0)
+    except httpx.HTTPError as err:
+        click.echo(style(f"error: cannot reach {url}: {err} (is the node running?)", fg="red"), err=True)
+        sys.exit(1)
+    if response.status_code != 200:
+        click.echo(style(f"error: {url} answered {response.status_code}: {response.text[:200]}", fg="red"), err=True)
+        sys.exit(1)
+    return response.json()
+
+
+@cli.command()
+@click.option("--api", help="node API URL [the node running in --data-dir]")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+def members(api: str | None, data_dir: str | None, as_json: bool) -> None:
+    """List the members a node knows, with status and verification."""
+    data = _get(_api_url(api, data_dir) + "/v1/members")
+    if as_json:
+        print_json(data)
+        return
+    colours = {"alive": "green", "dead": "red", "left": "yellow"}
+    rows = []
+    for m in data["members"]:
+        caps = ",".join(c["kind"] for c in m["capabilities"])
+        g = m.get("gradient")
+        grad = f"c{g['compute_available']:.2f} s{g['storage_available']:.2f} b{g['bandwidth_available']:.2f}" if g else "-"
+        rows.append([
+            m["node_id"] + (" *" if m["is_self"] else ""),
+            style(m["status"], fg=colours.get(m["status"], "white")),
+            "yes" if m["verified"] else "NO",
+            m["gossip_addr"],
+            caps or "-",
+            grad,
+        ])
+    click.echo(table(["NODE", "STATUS", "VERIFIED", "GOSSIP", "CAPABILITIES", "GRADIENT"], rows))
+
+
+def _register_spirits() -> None:
+    try:
+        from vudo.physarum.cli import physarum
+    except ImportError:  # pragma: no cover - the physarum package is part of every install
+        return
+    cli.add_command(physarum)
+
+
+_register_spirits()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

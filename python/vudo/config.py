@@ -1,0 +1,164 @@
+"""Node settings: flags > ``VUDO_*`` environment > TOML file > defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from vudo.errors import ConfigError
+
+ENV_PREFIX = "VUDO_"
+CONFIG_FILE = "vudo.toml"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vudo"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"  # gossip bind address
+    gossip_port: int = 7400
+    advertise_host: str = ""  # defaults to host
+    api_host: str = "127.0.0.1"
+    api_port: int = 7500
+    allow_public_api: bool = False
+    seeds: tuple[str, ...] = ()
+    cluster_id: str = "vudo"
+    gossip_interval_ms: int = 300
+    phi_threshold: float = 8.0
+    dead_node_grace_period_s: float = 3600.0
+    announcement_ttl_s: float = 60.0
+    refresh_interval_s: float = 5.0
+    min_connections: int = -1  # -1: 1 when seeds are given, else 0
+    bootstrap_timeout_s: float = 60.0
+    bandwidth_capacity_mbps: float = 1000.0
+    storage_iops: int = 1000
+    gateway_protocols: tuple[str, ...] = ("http",)
+    witness_stake: int | None = None
+    leave_grace_ms: int = 1500
+
+    @property
+    def effective_min_connections(self) -> int:
+        if self.min_connections >= 0:
+            return self.min_connections
+        return 1 if self.seeds else 0
+
+    @property
+    def gossip_listen(self) -> str:
+        return f"{self.host}:{self.gossip_port}"
+
+    @property
+    def gossip_advertise(self) -> str:
+        return f"{self.advertise_host or self.host}:{self.gossip_port}"
+
+    @property
+    def api_url(self) -> str:
+        host = self.api_host if self.api_host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.api_port}"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig)}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "Path":
+            return Path(str(raw)).expanduser()
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"expected true/false, got {raw!r}")
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError("expected an integer")
+            return int(raw)
+        if kind == "int | None":
+            return None if raw in (None, "", "none") else int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "tuple[str, ...]":
+            if isinstance(raw, str):
+                return tuple(s.strip() for s in raw.split(",") if s.strip())
+            return tuple(str(s) for s in raw)
+        return str(raw)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: invalid value {raw!r} for {name}: {err}") from None
+
+
+def _validate(cfg: NodeConfig) -> NodeConfig:
+    for port_name in ("gossip_port", "api_port"):
+        port = getattr(cfg, port_name)
+        if not 0 < port < 65536:
+            raise ConfigError(f"{port_name} must be in 1..65535, got {port}")
+    if cfg.gossip_interval_ms < 10:
+        raise ConfigError("gossip_interval_ms must be at least 10")
+    if cfg.announcement_ttl_s <= cfg.refresh_interval_s:
+        raise ConfigError("announcement_ttl_s must be larger than refresh_interval_s, or announcements expire between refreshes")
+    if not cfg.cluster_id:
+        raise ConfigError("cluster_id must not be empty")
+    try:
+        api_ip = ipaddress.ip_address(cfg.api_host)
+    except ValueError:
+        raise ConfigError(f"api_host must be an IP address, got {cfg.api_host!r}") from None
+    if not api_ip.is_loopback and not cfg.allow_public_api:
+        raise ConfigError(
+            f"refusing to expose the API on non-loopback address {cfg.api_host}; "
+            "pass --allow-public-api (VUDO_ALLOW_PUBLIC_API=1) if you really mean it"
+        )
+    return dataclasses.replace(cfg, seeds=tuple(resolve_seed(s) for s in cfg.seeds))
+
+
+def resolve_seed(seed: str) -> str:
+    """``host:port`` -> ``ip:port`` (gossip reports peers by IP)."""
+    host, sep, port = seed.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"seed {seed!r} is not HOST:PORT")
+    try:
+        ip = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_DGRAM)[0][4][0]
+    except socket.gaierror as err:
+        raise ConfigError(f"seed {seed!r}: cannot resolve {host!r}: {err.strerror}") from None
+    return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
+
+
+def load_config(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, config_file: Path | None = None) -> NodeConfig:
+    """Merge the layers. ``flags`` holds only options the user actually set."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    data_dir_raw = flags.get("data_dir") or env.get(ENV_PREFIX + "DATA_DIR")
+    data_dir = Path(data_dir_raw).expanduser() if data_dir_raw else default_data_dir()
+    path = config_file or (data_dir / CONFIG_FILE)
+    if path.exists():
+        try:
+            table = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path}: {err}") from None
+        for key, raw in table.items():
+            if key not in _FIELDS:
+                raise ConfigError(f"config file {path}: unknown key {key!r} (known: {', '.join(sorted(_FIELDS))})")
+            values[key] = _coerce(key, raw, f"config file {path}")
+    elif config_file is not None:
+        raise ConfigError(f"config file {path} does not exist")
+    for key in _FIELDS:
+        raw = env.get(ENV_PREFIX + key.upper())
+        if raw is not None:
+            values[key] = _coerce(key, raw, f"environment {ENV_PREFIX + key.upper()}")
+    for key, raw in flags.items():
+        if key in _FIELDS and raw is not None and raw != ():
+            values[key] = _coerce(key, raw, f"--{key.replace('_', '-')}")
+    values["data_dir"] = data_dir if "data_dir" not in values else values["data_dir"]
+    return _validate(NodeConfig(**values))

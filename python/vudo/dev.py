@@ -1,0 +1,167 @@
+"""`vudo dev`: a local network of real `vudo node` processes on loopback.
+
+Each node gets its own data dir under the cluster directory, its own gossip
+(UDP) and API (TCP) ports; node 0 is the seed of the others. As soon as
+every node answers ``/readyz`` the cluster description is written to
+``DIR/cluster.json``; its ``argv`` restarts a node with the same identity,
+data and ports. Ctrl-C/SIGTERM stops every node gracefully.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from vudo.errors import BootstrapError, ConfigError
+from vudo.identity import KEY_FILE, init_data_dir, load_identity
+
+CLUSTER_FILE = "cluster.json"
+
+
+@dataclass(frozen=True)
+class DevNode:
+    node_id: str
+    api: str
+    gossip: str
+    pid: int
+    data_dir: str
+    witness: bool
+    argv: list[str]
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _both_free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def allocate_ports(count: int, base_port: int) -> list[tuple[int, int]]:
+    """(gossip, api) port pairs; consecutive from ``base_port`` when given."""
+    if base_port:
+        pairs = [(base_port + 2 * i, base_port + 2 * i + 1) for i in range(count)]
+        for g, a in pairs:
+            if not (_both_free(g) and _both_free(a)):
+                raise ConfigError(f"port {g} or {a} is in use; choose another --base-port")
+        return pairs
+    return [(_free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)) for _ in range(count)]
+
+
+def node_argv(data_dir: Path, gossip_port: int, api_port: int, seed: str | None, gossip_interval_ms: int, witness: bool) -> list[str]:
+    argv = [
+        sys.executable, "-m", "vudo", "node",
+        "--data-dir", str(data_dir),
+        "--gossip-port", str(gossip_port),
+        "--api-port", str(api_port),
+        "--gossip-interval-ms", str(gossip_interval_ms),
+        "--cluster-id", "vudo-dev",
+    ]
+    if seed:
+        argv += ["--seed", seed]
+    if witness:
+        argv += ["--witness-stake", "1000"]
+    return argv
+
+
+def wait_ready(api: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BootstrapError(f"node at {api} exited with code {proc.returncode} before becoming ready (see its log)")
+        try:
+            if httpx.get(api + "/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise BootstrapError(f"node at {api} did not become ready in time (see its log)")
+
+
+def banner(nodes: list[DevNode], directory: Path) -> str:
+    lines = [f"VUDO dev network: {len(nodes)} node(s) in {directory}", ""]
+    for i, n in enumerate(nodes):
+        role = " witness" if n.witness else ""
+        lines.append(f"  [{i}] {n.node_id}{role}")
+        lines.append(f"      gossip udp://{n.gossip}  api {n.api}  pid {n.pid}")
+    lines += ["", f"  dashboard:  {nodes[0].api}/", f"  physarum:   {nodes[0].api}/physarum",
+              f"  cluster:    {directory / CLUSTER_FILE}", "", "Press Ctrl-C to stop every node."]
+    return "\n".join(lines)
+
+
+def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interval_ms: int, witnesses: int, as_json: bool) -> int:
+    with ExitStack() as stack:
+        if directory is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vudo-dev-")))
+        directory.mkdir(parents=True, exist_ok=True)
+        ports = allocate_ports(nodes, base_port)
+        procs: list[subprocess.Popen[bytes]] = []
+        stopping = False
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        described: list[DevNode] = []
+        try:
+            seed = f"127.0.0.1:{ports[0][0]}"
+            for i, (gport, aport) in enumerate(ports):
+                data_dir = directory / f"node-{i}"
+                if not (data_dir / KEY_FILE).exists():
+                    init_data_dir(data_dir)
+                argv = node_argv(data_dir, gport, aport, None if i == 0 else seed, gossip_interval_ms, i < witnesses)
+                log = open(data_dir / "node.log", "ab")
+                stack.callback(log.close)
+                procs.append(subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True))
+                described.append(DevNode(
+                    node_id=load_identity(data_dir).node_id, api=f"http://127.0.0.1:{aport}", gossip=f"127.0.0.1:{gport}",
+                    pid=procs[-1].pid, data_dir=str(data_dir), witness=i < witnesses, argv=argv,
+                ))
+                print(f"started node {i} (pid {procs[-1].pid}), waiting for it to join...", file=sys.stderr)
+                wait_ready(described[-1].api, procs[-1], time.monotonic() + 90)
+                if stopping:
+                    return 130
+            cluster = {"nodes": [asdict(n) for n in described]}
+            tmp = directory / (CLUSTER_FILE + ".tmp")
+            tmp.write_text(json.dumps(cluster, indent=2))
+            tmp.replace(directory / CLUSTER_FILE)
+            print(json.dumps(cluster, indent=2) if as_json else banner(described, directory), flush=True)
+            while not stopping:
+                time.sleep(0.2)
+                for i, proc in enumerate(procs):
+                    if proc.poll() is not None and proc.returncode is not None and not getattr(proc, "_reported", False):
+                        setattr(proc, "_reported", True)
+                        print(f"node {i} exited with code {proc.returncode}; restart it with: {' '.join(described[i].argv)}", file=sys.stderr)
+            return 0
+        finally:
+            print("stopping every node...", file=sys.stderr)
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            print("all nodes stopped", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Resource gradients: the signed GradientVector and the neighbour field."""

@@ -1,0 +1,1 @@
+"""Hyphal topology: identities, signed announcements, membership, bootstrap."""

@@ -1,0 +1,44 @@
+"""Trait ``Discoverable``: the signed NodeAnnouncement and the leave notice."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from vudo.hyphal.capability import Capabilities
+from vudo.identity import Identity
+from vudo.hyphal.signed import open_sealed, seal
+
+ANNOUNCEMENT_KEY = "announcement"
+LEAVE_KEY = "leave"
+
+_NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+_Addr = Annotated[str, msgspec.Meta(max_length=256)]
+_Timestamp = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class NodeAnnouncement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    node_id: _NodeId
+    addr: _Addr  # gossip (link) address, host:port
+    api: _Addr  # HTTP API base URL ("" when not exposed)
+    capabilities: Capabilities
+    version: Annotated[str, msgspec.Meta(max_length=32)]
+    timestamp: _Timestamp
+
+
+class LeaveNotice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Published just before a graceful shutdown so peers mark us "left"."""
+
+    node_id: _NodeId
+    timestamp: _Timestamp
+
+
+def announce(identity: Identity, announcement: NodeAnnouncement) -> str:
+    if announcement.node_id != identity.node_id:
+        raise ValueError("an announcement must name the identity that signs it")
+    return seal(identity, announcement)
+
+
+def verify_announcement(value: str, *, owner: str, now: float, ttl: float) -> NodeAnnouncement:
+    return open_sealed(value, NodeAnnouncement, owner=owner, now=now, ttl=ttl)

@@ -1,0 +1,1 @@
+"""Substrate: the node's measured compute, storage and bandwidth."""
