@@ -5,6 +5,19 @@ Everything here is engine plumbing; policies live in the Python packages.
 
 from typing import final
 
+__all__ = [
+    "__version__",
+    "CoreError",
+    "EngineStoppedError",
+    "AddressInUseError",
+    "InvalidArgumentError",
+    "peer_id_from_public_key",
+    "public_key_from_peer_id",
+    "Member",
+    "Gossip",
+    "NativePhysarum",
+]
+
 __version__: str
 
 class CoreError(Exception):
@@ -41,8 +54,8 @@ class Member:
 
 @final
 class Gossip:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         node_id: str,
         generation: int,
@@ -55,7 +68,7 @@ class Gossip:
         dead_node_grace_period_ms: int,
         max_interval_ms: int,
         initial_key_values: dict[str, str],
-    ) -> None: ...
+    ) -> Gossip: ...
     @property
     def node_id(self) -> str: ...
     @property

@@ -8,6 +8,7 @@ executes their instructions (publish, report progress, become ready, fail).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import uvicorn
 
@@ -31,6 +32,7 @@ from vudo.hyphal.membership import (
     GossipObserved,
     Membership,
     MemberStatusChanged,
+    Status,
     ValueRejected,
 )
 from vudo.hyphal.signed import seal
@@ -42,6 +44,14 @@ from vudo.substrate.measure import ResourceMeter
 log = logging.getLogger("vudo.node")
 
 RUNTIME_FILE = "node.json"
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the node owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +186,9 @@ class Node:
                 log.info("event %d: %s %s -> %s", event.id, event.node_id, event.old, event.new)
             else:
                 log.debug("event %d: %s", event.id, event)
-        for status in ("alive", "dead", "left"):
-            self.metrics.members.labels(status).set(self.membership.count(status))  # type: ignore[arg-type]
+        statuses: tuple[Status, ...] = ("alive", "dead", "left")
+        for status in statuses:
+            self.metrics.members.labels(status).set(self.membership.count(status))
         self.metrics.verified.set(len(self.membership.verified_peers()))
 
     def _write_runtime_file(self) -> None:
@@ -203,11 +214,10 @@ class Node:
 
         from vudo.api.app import create_app  # the interface layer imports the node, not the reverse
 
-        server = uvicorn.Server(uvicorn.Config(
+        server = _ApiServer(uvicorn.Config(
             create_app(self), host=cfg.api_host, port=cfg.api_port, log_level="warning", lifespan="off",
             access_log=False,
         ))
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         api_task = asyncio.create_task(server.serve(), name="api")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -77,7 +77,7 @@ def open_sealed(value: str, kind: type[T], *, owner: str, now: float, ttl: float
         raise RemoteValueError(MALFORMED, f"bad base64: {err}") from None
     try:
         body = msgspec.json.decode(payload, type=kind)
-    except msgspec.DecodeError as err:
+    except (msgspec.DecodeError, UnicodeDecodeError) as err:
         raise RemoteValueError(MALFORMED, str(err)) from None
     stamped: Stamped = body  # type: ignore[assignment]
     if stamped.node_id != owner:

@@ -1,0 +1,70 @@
+"""The HTTP interface against a node object that has not started gossiping."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from vudo.api.app import create_app
+from vudo.config import NodeConfig
+from vudo.identity import init_data_dir, load_api_token
+from vudo.node import Node
+
+
+@pytest.fixture()
+def node(tmp_path: Path) -> Node:
+    init_data_dir(tmp_path / "n")
+    return Node(dataclasses.replace(NodeConfig(), data_dir=tmp_path / "n", witness_stake=7))
+
+
+@pytest.fixture()
+def client(node: Node) -> TestClient:
+    return TestClient(create_app(node))
+
+
+def test_node_document(client: TestClient, node: Node) -> None:
+    body = client.get("/v1/node").json()
+    assert body["node_id"] == node.identity.node_id
+    assert body["addrs"] == {"gossip": "127.0.0.1:7400", "api": "http://127.0.0.1:7500"}
+    kinds = [c["kind"] for c in body["capabilities"]]
+    assert kinds == ["compute", "storage", "gateway", "witness"]
+    assert body["witness"] is True and body["status"] == "bootstrapping"
+
+
+def test_not_ready_until_joined(client: TestClient, node: Node) -> None:
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    node.status = "alive"
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_members_and_gradients_shape(client: TestClient) -> None:
+    assert client.get("/v1/members").json() == {"members": []}
+    body = client.get("/v1/gradients").json()
+    assert body["local"] is None and body["neighbors"] == {}
+    assert set(body["flow"]) == {"compute", "storage", "bandwidth", "credit"}
+
+
+def test_metrics_are_prometheus_text(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "vudo_node_ready 0.0" in response.text
+
+
+def test_openapi_lists_endpoints(client: TestClient) -> None:
+    paths = client.get("/v1/openapi.json").json()["paths"]
+    for path in ("/v1/node", "/v1/members", "/v1/gradients", "/v1/node/leave", "/livez", "/readyz"):
+        assert path in paths
+
+
+def test_mutation_requires_bearer_token(client: TestClient, node: Node) -> None:
+    token = load_api_token(node.config.data_dir)
+    assert client.post("/v1/node/leave").status_code == 401
+    assert client.post(f"/v1/node/leave?token={token}").status_code == 401
+    assert client.post("/v1/node/leave", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.post("/v1/node/leave", headers={"Authorization": f"Basic {token}"}).status_code == 401
+    assert not node._stop.is_set()
+    response = client.post("/v1/node/leave", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 202 and response.json() == {"status": "leaving"}
+    assert node._stop.is_set()

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from vudo.config import load_config
+from vudo.errors import ConfigError
+
+
+def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
+    (tmp_path / "vudo.toml").write_text('gossip_port = 1111\napi_port = 2222\ncluster_id = "file"\n')
+    env = {"VUDO_API_PORT": "3333", "VUDO_CLUSTER_ID": "env"}
+    cfg = load_config({"data_dir": str(tmp_path), "cluster_id": "flag"}, env=env)
+    assert (cfg.gossip_port, cfg.api_port, cfg.cluster_id) == (1111, 3333, "flag")
+
+
+def test_data_dir_from_env(tmp_path: Path) -> None:
+    cfg = load_config({}, env={"VUDO_DATA_DIR": str(tmp_path)})
+    assert cfg.data_dir == tmp_path
+
+
+def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "vudo.toml").write_text("gosip_port = 1\n")
+    with pytest.raises(ConfigError, match="gosip_port"):
+        load_config({"data_dir": str(tmp_path)}, env={})
+
+
+def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="VUDO_GOSSIP_PORT"):
+        load_config({"data_dir": str(tmp_path)}, env={"VUDO_GOSSIP_PORT": "many"})
+
+
+def test_public_api_needs_explicit_flag(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="allow-public-api"):
+        load_config({"data_dir": str(tmp_path), "api_host": "0.0.0.0"}, env={})
+    cfg = load_config({"data_dir": str(tmp_path), "api_host": "0.0.0.0", "allow_public_api": True}, env={})
+    assert cfg.allow_public_api
+
+
+def test_seeds_are_resolved_and_validated(tmp_path: Path) -> None:
+    cfg = load_config({"data_dir": str(tmp_path), "seeds": ("localhost:7400",)}, env={})
+    assert cfg.seeds in (("127.0.0.1:7400",), ("[::1]:7400",))
+    assert cfg.effective_min_connections == 1
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        load_config({"data_dir": str(tmp_path), "seeds": ("nope",)}, env={})
+
+
+def test_port_range_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="gossip_port"):
+        load_config({"data_dir": str(tmp_path), "gossip_port": 70000}, env={})

@@ -1,0 +1,140 @@
+"""The membership and bootstrap policies, driven without sockets or clocks."""
+
+from vudo.gradient.vector import GRADIENT_KEY, GradientVector, Resource
+from vudo.hyphal.announcement import ANNOUNCEMENT_KEY, LEAVE_KEY, LeaveNotice, NodeAnnouncement, announce
+from vudo.hyphal.bootstrap import Alive, Bootstrap, Failed, Progress
+from vudo.hyphal.capability import Compute
+from vudo.hyphal.membership import (
+    GossipMember,
+    GossipObserved,
+    MemberForgotten,
+    MemberJoined,
+    Membership,
+    MemberStatusChanged,
+    ValueRejected,
+)
+from vudo.hyphal.signed import seal
+from vudo.identity import Identity
+
+T0 = 1_800_000_000.0
+TTL = 60.0
+
+
+def values(ident: Identity, now: float, compute: float = 0.5) -> dict[str, str]:
+    ann = NodeAnnouncement(ident.node_id, "127.0.0.1:1", "", (Compute(cores=1, memory_mb=1),), "0", now)
+    grad = GradientVector(ident.node_id, compute, 0.5, 0.5, 1.0, now)
+    return {ANNOUNCEMENT_KEY: announce(ident, ann), GRADIENT_KEY: seal(ident, grad)}
+
+
+def member(ident: Identity, now: float, *, live: bool = True, gen: int = 1, is_self: bool = False, kv: dict[str, str] | None = None, addr: str = "127.0.0.1:1") -> GossipMember:
+    return GossipMember(ident.node_id, gen, addr, live, is_self, values(ident, now) if kv is None else kv)
+
+
+def test_verified_members_and_events() -> None:
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    events = m.receive(GossipObserved((member(me, T0, is_self=True), member(a, T0)), T0))
+    assert {e.node_id for e in events if isinstance(e, MemberJoined)} == {me.node_id, a.node_id}
+    assert [p.node_id for p in m.verified_peers()] == [a.node_id]
+    assert m.members[a.node_id].gradient is not None
+    assert a.node_id in m.gradients.neighbors
+    ids = [e.id for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_alive_dead_left_transitions() -> None:
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    m.receive(GossipObserved((member(a, T0),), T0))
+    ev = m.receive(GossipObserved((member(a, T0, live=False),), T0 + 1))
+    assert [(e.old, e.new) for e in ev if isinstance(e, MemberStatusChanged)] == [("alive", "dead")]
+    assert a.node_id not in m.gradients.neighbors
+    kv = values(a, T0 + 2) | {LEAVE_KEY: seal(a, LeaveNotice(a.node_id, T0 + 2))}
+    ev = m.receive(GossipObserved((member(a, T0 + 2, kv=kv),), T0 + 2))
+    assert [(e.old, e.new) for e in ev if isinstance(e, MemberStatusChanged)] == [("dead", "left")]
+
+
+def test_restart_with_newer_generation_wins() -> None:
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    m.receive(GossipObserved((member(a, T0),), T0))
+    m.receive(GossipObserved((member(a, T0, live=False),), T0 + 5))
+    ev = m.receive(GossipObserved((member(a, T0, live=False), member(a, T0 + 10, gen=2)), T0 + 10))
+    assert m.members[a.node_id].generation == 2
+    assert m.members[a.node_id].status == "alive"
+    assert any(isinstance(e, MemberStatusChanged) and e.new == "alive" for e in ev)
+
+
+def test_forged_leave_notice_does_not_mark_a_node_left() -> None:
+    me, a, forger = Identity.generate(), Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    kv = values(a, T0) | {LEAVE_KEY: seal(forger, LeaveNotice(forger.node_id, T0))}
+    ev = m.receive(GossipObserved((member(a, T0, kv=kv),), T0))
+    assert m.members[a.node_id].status == "alive"
+    assert [e.reason for e in ev if isinstance(e, ValueRejected)] == ["wrong_owner"]
+
+
+def test_rejections_are_counted_once_per_distinct_value_and_never_verified() -> None:
+    me, a, forger = Identity.generate(), Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    forged = values(forger, T0)[ANNOUNCEMENT_KEY]
+    kv = {ANNOUNCEMENT_KEY: forged}
+    for step in range(5):
+        m.receive(GossipObserved((member(a, T0, kv=kv),), T0 + step))
+    assert m.rejections == {(ANNOUNCEMENT_KEY, "wrong_owner"): 1}
+    assert not m.members[a.node_id].verified
+    assert m.members[a.node_id].rejected == {ANNOUNCEMENT_KEY: "wrong_owner"}
+
+
+def test_announcement_expiry_unverifies() -> None:
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    m.receive(GossipObserved((member(a, T0),), T0))
+    assert m.members[a.node_id].verified
+    m.receive(GossipObserved((member(a, T0),), T0 + TTL + 1))
+    assert not m.members[a.node_id].verified
+    assert m.rejections[(ANNOUNCEMENT_KEY, "stale")] == 1
+
+
+def test_forgotten_members_are_removed() -> None:
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    m.receive(GossipObserved((member(a, T0),), T0))
+    ev = m.receive(GossipObserved((), T0 + 1))
+    assert any(isinstance(e, MemberForgotten) for e in ev)
+    assert a.node_id not in m.members and a.node_id not in m.gradients.neighbors
+
+
+def test_flow_follows_gossiped_gradients() -> None:
+    me, a, b = Identity.generate(), Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    m.receive(GossipObserved((member(a, T0, kv=values(a, T0, compute=0.9)), member(b, T0, kv=values(b, T0, compute=0.3))), T0))
+    local = GradientVector(me.node_id, 0.4, 0.5, 0.5, 1.0, T0)
+    assert m.gradients.flow_direction(Resource.COMPUTE, local) == a.node_id
+
+
+def test_bootstrap_becomes_alive_with_enough_verified_peers() -> None:
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    boot = Bootstrap(seeds=["127.0.0.1:1"], min_connections=1, timeout=30, started=T0)
+    out = boot.handle_timer(T0, list(m.members.values()))
+    assert any(isinstance(i, Progress) and "no answer" in i.message for i in out)
+    m.receive(GossipObserved((member(a, T0),), T0 + 1))
+    assert boot.handle_timer(T0 + 1, list(m.members.values())) == [Alive(1)]
+    assert boot.handle_timer(T0 + 2, list(m.members.values())) == []
+
+
+def test_bootstrap_times_out_naming_each_seed_and_why() -> None:
+    me, a, forger = Identity.generate(), Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    m.receive(GossipObserved((member(a, T0, kv={ANNOUNCEMENT_KEY: values(forger, T0)[ANNOUNCEMENT_KEY]}, addr="127.0.0.1:2"),), T0))
+    boot = Bootstrap(seeds=["127.0.0.1:1", "127.0.0.1:2"], min_connections=1, timeout=10, started=T0)
+    out = boot.handle_timer(T0 + 11, list(m.members.values()))
+    assert len(out) == 1 and isinstance(out[0], Failed)
+    assert "127.0.0.1:1: no answer" in out[0].message
+    assert "127.0.0.1:2: answered" in out[0].message and "wrong_owner" in out[0].message
+
+
+def test_bootstrap_without_seeds_and_zero_min_is_alive_at_once() -> None:
+    boot = Bootstrap(seeds=[], min_connections=0, timeout=10, started=T0)
+    assert boot.handle_timer(T0, []) == [Alive(0)]
