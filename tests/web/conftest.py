@@ -1,0 +1,363 @@
+"""Shared fixtures for the browser tests.
+
+* ``built_web`` (session): makes sure ``python/vudo/web/static/dashboard.js``
+  is built from the current TypeScript sources, running ``npm ci`` and
+  ``npm run build`` in ``web/`` when needed.
+* ``browser`` (session): Debian's Chromium driven by Playwright. Never
+  downloads a browser.
+* ``page`` (function): a fresh context + page; page errors (uncaught
+  exceptions in the page) are collected on ``page.vudo_errors``.
+* ``fake_api`` (function): a stdlib HTTP server that serves the static
+  directory like a node does (``/`` and ``/static/<file>``) plus canned but
+  changing JSON for ``/v1/node``, ``/v1/members`` and ``/v1/gradients``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+WEB = REPO / "web"
+STATIC = REPO / "python" / "vudo" / "web" / "static"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Generous: these only bound how long we wait for something that should
+# happen within a couple of poll intervals.
+UI_TIMEOUT_MS = 15_000
+
+
+# ------------------------------------------------------------------ build ---
+
+
+def _newest_mtime(paths: list[Path]) -> float:
+    newest = 0.0
+    for p in paths:
+        if p.is_dir():
+            for f in p.rglob("*"):
+                if f.is_file():
+                    newest = max(newest, f.stat().st_mtime)
+        elif p.exists():
+            newest = max(newest, p.stat().st_mtime)
+    return newest
+
+
+def _run(cmd: list[str]) -> None:
+    env = {**os.environ, "npm_config_update_notifier": "false"}
+    proc = subprocess.run(cmd, cwd=WEB, env=env, capture_output=True, text=True, timeout=240)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed in {WEB} (exit {proc.returncode})\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+
+
+def ensure_web_built() -> None:
+    """Build the web bundles if they are missing or older than their sources."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not on PATH; it is needed to build web/")
+    bundle = STATIC / "dashboard.js"
+    # Every bundle whose entry point exists (see web/build.mjs) must be fresh.
+    bundles = [bundle]
+    if (WEB / "src" / "physarum" / "main.ts").exists():
+        bundles.append(STATIC / "physarum.js")
+    sources = [WEB / "src", WEB / "package.json", WEB / "package-lock.json", WEB / "build.mjs", WEB / "tsconfig.json"]
+    newest_source = _newest_mtime(sources)
+    if all(b.exists() and b.stat().st_mtime >= newest_source for b in bundles):
+        return
+    # `npm ci` wipes and reinstalls node_modules; only do it when the
+    # installed tree is missing or older than the lockfile.
+    installed = WEB / "node_modules" / ".package-lock.json"
+    lock = WEB / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        _run([npm, "ci", "--no-audit", "--no-fund"])
+    _run([npm, "run", "build"])
+    missing = [b for b in bundles if not b.exists()]
+    if missing:
+        raise RuntimeError(f"npm run build did not produce {missing}")
+
+
+@pytest.fixture(scope="session")
+def built_web() -> Path:
+    ensure_web_built()
+    return STATIC
+
+
+# ---------------------------------------------------------------- browser ---
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.vudo_errors = errors  # type: ignore[attr-defined]
+    pg.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+# --------------------------------------------------------------- fake API ---
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def fake_peer_id(seed: int) -> str:
+    """A PeerId-looking string (52 chars, libp2p Ed25519 prefix)."""
+    body = "".join(_B58[(seed * 7919 + i * 104729 + i * i * seed) % len(_B58)] for i in range(44))
+    return "12D3KooW" + body
+
+
+class FakeApi:
+    """Canned-but-changing node API on 127.0.0.1, stoppable and restartable
+    on the same port to simulate a node going away and coming back."""
+
+    peer_id = staticmethod(fake_peer_id)
+
+    def __init__(self, static_dir: Path) -> None:
+        self.static_dir = static_dir
+        self.lock = threading.Lock()
+        self.ticks = 0
+        self.started_at = time.time() - 125.0
+        self_id = fake_peer_id(1)
+        self.node: dict[str, Any] = {
+            "node_id": self_id,
+            "addrs": {"gossip": "127.0.0.1:7000", "api": "http://127.0.0.1:8000"},
+            "capabilities": [
+                {"kind": "compute", "cores": 8, "memory_mb": 16384},
+                {"kind": "storage", "capacity_mb": 512000, "iops": 4000},
+            ],
+            "version": "0.2.0-test",
+            "cluster_id": "test-cluster",
+            "status": "alive",
+            "started_at": self.started_at,
+        }
+        self.members: list[dict[str, Any]] = [
+            self._member(self_id, "alive", True, is_self=True, caps=self.node["capabilities"], credit=120.0),
+            self._member(fake_peer_id(2), "alive", True, caps=[{"kind": "gateway", "protocols": ["http", "quic"]}], credit=40.5, hops=1),
+            self._member(
+                fake_peer_id(3),
+                "alive",
+                False,
+                caps=[{"kind": "witness", "stake": 10}],
+                gradient=False,
+                rejected=["signature mismatch"],
+            ),
+            self._member(fake_peer_id(4), "left", True, caps=[], credit=0.0, hops=2),
+        ]
+        self.server: ThreadingHTTPServer | None = None
+        self.thread: threading.Thread | None = None
+        self.port = 0
+
+    @staticmethod
+    def _member(
+        node_id: str,
+        status: str,
+        verified: bool,
+        *,
+        is_self: bool = False,
+        caps: list[dict[str, Any]] | None = None,
+        gradient: bool = True,
+        credit: float = 10.0,
+        hops: int = 0,
+        rejected: list[str] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "node_id": node_id,
+            "status": status,
+            "verified": verified,
+            "is_self": is_self,
+            "gossip_addr": "127.0.0.1:7000",
+            "capabilities": caps or [],
+            "gradient": (
+                {
+                    "compute_available": 0.5,
+                    "storage_available": 0.7,
+                    "bandwidth_available": 0.9,
+                    "credit_balance": credit,
+                    "timestamp": time.time(),
+                    "hops": hops,
+                }
+                if gradient
+                else None
+            ),
+            "generation": 1,
+            "rejected": rejected or [],
+        }
+
+    # -- mutation helpers for tests -------------------------------------
+
+    def member(self, node_id: str) -> dict[str, Any]:
+        for m in self.members:
+            if m["node_id"] == node_id:
+                return m
+        raise KeyError(node_id)
+
+    def set_status(self, node_id: str, status: str) -> None:
+        with self.lock:
+            self.member(node_id)["status"] = status
+
+    def add_member(self, member: dict[str, Any]) -> None:
+        with self.lock:
+            self.members.append(member)
+
+    # -- payloads ---------------------------------------------------------
+
+    def _members_payload(self) -> dict[str, Any]:
+        with self.lock:
+            self.ticks += 1
+            tick = self.ticks
+            members = copy.deepcopy(self.members)
+        now = time.time()
+        for i, m in enumerate(members):
+            g = m.get("gradient")
+            # Values drift between polls so the page really re-renders (only
+            # well-formed gradients: tests may inject malformed ones on purpose).
+            if isinstance(g, dict) and isinstance(g.get("compute_available"), float):
+                wobble = ((tick + i) % 10) / 20.0
+                g["compute_available"] = round(0.25 + wobble, 3)
+                g["bandwidth_available"] = round(0.9 - wobble, 3)
+                g["timestamp"] = now - (g.get("hops") or 0) * 1.5
+        return {"members": members}
+
+    def _gradients_payload(self) -> dict[str, Any]:
+        members = self._members_payload()["members"]
+        local = next((m["gradient"] for m in members if m.get("is_self")), None)
+        neighbors = {m["node_id"]: m["gradient"] for m in members if not m.get("is_self") and m.get("gradient")}
+        scored = {k: g["compute_available"] for k, g in neighbors.items() if isinstance(g.get("compute_available"), float)}
+        best = max(scored, key=lambda k: scored[k], default=None)
+        return {
+            "local": local,
+            "neighbors": neighbors,
+            "flow": {"compute": best, "storage": best, "bandwidth": None, "credit": self.node["node_id"]},
+        }
+
+    # -- server lifecycle -------------------------------------------------
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, obj: Any) -> None:
+                self._send(200, json.dumps(obj).encode(), "application/json")
+
+            def _file(self, name: str) -> None:
+                path = (api.static_dir / name).resolve()
+                if "/" in name or name.startswith(".") or not path.is_file():
+                    self._send(404, b"not found", "text/plain")
+                    return
+                ctype = {
+                    ".html": "text/html; charset=utf-8",
+                    ".js": "text/javascript; charset=utf-8",
+                    ".css": "text/css; charset=utf-8",
+                    ".map": "application/json",
+                    ".wasm": "application/wasm",
+                }.get(path.suffix, "application/octet-stream")
+                self._send(200, path.read_bytes(), ctype)
+
+            def do_GET(self) -> None:  # noqa: N802
+                route = self.path.split("?", 1)[0]
+                if route == "/":
+                    self._file("index.html")
+                elif route.startswith("/static/"):
+                    self._file(route[len("/static/") :])
+                elif route == "/v1/node":
+                    with api.lock:
+                        self._json(copy.deepcopy(api.node))
+                elif route == "/v1/members":
+                    self._json(api._members_payload())
+                elif route == "/v1/gradients":
+                    self._json(api._gradients_payload())
+                else:
+                    self._send(404, b"not found", "text/plain")
+
+        return Handler
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert self.server is None, "already running"
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+                break
+            except OSError:
+                # Re-binding the previous port right after a stop; retry briefly.
+                if self.port == 0 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        server.daemon_threads = True
+        self.server = server
+        self.port = server.server_address[1]
+        self.thread = threading.Thread(target=server.serve_forever, name="fake-vudo-api", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.server is None:
+            return
+        self.server.shutdown()
+        self.server.server_close()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        self.server = None
+        self.thread = None
+
+
+@pytest.fixture
+def fake_api(built_web: Path) -> Iterator[FakeApi]:
+    api = FakeApi(built_web)
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
+

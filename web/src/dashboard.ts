@@ -1,0 +1,584 @@
+// VUDO node dashboard.
+//
+// Served by every node at `/`, same origin as the HTTP API. Polls
+// /v1/node, /v1/members and /v1/gradients once a second and renders the
+// node summary and the members table. Every field coming from the API is
+// treated as untrusted and possibly missing: rendering never throws on a
+// partial or unexpected payload.
+
+export {};
+
+// ---------------------------------------------------------------- state ---
+
+interface DashboardState {
+  /** Number of members in the last successful poll. */
+  members: number;
+  /** Date.now() of the last successful poll (0 = never). */
+  lastUpdate: number;
+  /** Number of failed polls since the page loaded. */
+  errors: number;
+  /** Whether the last poll succeeded. */
+  connected: boolean;
+  /** Number of polls attempted. */
+  polls: number;
+}
+
+declare global {
+  interface Window {
+    __vudoDashboard: DashboardState;
+  }
+}
+
+const POLL_INTERVAL_MS = 1000;
+const REQUEST_TIMEOUT_MS = 3000;
+
+const state: DashboardState = {
+  members: 0,
+  lastUpdate: 0,
+  errors: 0,
+  connected: false,
+  polls: 0,
+};
+window.__vudoDashboard = state;
+
+// ------------------------------------------------------ loose JSON access ---
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+
+function num(v: unknown): number | null {
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+
+function arr(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+// ------------------------------------------------------------ normalised ---
+
+interface Gradient {
+  compute: number | null;
+  storage: number | null;
+  bandwidth: number | null;
+  credit: number | null;
+  timestamp: number | null;
+  hops: number | null;
+}
+
+interface Member {
+  key: string;
+  id: string;
+  status: string;
+  verified: boolean | null;
+  isSelf: boolean;
+  gossipAddr: string | null;
+  capabilities: unknown[];
+  gradient: Gradient | null;
+  generation: number | null;
+  rejected: string[];
+}
+
+function parseGradient(v: unknown): Gradient | null {
+  if (!isObj(v)) return null;
+  return {
+    compute: num(v["compute_available"]),
+    storage: num(v["storage_available"]),
+    bandwidth: num(v["bandwidth_available"]),
+    credit: num(v["credit_balance"]),
+    timestamp: num(v["timestamp"]),
+    hops: num(v["hops"]),
+  };
+}
+
+function parseMembers(payload: unknown): Member[] {
+  const list = isObj(payload) ? arr(payload["members"]) : arr(payload);
+  const seen = new Map<string, number>();
+  const out: Member[] = [];
+  list.forEach((raw, index) => {
+    const m: Obj = isObj(raw) ? raw : {};
+    const id = str(m["node_id"]) ?? `(unknown #${index + 1})`;
+    const n = seen.get(id) ?? 0;
+    seen.set(id, n + 1);
+    const verified = m["verified"];
+    out.push({
+      key: n === 0 ? id : `${id}#${n}`,
+      id,
+      status: str(m["status"]) ?? "unknown",
+      verified: typeof verified === "boolean" ? verified : null,
+      isSelf: m["is_self"] === true,
+      gossipAddr: str(m["gossip_addr"]),
+      capabilities: arr(m["capabilities"]),
+      gradient: parseGradient(m["gradient"]),
+      generation: num(m["generation"]),
+      rejected: arr(m["rejected"]).map((r) => (typeof r === "string" ? r : JSON.stringify(r))),
+    });
+  });
+  // This node first, then by id: rows stay put when a status changes.
+  out.sort((a, b) => {
+    if (a.isSelf !== b.isSelf) return a.isSelf ? -1 : 1;
+    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  });
+  return out;
+}
+
+// ------------------------------------------------------------ formatting ---
+
+const PEER_ID_PREFIX = "12D3KooW"; // every Ed25519 libp2p PeerId starts so
+
+function shortId(id: string): string {
+  const body = id.startsWith(PEER_ID_PREFIX) && id.length > 20 ? id.slice(PEER_ID_PREFIX.length) : id;
+  if (body.length <= 14) return body;
+  return `${body.slice(0, 6)}…${body.slice(-6)}`;
+}
+
+function formatDuration(seconds: number | null): string {
+  if (seconds === null) return "—";
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
+
+function formatMb(mb: number): string {
+  if (mb >= 1024 * 1024) return `${(mb / (1024 * 1024)).toFixed(1)} TB`;
+  if (mb >= 1024) return `${(mb / 1024).toFixed(mb >= 10240 ? 0 : 1)} GB`;
+  return `${mb} MB`;
+}
+
+interface CapView {
+  kind: string;
+  label: string;
+  detail: string;
+}
+
+function describeCapability(c: unknown): CapView {
+  if (!isObj(c)) return { kind: "unknown", label: "?", detail: JSON.stringify(c) ?? "?" };
+  const kind = str(c["kind"]) ?? "unknown";
+  const parts: string[] = [];
+  switch (kind) {
+    case "compute": {
+      const cores = num(c["cores"]);
+      const mem = num(c["memory_mb"]);
+      if (cores !== null) parts.push(`${cores} cores`);
+      if (mem !== null) parts.push(formatMb(mem));
+      break;
+    }
+    case "storage": {
+      const cap = num(c["capacity_mb"]);
+      const iops = num(c["iops"]);
+      if (cap !== null) parts.push(formatMb(cap));
+      if (iops !== null) parts.push(`${iops} IOPS`);
+      break;
+    }
+    case "gateway": {
+      const protocols = arr(c["protocols"]).filter((p): p is string => typeof p === "string");
+      if (protocols.length > 0) parts.push(protocols.join(", "));
+      break;
+    }
+    case "witness": {
+      const stake = num(c["stake"]);
+      if (stake !== null) parts.push(`stake ${stake}`);
+      break;
+    }
+    default:
+      break;
+  }
+  const label = parts.length > 0 ? `${kind} · ${parts.join(" · ")}` : kind;
+  return { kind, label, detail: JSON.stringify(c) };
+}
+
+function formatNumber(v: number): string {
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en-US");
+  if (Number.isInteger(v)) return String(v);
+  return v.toFixed(2);
+}
+
+// ------------------------------------------------------------------- DOM ---
+
+function el(id: string): HTMLElement {
+  // Missing elements are replaced by detached ones so rendering never throws.
+  return document.getElementById(id) ?? document.createElement("span");
+}
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className?: string,
+  text?: string,
+): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function setText(e: Element, text: string): void {
+  if (e.textContent !== text) e.textContent = text;
+}
+
+function setAttr(e: Element, name: string, value: string | null): void {
+  if (value === null) {
+    if (e.hasAttribute(name)) e.removeAttribute(name);
+  } else if (e.getAttribute(name) !== value) {
+    e.setAttribute(name, value);
+  }
+}
+
+function setClass(e: Element, className: string): void {
+  if (e.className !== className) e.className = className;
+}
+
+function statusClass(status: string): string {
+  const known = ["alive", "dead", "left", "bootstrapping", "leaving"];
+  return `status status-${known.includes(status) ? status : "unknown"}`;
+}
+
+function renderCaps(container: HTMLElement, caps: unknown[]): void {
+  const signature = JSON.stringify(caps);
+  if (container.dataset["sig"] === signature) return;
+  container.dataset["sig"] = signature;
+  container.replaceChildren();
+  if (caps.length === 0) {
+    container.append(h("span", "none", "none"));
+    return;
+  }
+  for (const c of caps) {
+    const view = describeCapability(c);
+    const chip = h("span", `cap cap-${view.kind.replace(/[^a-z0-9_-]/gi, "")}`, view.label);
+    chip.title = view.detail;
+    container.append(chip);
+  }
+}
+
+// ------------------------------------------------------------ this node ---
+
+function renderNode(node: unknown, gradients: unknown, members: Member[]): void {
+  const n: Obj = isObj(node) ? node : {};
+  const id = str(n["node_id"]) ?? "unknown";
+  setText(el("self-id"), id);
+  const status = str(n["status"]) ?? "unknown";
+  const statusEl = el("self-status");
+  setText(statusEl, status);
+  setClass(statusEl, statusClass(status));
+  setText(el("self-cluster"), str(n["cluster_id"]) ?? "—");
+  setText(el("self-version"), str(n["version"]) ?? "—");
+  const started = num(n["started_at"]);
+  setText(el("self-uptime"), started === null ? "—" : formatDuration(Date.now() / 1000 - started));
+
+  const addrsEl = el("self-addrs");
+  const addrs = n["addrs"];
+  const addrSig = JSON.stringify(addrs ?? null);
+  if (addrsEl.dataset["sig"] !== addrSig) {
+    addrsEl.dataset["sig"] = addrSig;
+    addrsEl.replaceChildren();
+    const entries = isObj(addrs) ? Object.entries(addrs) : [];
+    if (entries.length === 0) addrsEl.append(h("span", "none", "—"));
+    for (const [label, value] of entries) {
+      const line = h("span", "addr");
+      line.append(h("span", "addr-label", label), document.createTextNode(typeof value === "string" ? value : JSON.stringify(value)));
+      addrsEl.append(line);
+    }
+  }
+
+  renderCaps(el("self-caps"), arr(n["capabilities"]));
+  renderFlow(gradients, members);
+  document.title = `VUDO node ${shortId(id)}`;
+}
+
+function renderFlow(gradients: unknown, members: Member[]): void {
+  const flowEl = el("self-flow");
+  const flow = isObj(gradients) && isObj(gradients["flow"]) ? gradients["flow"] : null;
+  const sig = JSON.stringify(flow);
+  if (flowEl.dataset["sig"] === sig) return;
+  flowEl.dataset["sig"] = sig;
+  flowEl.replaceChildren();
+  if (flow === null) {
+    flowEl.append(h("span", "none", "—"));
+    return;
+  }
+  const selfId = members.find((m) => m.isSelf)?.id ?? null;
+  const chips: HTMLElement[] = [];
+  for (const [resource, target] of Object.entries(flow)) {
+    const t = str(target);
+    const text = t === null ? `${resource} → —` : `${resource} → ${t === selfId ? "self" : shortId(t)}`;
+    const chip = h("span", "cap", text);
+    chip.title = t === null ? `no better ${resource} neighbour` : `${resource} flows toward ${t}`;
+    chips.push(chip);
+  }
+  if (chips.length === 0) flowEl.append(h("span", "none", "—"));
+  const wrap = h("span", "caps");
+  wrap.append(...chips);
+  flowEl.append(wrap);
+}
+
+// --------------------------------------------------------- members table ---
+
+interface Bar {
+  root: HTMLElement;
+  fill: HTMLElement;
+  value: HTMLElement;
+}
+
+interface Row {
+  tr: HTMLTableRowElement;
+  idCell: HTMLElement;
+  idText: HTMLElement;
+  selfTag: HTMLElement;
+  status: HTMLElement;
+  verified: HTMLElement;
+  caps: HTMLElement;
+  compute: Bar;
+  storage: Bar;
+  bandwidth: Bar;
+  credit: Bar;
+  hops: HTMLElement;
+  age: HTMLElement;
+}
+
+const rows = new Map<string, Row>();
+
+function makeBar(kind: string): Bar {
+  const root = h("div", `bar bar-${kind}`);
+  const track = h("div", "bar-track");
+  const fill = h("div", "bar-fill");
+  track.append(fill);
+  const value = h("span", "bar-value", "—");
+  root.append(track, value);
+  root.setAttribute("role", "meter");
+  root.setAttribute("aria-valuemin", "0");
+  root.setAttribute("aria-valuemax", "100");
+  root.setAttribute("aria-label", kind);
+  return { root, fill, value };
+}
+
+function makeRow(): Row {
+  const tr = h("tr");
+  const idCell = h("th");
+  idCell.scope = "row";
+  const idText = h("span", "node-id mono");
+  const selfTag = h("span", "self-tag", "this node");
+  selfTag.hidden = true;
+  idCell.append(idText, selfTag);
+
+  const statusTd = h("td", "col-status");
+  const status = h("span", "status");
+  statusTd.append(status);
+
+  const verifiedTd = h("td", "col-verified");
+  const verified = h("span", "verified");
+  verified.setAttribute("role", "img");
+  verifiedTd.append(verified);
+
+  const capsTd = h("td", "col-caps");
+  const caps = h("div", "caps");
+  capsTd.append(caps);
+
+  const compute = makeBar("compute");
+  const storage = makeBar("storage");
+  const bandwidth = makeBar("bandwidth");
+  const credit = makeBar("credit");
+  const barCells = [compute, storage, bandwidth, credit].map((b) => {
+    const td = h("td", "col-bar");
+    td.append(b.root);
+    return td;
+  });
+
+  const hops = h("td", "col-hops num");
+  const age = h("td", "col-age num");
+  tr.append(idCell, statusTd, verifiedTd, capsTd, ...barCells, hops, age);
+  return { tr, idCell, idText, selfTag, status, verified, caps, compute, storage, bandwidth, credit, hops, age };
+}
+
+/** value is rendered as a fraction of `scale` (clamped to 0..1). */
+function updateBar(bar: Bar, value: number | null, scale: number, asPercent: boolean): void {
+  if (value === null) {
+    bar.fill.style.width = "0%";
+    setText(bar.value, "—");
+    setAttr(bar.root, "aria-valuenow", null);
+    setAttr(bar.root, "title", "not reported");
+    return;
+  }
+  const frac = scale > 0 ? Math.min(1, Math.max(0, value / scale)) : 0;
+  const pct = Math.round(frac * 100);
+  const width = `${pct}%`;
+  if (bar.fill.style.width !== width) bar.fill.style.width = width;
+  const text = asPercent ? `${Math.round(Math.min(1, Math.max(0, value)) * 100)}%` : formatNumber(value);
+  setText(bar.value, text);
+  setAttr(bar.root, "aria-valuenow", String(pct));
+  setAttr(bar.root, "title", asPercent ? `${(value * 100).toFixed(1)}% available` : `balance ${value}`);
+}
+
+function updateRow(row: Row, m: Member, creditScale: number, nowS: number): void {
+  setAttr(row.tr, "data-node-id", m.id);
+  setAttr(row.tr, "data-status", m.status);
+  setClass(row.tr, [m.isSelf ? "is-self" : "", `is-${m.status}`].filter(Boolean).join(" "));
+
+  setText(row.idText, shortId(m.id));
+  const hover = [m.id];
+  if (m.gossipAddr) hover.push(`gossip ${m.gossipAddr}`);
+  if (m.generation !== null) hover.push(`generation ${m.generation}`);
+  setAttr(row.idText, "title", hover.join("\n"));
+  row.selfTag.hidden = !m.isSelf;
+
+  setText(row.status, m.status);
+  setClass(row.status, statusClass(m.status));
+
+  if (m.verified === true) {
+    setText(row.verified, "✓");
+    setClass(row.verified, "verified verified-yes");
+    setAttr(row.verified, "aria-label", "verified");
+    setAttr(row.verified, "title", "identity verified");
+  } else if (m.verified === false) {
+    setText(row.verified, "✗");
+    setClass(row.verified, "verified verified-no");
+    setAttr(row.verified, "aria-label", "not verified");
+    setAttr(row.verified, "title", m.rejected.length > 0 ? `rejected: ${m.rejected.join("; ")}` : "not verified");
+  } else {
+    setText(row.verified, "?");
+    setClass(row.verified, "verified verified-unknown");
+    setAttr(row.verified, "aria-label", "verification unknown");
+    setAttr(row.verified, "title", "verification unknown");
+  }
+
+  renderCaps(row.caps, m.capabilities);
+
+  const g = m.gradient;
+  updateBar(row.compute, g?.compute ?? null, 1, true);
+  updateBar(row.storage, g?.storage ?? null, 1, true);
+  updateBar(row.bandwidth, g?.bandwidth ?? null, 1, true);
+  updateBar(row.credit, g?.credit ?? null, creditScale, false);
+  setText(row.hops, g?.hops !== null && g?.hops !== undefined ? String(g.hops) : "—");
+  const ts = g?.timestamp ?? null;
+  setText(row.age, ts === null ? "—" : formatDuration(nowS - ts));
+  setAttr(row.age, "title", ts === null ? "no gradient reported" : new Date(ts * 1000).toISOString());
+}
+
+function renderMembers(members: Member[]): void {
+  const tbody = el("members-body");
+  for (const p of Array.from(tbody.querySelectorAll("tr.placeholder"))) p.remove();
+
+  // Credit is a balance, not a fraction: scale bars to the richest member
+  // unless every balance already fits in 0..1.
+  const credits = members.map((m) => m.gradient?.credit ?? null).filter((c): c is number => c !== null);
+  const maxCredit = credits.reduce((a, b) => Math.max(a, b), 0);
+  const creditScale = maxCredit > 1 ? maxCredit : 1;
+  const nowS = Date.now() / 1000;
+
+  const live = new Set<string>();
+  members.forEach((m, index) => {
+    live.add(m.key);
+    let row = rows.get(m.key);
+    if (!row) {
+      row = makeRow();
+      rows.set(m.key, row);
+    }
+    updateRow(row, m, creditScale, nowS);
+    if (tbody.children[index] !== row.tr) tbody.insertBefore(row.tr, tbody.children[index] ?? null);
+  });
+  for (const [key, row] of rows) {
+    if (!live.has(key)) {
+      row.tr.remove();
+      rows.delete(key);
+    }
+  }
+  if (members.length === 0) {
+    const tr = h("tr", "placeholder");
+    const td = h("td", undefined, "No members known yet");
+    td.colSpan = 10;
+    tr.append(td);
+    tbody.append(tr);
+  }
+
+  const counts = new Map<string, number>();
+  for (const m of members) counts.set(m.status, (counts.get(m.status) ?? 0) + 1);
+  const parts = [`${members.length} member${members.length === 1 ? "" : "s"}`];
+  for (const s of ["alive", "dead", "left"]) {
+    const c = counts.get(s);
+    if (c) parts.push(`${c} ${s}`);
+  }
+  for (const [s, c] of counts) if (!["alive", "dead", "left"].includes(s)) parts.push(`${c} ${s}`);
+  setText(el("members-summary"), parts.join(" · "));
+}
+
+// --------------------------------------------------------------- polling ---
+
+async function getJson(path: string): Promise<unknown> {
+  const ctrl = new AbortController();
+  const timer = window.setTimeout(() => ctrl.abort(), REQUEST_TIMEOUT_MS);
+  try {
+    const resp = await fetch(path, {
+      cache: "no-store",
+      headers: { Accept: "application/json" },
+      signal: ctrl.signal,
+    });
+    if (!resp.ok) throw new Error(`${path}: HTTP ${resp.status}`);
+    return (await resp.json()) as unknown;
+  } finally {
+    window.clearTimeout(timer);
+  }
+}
+
+function setConnected(ok: boolean): void {
+  state.connected = ok;
+  el("banner").hidden = ok;
+  document.body.classList.toggle("disconnected", !ok);
+}
+
+function renderLastUpdate(): void {
+  const text =
+    state.lastUpdate === 0
+      ? "not updated yet"
+      : `updated ${new Date(state.lastUpdate).toLocaleTimeString()}${state.connected ? "" : " (stale)"}`;
+  setText(el("last-update"), text);
+}
+
+async function poll(): Promise<void> {
+  state.polls += 1;
+  let data: [unknown, unknown, unknown];
+  try {
+    data = await Promise.all([
+      getJson("/v1/node"),
+      getJson("/v1/members"),
+      // The gradients view is optional: a node without it is still "up".
+      getJson("/v1/gradients").catch(() => null),
+    ]);
+  } catch (err) {
+    state.errors += 1;
+    setConnected(false);
+    renderLastUpdate();
+    console.warn("vudo dashboard: poll failed", err);
+    return;
+  }
+  setConnected(true);
+  try {
+    const [node, membersPayload, gradients] = data;
+    const members = parseMembers(membersPayload);
+    renderMembers(members);
+    renderNode(node, gradients, members);
+    state.members = members.length;
+    state.lastUpdate = Date.now();
+  } catch (err) {
+    // A rendering bug must not look like a lost connection.
+    state.errors += 1;
+    console.error("vudo dashboard: render failed", err);
+  }
+  renderLastUpdate();
+}
+
+async function loop(): Promise<void> {
+  for (;;) {
+    const started = Date.now();
+    await poll();
+    const wait = Math.max(100, POLL_INTERVAL_MS - (Date.now() - started));
+    await new Promise<void>((resolve) => window.setTimeout(resolve, wait));
+  }
+}
+
+void loop();
