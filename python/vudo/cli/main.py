@@ -19,6 +19,7 @@ from vudo.cli.output import print_json, style, table
 from vudo.config import ENV_PREFIX, default_data_dir, load_config
 from vudo.errors import VudoError
 from vudo.identity import init_data_dir, load_identity
+from vudo.physarum.cli import physarum
 
 DATA_DIR_HELP = f"node data directory [env {ENV_PREFIX}DATA_DIR; default {default_data_dir()}]"
 
@@ -182,15 +183,7 @@ def members(api: str | None, data_dir: str | None, as_json: bool) -> None:
     click.echo(table(["NODE", "STATUS", "VERIFIED", "GOSSIP", "CAPABILITIES", "GRADIENT"], rows))
 
 
-def _register_spirits() -> None:
-    try:
-        from vudo.physarum.cli import physarum
-    except ImportError:  # pragma: no cover - the physarum package is part of every install
-        return
-    cli.add_command(physarum)
-
-
-_register_spirits()
+cli.add_command(physarum)
 
 
 def main() -> None:

@@ -1,0 +1,223 @@
+//! Theory of operation
+//! ===================
+//!
+//! The organism is a graph of cells joined by tubes. Each tube (i, j) has a
+//! length L_ij and a conductivity D_ij = r_ij⁴ (Hagen–Poiseuille; the seed's
+//! `tube.thickness` is the radius r). One `step()` is:
+//!
+//! 1. **compute_flow** (Tero et al. 2007). The food scheme chooses which food
+//!    cells inject and drain the total flux I0 this step (right-hand side b).
+//!    Pressures solve Kirchhoff's law Σ_j (D_ij/L_ij)(p_i − p_j) = b_i, a sparse
+//!    SPD system once one cell per connected component is grounded; it is solved
+//!    by Jacobi-preconditioned CG warm-started from the previous pressures. The
+//!    flux through a tube is Q_ij = (D_ij/L_ij)(p_i − p_j); the Kirchhoff
+//!    residual max_i |Σ_j Q_ij − b_i| / I0 is recorded.
+//! 2. **adapt_tubes**: dD/dt = growth_rate·f(|Q|) − decay·D with a power-law or
+//!    sigmoid f; thin tubes are pruned (see `adaptation`). Tube age advances.
+//! 3. **explore**: frontier tips extend or fuse with a seeded RNG (`growth`).
+//! 4. nutrients are carried along the flow, and **synchronize_oscillations**
+//!    couples neighbouring phases (Kuramoto, weighted by D).
+//!
+//! Everything is deterministic for a given seed: a hand-written SplitMix64, fixed
+//! iteration orders (arrays, never hash maps), no fused multiply-add, and the
+//! `libm` crate for transcendental functions, so native and wasm32 builds agree
+//! bit for bit.
+
+use crate::adaptation;
+use crate::food;
+use crate::graph::Network;
+use crate::growth;
+use crate::params::Params;
+use crate::rng::Rng;
+use crate::solver::{self, SolveStats, Workspace};
+
+/// The seed's `PhysarumDynamics` trait.
+pub trait PhysarumDynamics {
+    fn compute_flow(&mut self) -> SolveStats;
+    fn adapt_tubes(&mut self) -> usize;
+    fn explore(&mut self) -> usize;
+    fn synchronize_oscillations(&mut self);
+    fn step(&mut self);
+}
+
+/// A running simulation: the network plus parameters, RNG and solver state.
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    pub net: Network,
+    pub params: Params,
+    rng: Rng,
+    ws: Workspace,
+    b: Vec<f64>,
+    w: Vec<f64>,
+    grounded: Vec<u8>,
+    pub steps: u64,
+    pub last_stats: SolveStats,
+    /// Kirchhoff residual of the last step, relative to I0.
+    pub last_residual: f64,
+    /// Largest Kirchhoff residual seen over all steps, relative to I0.
+    pub max_residual: f64,
+    pub total_cg_iterations: u64,
+    pub last_source: i64,
+}
+
+impl Simulation {
+    pub fn new(params: Params, seed: u64) -> Result<Simulation, String> {
+        params.validate()?;
+        Ok(Simulation {
+            net: Network::default(),
+            params,
+            rng: Rng::new(seed),
+            ws: Workspace::default(),
+            b: Vec::new(),
+            w: Vec::new(),
+            grounded: Vec::new(),
+            steps: 0,
+            last_stats: SolveStats::default(),
+            last_residual: 0.0,
+            max_residual: 0.0,
+            total_cg_iterations: 0,
+            last_source: -1,
+        })
+    }
+
+    pub fn add_node(&mut self, x: f64, y: f64, z: f64) -> Result<u32, String> {
+        let id = self.net.add_cell(x, y, z)?;
+        self.net.phase[id as usize] = growth::TWO_PI * self.rng.next_f64();
+        Ok(id)
+    }
+
+    pub fn add_edge(&mut self, a: u32, b: u32, length: f64) -> Result<u32, String> {
+        let d0 = self.params.initial_conductivity;
+        self.net.add_tube(a, b, length, d0)
+    }
+
+    pub fn set_food(&mut self, food: &[u32]) -> Result<(), String> {
+        self.net.set_food(food)
+    }
+
+    pub fn set_params(&mut self, params: Params) -> Result<(), String> {
+        params.validate()?;
+        self.params = params;
+        Ok(())
+    }
+
+    pub fn run(&mut self, n: u64) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    pub fn radius(&self) -> Vec<f64> {
+        self.net.conductivity.iter().map(|&d| crate::graph::radius_of_conductivity(d)).collect()
+    }
+
+    pub fn order_parameter(&self) -> f64 {
+        growth::order_parameter(&self.net)
+    }
+
+    /// max_i |Σ_j Q_ij − b_i| / I0 for the current flows and right-hand side.
+    fn kirchhoff_residual(&self) -> f64 {
+        let n = self.net.n_cells();
+        let mut net_out = vec![0.0; n];
+        for t in 0..self.net.n_tubes() {
+            if self.net.alive[t] == 0 {
+                continue;
+            }
+            let q = self.net.flow[t];
+            net_out[self.net.ends[2 * t] as usize] += q;
+            net_out[self.net.ends[2 * t + 1] as usize] -= q;
+        }
+        let mut m = 0.0f64;
+        for i in 0..n {
+            let r = (net_out[i] - self.b[i]).abs();
+            if r > m {
+                m = r;
+            }
+        }
+        m / self.params.i0
+    }
+}
+
+impl PhysarumDynamics for Simulation {
+    fn compute_flow(&mut self) -> SolveStats {
+        let net = &mut self.net;
+        let n = net.n_cells();
+        let nt = net.n_tubes();
+        // Weights w = D/L of tubes that can carry flow.
+        self.w.clear();
+        self.w.resize(nt, 0.0);
+        for t in 0..nt {
+            if net.alive[t] != 0 && net.conductivity[t] > 0.0 {
+                self.w[t] = net.conductivity[t] / net.length[t];
+            }
+        }
+        let comp = net.components();
+        // Ground one cell per component: the first food cell in it, else the root.
+        self.grounded.clear();
+        self.grounded.resize(n, 0);
+        let mut has_ground = vec![0u8; n];
+        for &f in &net.food {
+            let c = comp[f as usize] as usize;
+            if has_ground[c] == 0 {
+                has_ground[c] = 1;
+                self.grounded[f as usize] = 1;
+            }
+        }
+        for i in 0..n {
+            let c = comp[i] as usize;
+            if has_ground[c] == 0 {
+                has_ground[c] = 1;
+                self.grounded[i] = 1;
+            }
+        }
+        self.b.clear();
+        self.b.resize(n, 0.0);
+        let scheme = self.params.effective_scheme(net.food.len());
+        let src = food::fill_sources(scheme, &net.food, self.params.i0, &mut self.rng, &mut self.b);
+        self.last_source = src.map_or(-1, |s| s as i64);
+        food::balance_components(&comp, &net.food, &mut self.b);
+        let stats = solver::solve(
+            &net.ends,
+            &self.w,
+            &self.grounded,
+            &self.b,
+            &mut net.pressure,
+            self.params.cg_tol * self.params.i0,
+            self.params.cg_max_iter,
+            &mut self.ws,
+        );
+        for t in 0..nt {
+            let (a, b) = (net.ends[2 * t] as usize, net.ends[2 * t + 1] as usize);
+            net.flow[t] = self.w[t] * (net.pressure[a] - net.pressure[b]);
+        }
+        self.last_stats = stats;
+        self.total_cg_iterations += stats.iterations as u64;
+        self.last_residual = self.kirchhoff_residual();
+        if self.last_residual > self.max_residual {
+            self.max_residual = self.last_residual;
+        }
+        stats
+    }
+
+    fn adapt_tubes(&mut self) -> usize {
+        adaptation::adapt(&mut self.net, &self.params)
+    }
+
+    fn explore(&mut self) -> usize {
+        growth::explore(&mut self.net, &self.params, &mut self.rng)
+    }
+
+    fn synchronize_oscillations(&mut self) {
+        growth::synchronize(&mut self.net, &self.params)
+    }
+
+    fn step(&mut self) {
+        self.compute_flow();
+        self.adapt_tubes();
+        self.explore();
+        growth::transport_nutrients(&mut self.net, &self.params);
+        self.synchronize_oscillations();
+        // Pressures array must cover cells added by exploration (add_cell does).
+        self.steps += 1;
+    }
+}

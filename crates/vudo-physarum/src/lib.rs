@@ -1,0 +1,22 @@
+//! The Physarum polycephalum kernel: the adaptive tube-network model of Tero et
+//! al. (2007, 2010) with the seed's `PhysarumCell` / `TubularNetwork` genes and
+//! `PhysarumDynamics` trait. Pure Rust, no host glue; `abi` exports a plain C-ABI
+//! so that the same code compiles to one wasm32 module (browser + wasmtime) and
+//! is linked natively by the PyO3 layer.
+
+pub mod abi;
+pub mod adaptation;
+pub mod dynamics;
+pub mod food;
+pub mod graph;
+pub mod growth;
+pub mod params;
+pub mod rng;
+pub mod solver;
+
+pub use dynamics::{PhysarumDynamics, Simulation};
+pub use graph::Network;
+pub use params::{Model, Params, Scheme};
+
+#[cfg(test)]
+mod tests;
