@@ -34,11 +34,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+import msgspec
+
 from vudo.errors import RemoteValueError
 from vudo.gradient.field import GradientField
 from vudo.gradient.vector import GRADIENT_KEY, GradientVector
 from vudo.hyphal.announcement import ANNOUNCEMENT_KEY, LEAVE_KEY, LeaveNotice, NodeAnnouncement
-from vudo.hyphal.signed import open_sealed
+from vudo.hyphal.signed import check_age, verify_sealed
 
 Status = Literal["alive", "dead", "left"]
 #: A leave notice stays meaningful this long (seconds).
@@ -127,6 +129,10 @@ class Membership:
         self.gradients = GradientField()
         self.rejections: dict[tuple[str, str], int] = {}  # (key, reason) -> count
         self._seen_bad: set[bytes] = set()
+        # (node_id, key) -> (value, decoded body) of the last value whose signature verified:
+        # values change only when re-signed (every refresh interval) but are seen every tick,
+        # and Ed25519 verification of every member's values on every tick is O(N) per tick.
+        self._verified: dict[tuple[str, str], tuple[str, msgspec.Struct]] = {}
         self._next_id = 0
 
     # -- queries ----------------------------------------------------------
@@ -156,6 +162,8 @@ class Membership:
             out.extend(self._observe(member, event.now))
         for node_id in sorted(set(self.members) - set(newest)):
             del self.members[node_id]
+            for key in [k for k in self._verified if k[0] == node_id]:
+                del self._verified[key]
             self.gradients.forget(node_id)
             out.append(MemberForgotten(self._id(), node_id))
         return out
@@ -165,7 +173,14 @@ class Membership:
         if value is None:
             return None
         try:
-            return open_sealed(value, kind, owner=member.node_id, now=now, ttl=ttl)
+            cached = self._verified.get((member.node_id, key))
+            body: msgspec.Struct
+            if cached is not None and cached[0] == value and isinstance(cached[1], kind):
+                body = cached[1]
+            else:
+                body = verify_sealed(value, kind, owner=member.node_id)
+                self._verified[(member.node_id, key)] = (value, body)
+            return check_age(body, now=now, ttl=ttl)
         except RemoteValueError as err:
             record = self.members.get(member.node_id)
             if record is not None:

@@ -66,6 +66,16 @@ def open_sealed(value: str, kind: type[T], *, owner: str, now: float, ttl: float
 
     Raises :class:`RemoteValueError` with one of :data:`REASONS`.
     """
+    return check_age(verify_sealed(value, kind, owner=owner), now=now, ttl=ttl)
+
+
+def verify_sealed(value: str, kind: type[T], *, owner: str) -> T:
+    """The time-independent part of :func:`open_sealed`: size, shape, schema, owner, signature.
+
+    Its result for a given ``(value, kind, owner)`` never changes, so callers
+    that see the same value again and again may cache it and only repeat
+    :func:`check_age`.
+    """
     if len(value) > MAX_SIGNED_VALUE:
         raise RemoteValueError(OVERSIZE, f"{len(value)} bytes > {MAX_SIGNED_VALUE}")
     head, sep, tail = value.partition(".")
@@ -84,6 +94,12 @@ def open_sealed(value: str, kind: type[T], *, owner: str, now: float, ttl: float
         raise RemoteValueError(WRONG_OWNER, f"value names {stamped.node_id}, published by {owner}")
     if not verify_signature(owner, payload, signature):
         raise RemoteValueError(BAD_SIGNATURE, f"signature does not match {owner}'s key")
+    return body
+
+
+def check_age(body: T, *, now: float, ttl: float) -> T:
+    """The time-dependent part of :func:`open_sealed`: not older than ``ttl``, not from the future."""
+    stamped: Stamped = body  # type: ignore[assignment]
     age = now - stamped.timestamp
     if age > ttl:
         raise RemoteValueError(STALE, f"{age:.1f}s old, limit {ttl:.1f}s")
