@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, Playwright
+
+from browser_support import CHROMIUM, CHROMIUM_ARGS, SWIFTSHADER
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "python" / "vudo" / "web" / "static"
 WASM = ROOT / "python" / "vudo" / "physarum" / "physarum.wasm"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SWIFTSHADER = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -73,64 +72,61 @@ def open_page(page: Page, url: str) -> dict[str, object]:
     return status
 
 
-def test_webgl_canvas_draws_a_nonempty_picture(base_url: str) -> None:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS + SWIFTSHADER)
+def test_webgl_canvas_draws_a_nonempty_picture(base_url: str, pw: Playwright) -> None:
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + SWIFTSHADER)
+    page = browser.new_page()
+    status = open_page(page, f"{base_url}/physarum?seed=3")
+    assert status["renderer"] == "webgl"
+    assert status["edgesDrawn"] == status["alive"] and int(status["alive"]) > 0  # type: ignore[call-overload]
+    # Copy the WebGL canvas (toDataURL) into a 2D canvas and count pixels that
+    # differ clearly from the clear colour (10, 13, 20).
+    lit: int = page.evaluate(
+        """async () => {
+            const img = new Image();
+            img.src = document.getElementById('view').toDataURL('image/png');
+            await img.decode();
+            const c = document.createElement('canvas');
+            c.width = img.width; c.height = img.height;
+            const g = c.getContext('2d');
+            g.drawImage(img, 0, 0);
+            const d = g.getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) {
+                const diff = Math.max(Math.abs(d[i] - 10), Math.abs(d[i + 1] - 13), Math.abs(d[i + 2] - 20));
+                if (diff > 40) n++;
+            }
+            return n;
+        }"""
+    )
+    assert lit > 2000, f"only {lit} non-background pixels"
+    browser.close()
+
+
+def test_svg_fallback_draws_one_element_per_alive_tube(base_url: str, pw: Playwright) -> None:
+    for args, query in ((CHROMIUM_ARGS + ["--disable-webgl", "--disable-3d-apis"], "?seed=3"), (CHROMIUM_ARGS, "?seed=3&renderer=svg")):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page()
-        status = open_page(page, f"{base_url}/physarum?seed=3")
-        assert status["renderer"] == "webgl"
-        assert status["edgesDrawn"] == status["alive"] and int(status["alive"]) > 0  # type: ignore[call-overload]
-        # Copy the WebGL canvas (toDataURL) into a 2D canvas and count pixels that
-        # differ clearly from the clear colour (10, 13, 20).
-        lit: int = page.evaluate(
-            """async () => {
-                const img = new Image();
-                img.src = document.getElementById('view').toDataURL('image/png');
-                await img.decode();
-                const c = document.createElement('canvas');
-                c.width = img.width; c.height = img.height;
-                const g = c.getContext('2d');
-                g.drawImage(img, 0, 0);
-                const d = g.getImageData(0, 0, c.width, c.height).data;
-                let n = 0;
-                for (let i = 0; i < d.length; i += 4) {
-                    const diff = Math.max(Math.abs(d[i] - 10), Math.abs(d[i + 1] - 13), Math.abs(d[i + 2] - 20));
-                    if (diff > 40) n++;
-                }
-                return n;
-            }"""
-        )
-        assert lit > 2000, f"only {lit} non-background pixels"
+        status = open_page(page, f"{base_url}/physarum{query}")
+        assert status["renderer"] == "svg"
+        tubes = page.locator("#view-svg line.tube").count()
+        assert tubes == status["alive"] == status["edgesDrawn"] and tubes > 0
+        assert page.locator("#view-svg circle.food").count() == 7
         browser.close()
 
 
-def test_svg_fallback_draws_one_element_per_alive_tube(base_url: str) -> None:
-    with sync_playwright() as pw:
-        for args, query in ((CHROMIUM_ARGS + ["--disable-webgl", "--disable-3d-apis"], "?seed=3"), (CHROMIUM_ARGS, "?seed=3&renderer=svg")):
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
-            page = browser.new_page()
-            status = open_page(page, f"{base_url}/physarum{query}")
-            assert status["renderer"] == "svg"
-            tubes = page.locator("#view-svg line.tube").count()
-            assert tubes == status["alive"] == status["edgesDrawn"] and tubes > 0
-            assert page.locator("#view-svg circle.food").count() == 7
-            browser.close()
-
-
-def test_svg_and_webgl_show_the_same_tubes_at_the_same_step(base_url: str) -> None:
+def test_svg_and_webgl_show_the_same_tubes_at_the_same_step(base_url: str, pw: Playwright) -> None:
     """Paused at start, stepped the same number of times: same alive tube count."""
     counts = []
-    with sync_playwright() as pw:
-        for args, query in ((CHROMIUM_ARGS + SWIFTSHADER, "?seed=5&paused=1"), (CHROMIUM_ARGS, "?seed=5&paused=1&renderer=svg")):
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
-            page = browser.new_page()
-            page.goto(f"{base_url}/physarum{query}")
-            page.wait_for_function("window.__physarum && window.__physarum.ready")
-            for _ in range(60):
-                page.click("#step")
-            page.wait_for_function("window.__physarum.step === 60")
-            page.wait_for_timeout(100)
-            st = page.evaluate("({...window.__physarum})")
-            counts.append((st["alive"], st["edgesDrawn"]))
-            browser.close()
+    for args, query in ((CHROMIUM_ARGS + SWIFTSHADER, "?seed=5&paused=1"), (CHROMIUM_ARGS, "?seed=5&paused=1&renderer=svg")):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page()
+        page.goto(f"{base_url}/physarum{query}")
+        page.wait_for_function("window.__physarum && window.__physarum.ready")
+        for _ in range(60):
+            page.click("#step")
+        page.wait_for_function("window.__physarum.step === 60")
+        page.wait_for_timeout(100)
+        st = page.evaluate("({...window.__physarum})")
+        counts.append((st["alive"], st["edgesDrawn"]))
+        browser.close()
     assert counts[0] == counts[1] and counts[0][0] == counts[0][1]

@@ -1,12 +1,5 @@
-"""Shared fixtures for the browser tests.
+"""Fixtures of the dashboard tests.
 
-* ``built_web`` (session): makes sure ``python/vudo/web/static/dashboard.js``
-  is built from the current TypeScript sources, running ``npm ci`` and
-  ``npm run build`` in ``web/`` when needed.
-* ``browser`` (session): Debian's Chromium driven by Playwright. Never
-  downloads a browser.
-* ``page`` (function): a fresh context + page; page errors (uncaught
-  exceptions in the page) are collected on ``page.vudo_errors``.
 * ``fake_api`` (function): a stdlib HTTP server that serves the static
   directory like a node does (``/`` and ``/static/<file>``) plus canned but
   changing JSON for ``/v1/node``, ``/v1/members`` and ``/v1/gradients``.
@@ -16,9 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,109 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
 
-REPO = Path(__file__).resolve().parents[2]
-WEB = REPO / "web"
-STATIC = REPO / "python" / "vudo" / "web" / "static"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-# Generous: these only bound how long we wait for something that should
-# happen within a couple of poll intervals.
-UI_TIMEOUT_MS = 15_000
-
-
-# ------------------------------------------------------------------ build ---
-
-
-def _newest_mtime(paths: list[Path]) -> float:
-    newest = 0.0
-    for p in paths:
-        if p.is_dir():
-            for f in p.rglob("*"):
-                if f.is_file():
-                    newest = max(newest, f.stat().st_mtime)
-        elif p.exists():
-            newest = max(newest, p.stat().st_mtime)
-    return newest
-
-
-def _run(cmd: list[str]) -> None:
-    env = {**os.environ, "npm_config_update_notifier": "false"}
-    proc = subprocess.run(cmd, cwd=WEB, env=env, capture_output=True, text=True, timeout=240)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed in {WEB} (exit {proc.returncode})\n"
-            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        )
-
-
-def ensure_web_built() -> None:
-    """Build the web bundles if they are missing or older than their sources."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not on PATH; it is needed to build web/")
-    bundle = STATIC / "dashboard.js"
-    # Every bundle whose entry point exists (see web/build.mjs) must be fresh.
-    bundles = [bundle]
-    if (WEB / "src" / "physarum" / "main.ts").exists():
-        bundles.append(STATIC / "physarum.js")
-    sources = [WEB / "src", WEB / "package.json", WEB / "package-lock.json", WEB / "build.mjs", WEB / "tsconfig.json"]
-    newest_source = _newest_mtime(sources)
-    if all(b.exists() and b.stat().st_mtime >= newest_source for b in bundles):
-        return
-    # `npm ci` wipes and reinstalls node_modules; only do it when the
-    # installed tree is missing or older than the lockfile.
-    installed = WEB / "node_modules" / ".package-lock.json"
-    lock = WEB / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        _run([npm, "ci", "--no-audit", "--no-fund"])
-    _run([npm, "run", "build"])
-    missing = [b for b in bundles if not b.exists()]
-    if missing:
-        raise RuntimeError(f"npm run build did not produce {missing}")
-
-
-@pytest.fixture(scope="session")
-def built_web() -> Path:
-    ensure_web_built()
-    return STATIC
-
-
-# ---------------------------------------------------------------- browser ---
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.vudo_errors = errors  # type: ignore[attr-defined]
-    pg.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        yield pg
-    finally:
-        context.close()
+from browser_support import STATIC
 
 
 # --------------------------------------------------------------- fake API ---

@@ -11,7 +11,7 @@ from playwright.sync_api import Locator, Page, expect
 if TYPE_CHECKING:  # fixtures come from conftest.py; this is for annotations only
     from conftest import FakeApi
 
-UI_TIMEOUT_MS = 15_000
+from browser_support import UI_TIMEOUT_MS
 
 
 def _open(page: Page, api: "FakeApi") -> None:
