@@ -15,6 +15,7 @@ __all__ = [
     "public_key_from_peer_id",
     "Member",
     "Gossip",
+    "MemoryNetwork",
     "NativePhysarum",
 ]
 
@@ -53,6 +54,18 @@ class Member:
     key_values: dict[str, str]
 
 @final
+class MemoryNetwork:
+    """In-process gossip network: many nodes in one process, cuttable links."""
+
+    def __new__(cls) -> MemoryNetwork: ...
+    def cut(self, a: str, b: str) -> None:
+        """Drop every datagram between two gossip addresses, both ways."""
+    def heal(self, a: str, b: str) -> None: ...
+    @property
+    def statistics(self) -> tuple[int, int]:
+        """(messages, bytes) sent so far."""
+
+@final
 class Gossip:
     def __new__(
         cls,
@@ -68,6 +81,7 @@ class Gossip:
         dead_node_grace_period_ms: int,
         max_interval_ms: int,
         initial_key_values: dict[str, str],
+        network: MemoryNetwork | None = None,
     ) -> Gossip: ...
     @property
     def node_id(self) -> str: ...

@@ -65,8 +65,9 @@ class NodeInfo:
 
 
 class Node:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, *, network: _core.MemoryNetwork | None = None) -> None:
         self.config = config
+        self.network = network
         self.identity: Identity = load_identity(config.data_dir)
         self.api_token = load_api_token(config.data_dir)
         self.metrics = NodeMetrics()
@@ -137,7 +138,8 @@ class Node:
             hops=0,
         )
 
-    def _publish(self, now: float) -> None:
+    def publish(self, now: float) -> None:
+        """(Re-)sign and publish our announcement and freshly measured gradient."""
         assert self.gossip is not None
         self.local_gradient = self._gradient(now)
         self.gossip.set(ANNOUNCEMENT_KEY, self._announcement(now))
@@ -145,11 +147,12 @@ class Node:
         for resource in Resource:
             self.metrics.gradient.labels(resource.value).set(self.local_gradient.get(resource))
 
-    def _start_gossip(self) -> _core.Gossip:
+    def start_gossip(self) -> None:
+        """Bind the gossip transport and start gossiping with the seeds."""
         cfg = self.config
         now = time.time()
         try:
-            return _core.Gossip(
+            self.gossip = _core.Gossip(
                 node_id=self.identity.node_id,
                 generation=time.time_ns() // 1000,
                 listen_addr=cfg.gossip_listen,
@@ -161,6 +164,7 @@ class Node:
                 dead_node_grace_period_ms=int(cfg.dead_node_grace_period_s * 1000),
                 max_interval_ms=max(10_000, 20 * cfg.gossip_interval_ms),
                 initial_key_values={ANNOUNCEMENT_KEY: self._announcement(now)},
+                network=self.network,
             )
         except _core.AddressInUseError:
             raise ConfigError(
@@ -208,9 +212,9 @@ class Node:
             raise ConfigError(explain_in_use(cfg.api_host, cfg.api_port, udp=False, what="API", flag="--api-port"))
         if cfg.api_host not in ("127.0.0.1", "::1"):
             log.warning("the HTTP API is bound to %s and reachable from other machines", cfg.api_host)
-        self.gossip = self._start_gossip()
+        self.start_gossip()
         log.info("node %s gossiping on %s, seeds: %s", self.identity.node_id, cfg.gossip_listen, ", ".join(cfg.seeds) or "none")
-        self._publish(time.time())
+        self.publish(time.time())
 
         from vudo.api.app import create_app  # the interface layer imports the node, not the reverse
 
@@ -240,7 +244,7 @@ class Node:
                 now = time.time()
                 self.observe(now)
                 if now >= next_refresh:
-                    self._publish(now)
+                    self.publish(now)
                     next_refresh = now + cfg.refresh_interval_s
                 for instruction in bootstrap.handle_timer(now, list(self.membership.members.values())):
                     if isinstance(instruction, Progress):
@@ -264,22 +268,44 @@ class Node:
             (cfg.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
         return self._exit_code
 
+    def announce_leave(self, now: float) -> None:
+        """Publish the signed leave notice (peers then list us as "left")."""
+        assert self.gossip is not None
+        self.status = "leaving"
+        self.metrics.ready.set(0)
+        self.gossip.set(LEAVE_KEY, seal(self.identity, LeaveNotice(node_id=self.identity.node_id, timestamp=now)))
+
     async def _leave(self) -> None:
         """Tell peers we are leaving, give gossip time to spread it, stop."""
         if self.gossip is None or not self.gossip.running:
             return
-        self.status = "leaving"
-        self.metrics.ready.set(0)
         log.info("leaving the network")
-        self.gossip.set(LEAVE_KEY, seal(self.identity, LeaveNotice(node_id=self.identity.node_id, timestamp=time.time())))
+        self.announce_leave(time.time())
         await asyncio.sleep(self.config.leave_grace_ms / 1000)
         self.gossip.shutdown()
         log.info("left; gossip stopped")
 
 
 def run_node(config: NodeConfig) -> int:
+    """Run a node in this process until it is told to stop."""
+    # Until the event loop installs its handlers, remember a SIGTERM/SIGINT
+    # instead of dying without a leave notice.
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: early.append(signum))
     node = Node(config)
-    return asyncio.run(node.run())
+    if early:
+        log.info("stop requested before the node started; exiting")
+        return 0
+
+    async def main() -> int:
+        task = asyncio.create_task(node.run())
+        await asyncio.sleep(0)  # let run() install its signal handlers
+        if early:
+            node.request_stop()
+        return await task
+
+    return asyncio.run(main())
 
 
 def describe_members(node: Node) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use vudo_gossip::{GossipConfig, GossipNode};
+use vudo_gossip::{GossipConfig, GossipNode, Network};
 
 use crate::errors::CoreFailure;
 
@@ -35,6 +35,41 @@ impl Member {
     }
 }
 
+/// An in-process network for gossip (tests, simulations): many nodes in one
+/// process, links that can be cut and healed.
+#[pyclass(frozen, module = "vudo._core")]
+pub struct MemoryNetwork {
+    inner: vudo_gossip::MemoryNetwork,
+}
+
+#[pymethods]
+impl MemoryNetwork {
+    #[new]
+    fn new() -> Self {
+        Self { inner: vudo_gossip::MemoryNetwork::new() }
+    }
+
+    /// Drop every datagram between two gossip addresses, both ways.
+    fn cut(&self, py: Python<'_>, a: &str, b: &str) -> Result<(), CoreFailure> {
+        let (a, b) = (parse_addr("a", a)?, parse_addr("b", b)?);
+        py.detach(|| self.inner.cut(a, b));
+        Ok(())
+    }
+
+    /// Restore the link between two gossip addresses.
+    fn heal(&self, py: Python<'_>, a: &str, b: &str) -> Result<(), CoreFailure> {
+        let (a, b) = (parse_addr("a", a)?, parse_addr("b", b)?);
+        py.detach(|| self.inner.heal(a, b));
+        Ok(())
+    }
+
+    /// (messages, bytes) sent through this network so far.
+    #[getter]
+    fn statistics(&self) -> (u64, u64) {
+        self.inner.statistics()
+    }
+}
+
 /// A running chitchat gossip server.
 #[pyclass(module = "vudo._core")]
 pub struct Gossip {
@@ -60,7 +95,8 @@ impl Gossip {
 impl Gossip {
     #[new]
     #[pyo3(signature = (*, node_id, generation, listen_addr, advertise_addr, seeds, cluster_id,
-        gossip_interval_ms, phi_threshold, dead_node_grace_period_ms, max_interval_ms, initial_key_values))]
+        gossip_interval_ms, phi_threshold, dead_node_grace_period_ms, max_interval_ms, initial_key_values,
+        network=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -75,6 +111,7 @@ impl Gossip {
         dead_node_grace_period_ms: u64,
         max_interval_ms: u64,
         initial_key_values: HashMap<String, String>,
+        network: Option<PyRef<'_, MemoryNetwork>>,
     ) -> Result<Self, CoreFailure> {
         let mut initial: Vec<(String, String)> = initial_key_values.into_iter().collect();
         initial.sort();
@@ -90,6 +127,7 @@ impl Gossip {
             dead_node_grace_period: Duration::from_millis(dead_node_grace_period_ms),
             max_interval: Duration::from_millis(max_interval_ms),
             initial_key_values: initial,
+            network: network.map_or(Network::Udp, |n| Network::Memory(n.inner.clone())),
         };
         let node = py.detach(|| GossipNode::start(config))?;
         Ok(Self { inner: Mutex::new(node) })
@@ -142,5 +180,6 @@ impl Gossip {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Member>()?;
     m.add_class::<Gossip>()?;
+    m.add_class::<MemoryNetwork>()?;
     Ok(())
 }

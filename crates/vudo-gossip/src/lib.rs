@@ -15,9 +15,11 @@
 //! checked by the policies above (see `vudo.hyphal`).
 
 mod error;
+mod memory;
 mod runtime;
 
 pub use error::GossipError;
+pub use memory::MemoryNetwork;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +52,17 @@ pub struct GossipConfig {
     /// Largest heartbeat interval the failure detector will accept.
     pub max_interval: Duration,
     pub initial_key_values: Vec<(String, String)>,
+    /// Where datagrams travel: real UDP sockets, or an in-process network.
+    pub network: Network,
+}
+
+/// The transport under chitchat. Both run the same gossip code; the
+/// in-memory one lets a test run many nodes in one process and cut links.
+#[derive(Clone, Debug, Default)]
+pub enum Network {
+    #[default]
+    Udp,
+    Memory(MemoryNetwork),
 }
 
 /// One member as seen by the local node.
@@ -97,19 +110,29 @@ impl GossipNode {
             protocol_version: ProtocolVersion::V0,
         };
         let initial = config.initial_key_values.clone();
+        let network = config.network.clone();
         let handle = runtime::get().block_on(async move {
-            // Bind ourselves first so "address in use" is reported precisely;
-            // chitchat's own error is an opaque anyhow message.
-            match std::net::UdpSocket::bind(listen_addr) {
-                Ok(probe) => drop(probe),
-                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-                    return Err(GossipError::AddressInUse(listen_addr));
+            let spawned = match &network {
+                Network::Udp => {
+                    // Bind ourselves first so "address in use" is reported precisely;
+                    // chitchat's own error is an opaque anyhow message.
+                    match std::net::UdpSocket::bind(listen_addr) {
+                        Ok(probe) => drop(probe),
+                        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+                            return Err(GossipError::AddressInUse(listen_addr));
+                        }
+                        Err(err) => return Err(GossipError::Bind(listen_addr, err.to_string())),
+                    }
+                    spawn_chitchat(chitchat_config, initial, &UdpTransport).await
                 }
-                Err(err) => return Err(GossipError::Bind(listen_addr, err.to_string())),
-            }
-            spawn_chitchat(chitchat_config, initial, &UdpTransport)
-                .await
-                .map_err(|err| GossipError::Bind(listen_addr, format!("{err:#}")))
+                Network::Memory(memory) => {
+                    if memory.is_bound(listen_addr) {
+                        return Err(GossipError::AddressInUse(listen_addr));
+                    }
+                    spawn_chitchat(chitchat_config, initial, memory.transport()).await
+                }
+            };
+            spawned.map_err(|err| GossipError::Bind(listen_addr, format!("{err:#}")))
         })?;
         let chitchat = handle.chitchat();
         Ok(Self { handle: Some(handle), chitchat, self_id })

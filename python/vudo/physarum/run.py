@@ -116,4 +116,7 @@ def result_document(kernel: Kernel, graph: Graph, steps: int, seed: int) -> dict
 
 
 def stderr_progress(done: int, total: int) -> None:
-    print(f"\rphysarum: step {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(f"\rphysarum: step {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    else:
+        print(f"physarum: step {done}/{total}", file=sys.stderr, flush=True)
