@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
+from vudo.codec import DecodeFailure, decode_json
 from vudo.errors import RemoteValueError
 from vudo.identity import Identity, verify_signature
 
@@ -86,8 +87,8 @@ def verify_sealed(value: str, kind: type[T], *, owner: str) -> T:
     except (binascii.Error, ValueError) as err:
         raise RemoteValueError(MALFORMED, f"bad base64: {err}") from None
     try:
-        body = msgspec.json.decode(payload, type=kind)
-    except (msgspec.DecodeError, UnicodeDecodeError) as err:
+        body = decode_json(payload, kind, what="body", max_bytes=MAX_SIGNED_VALUE)
+    except DecodeFailure as err:
         raise RemoteValueError(MALFORMED, str(err)) from None
     stamped: Stamped = body  # type: ignore[assignment]
     if stamped.node_id != owner:

@@ -21,8 +21,12 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from vudo.codec import decode_json
+
 MAX_NODES = 1_000_000
 MAX_EDGES = 2_000_000
+#: A graph file larger than this is refused before parsing.
+MAX_GRAPH_BYTES = 512 * 2**20
 
 NodeId = int | str
 
@@ -111,13 +115,7 @@ def validate(spec: GraphSpec) -> Graph:
 
 def decode_graph(data: bytes) -> Graph:
     """Decode and validate ``G.json`` bytes."""
-    try:
-        spec = msgspec.json.decode(data, type=GraphSpec)
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"graph: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"graph: not valid JSON ({exc})") from None
-    return validate(spec)
+    return validate(decode_json(data, GraphSpec, what="graph", max_bytes=MAX_GRAPH_BYTES))
 
 
 def graph_from_arrays(

@@ -41,6 +41,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from vudo.codec import decode_json
+
 N_PARAMS = 21
 
 _MODEL_CODE: dict[str, float] = {"power": 0.0, "sigmoid": 1.0}
@@ -116,11 +118,6 @@ class PhysarumParams(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 def decode_params(data: bytes) -> PhysarumParams:
     """Decode ``P.json`` bytes; raises ValueError naming the offending field."""
-    try:
-        params = msgspec.json.decode(data, type=PhysarumParams)
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"params: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"params: not valid JSON ({exc})") from None
+    params = decode_json(data, PhysarumParams, what="params", max_bytes=64 * 1024)
     params.check()
     return params
