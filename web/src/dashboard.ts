@@ -462,7 +462,7 @@ function updateRow(row: Row, m: Member, creditScale: number, nowS: number): void
 
 function renderMembers(members: Member[]): void {
   const tbody = el("members-body");
-  for (const p of Array.from(tbody.querySelectorAll("tr.placeholder"))) p.remove();
+  for (const p of Array.from(tbody.querySelectorAll("tr.waiting-row"))) p.remove();
 
   // Credit is a balance, not a fraction: scale bars to the richest member
   // unless every balance already fits in 0..1.
@@ -489,7 +489,7 @@ function renderMembers(members: Member[]): void {
     }
   }
   if (members.length === 0) {
-    const tr = h("tr", "placeholder");
+    const tr = h("tr", "waiting-row");
     const td = h("td", undefined, "No members known yet");
     td.colSpan = 10;
     tr.append(td);
