@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from vudo import __version__
-from vudo.api.models import GradientsOut, Health, LeaveOut, MembersOut, NodeOut
+from vudo.api.models import ErrorOut, GradientsOut, Health, LeaveOut, MembersOut, NodeOut
 from vudo.hyphal.capability import is_witness
 
 if TYPE_CHECKING:
@@ -37,13 +38,15 @@ def create_app(node: Node) -> FastAPI:
         redoc_url=None,
     )
 
-    def require_token(request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+    bearer = HTTPBearer(auto_error=False, description="the token in <data_dir>/api-token")
+
+    def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if credentials is None or not credentials.credentials:
             raise HTTPException(401, "missing bearer token: send `Authorization: Bearer <token>` (token file: <data_dir>/api-token)", headers={"WWW-Authenticate": "Bearer"})
-        if not hmac.compare_digest(token.strip().encode(), node.api_token.encode()):
+        if not hmac.compare_digest(credentials.credentials.strip().encode(), node.api_token.encode()):
             raise HTTPException(403, "wrong bearer token for this node")
+
+    auth_errors: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
 
     @app.get("/v1/node", response_model=NodeOut)
     def get_node() -> dict[str, Any]:
@@ -73,7 +76,7 @@ def create_app(node: Node) -> FastAPI:
             "flow": node.flow(),
         }
 
-    @app.post("/v1/node/leave", response_model=LeaveOut, status_code=202, dependencies=[Depends(require_token)])
+    @app.post("/v1/node/leave", response_model=LeaveOut, status_code=202, dependencies=[Depends(require_token)], responses=auth_errors)
     def post_leave() -> dict[str, str]:
         """Leave the network gracefully and stop the node."""
         node.request_stop()
