@@ -9,7 +9,6 @@ import numpy as np
 import numpy.typing as npt
 
 from .graph import Graph
-from .metrics import compute_metrics
 from .params import PhysarumParams
 
 Backend = Literal["wasm", "native"]
@@ -101,6 +100,8 @@ def result_document(kernel: Kernel, graph: Graph, steps: int, seed: int) -> dict
         for t in range(graph.n_edges)
     ]
     nodes = [{"id": graph.ids[i], "pressure": float(pressure[i])} for i in range(n)]
+    from .metrics import compute_metrics  # scipy: loaded only when a result is built
+
     metrics: dict[str, Any] = compute_metrics(n, graph.ends, graph.length, alive, graph.food)
     metrics.update(
         steps=steps,
