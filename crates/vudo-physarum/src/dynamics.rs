@@ -184,6 +184,7 @@ impl PhysarumDynamics for Simulation {
             &mut net.pressure,
             self.params.cg_tol * self.params.i0,
             self.params.cg_max_iter,
+            self.params.cg_precond,
             &mut self.ws,
         );
         for t in 0..nt {

@@ -22,6 +22,8 @@ pub enum Scheme {
     OneToAll,
 }
 
+use crate::solver::Precond;
+
 pub const P_MODEL: usize = 0;
 pub const P_MU: usize = 1;
 pub const P_GAMMA: usize = 2;
@@ -43,8 +45,9 @@ pub const P_OSC_FREQUENCY: usize = 17;
 pub const P_NUTRIENT_DECAY: usize = 18;
 pub const P_MAX_CELLS: usize = 19;
 pub const P_INITIAL_CONDUCTIVITY: usize = 20;
+pub const P_CG_PRECOND: usize = 21;
 /// Number of parameter slots understood by this version of the kernel.
-pub const N_PARAMS: usize = 21;
+pub const N_PARAMS: usize = 22;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
@@ -72,6 +75,8 @@ pub struct Params {
     pub max_cells: usize,
     /// Conductivity of the tubes of the input graph at t = 0.
     pub initial_conductivity: f64,
+    /// CG preconditioner (slot 21: 0 = Jacobi, 1 = IC(0), 2 = modified IC(0)).
+    pub cg_precond: Precond,
 }
 
 impl Default for Params {
@@ -98,6 +103,7 @@ impl Default for Params {
             nutrient_decay: 0.05,
             max_cells: 100_000,
             initial_conductivity: 1.0,
+            cg_precond: Precond::Mic0,
         }
     }
 }
@@ -124,6 +130,14 @@ impl Params {
                 0 => Model::Power,
                 1 => Model::Sigmoid,
                 _ => return Err(format!("parameter model must be 0 (power) or 1 (sigmoid), got {v}")),
+            };
+        }
+        if let Some(v) = get(P_CG_PRECOND) {
+            p.cg_precond = match v as i64 {
+                0 => Precond::Jacobi,
+                1 => Precond::Ic0,
+                2 => Precond::Mic0,
+                _ => return Err(format!("parameter cg_precond must be 0 (jacobi), 1 (ic0) or 2 (mic0), got {v}")),
             };
         }
         if let Some(v) = get(P_SCHEME) {

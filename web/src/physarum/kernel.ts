@@ -34,7 +34,7 @@ export interface PxExports {
 /** Parameter slots (ABI.md "Parameter array"); NaN = default. */
 export const P = {
   model: 0, mu: 1, gamma: 2, i0: 3, decay: 4, dt: 5, scheme: 6, pruneThreshold: 7,
-  explorationProbability: 11, stepSize: 12, count: 21,
+  explorationProbability: 11, stepSize: 12, cgPrecond: 21, count: 22,
 } as const;
 
 export interface GraphData {
