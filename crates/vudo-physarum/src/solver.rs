@@ -97,6 +97,19 @@ pub struct Workspace {
     fill: Vec<u32>,
 }
 
+/// The tubes that enter the reduced Laplacian, in tube order, as
+/// `(lower cell, higher cell, weight)`: alive (w > 0), not self-loops, and
+/// touching no grounded cell.
+fn reduced_tubes<'a>(ends: &'a [u32], w: &'a [f64], grounded: &'a [u8]) -> impl Iterator<Item = (usize, usize, f64)> + 'a {
+    w.iter().enumerate().filter_map(move |(t, &wt)| {
+        let (a, b) = (ends[2 * t] as usize, ends[2 * t + 1] as usize);
+        if wt == 0.0 || a == b || grounded[a] != 0 || grounded[b] != 0 {
+            return None;
+        }
+        Some(if a < b { (a, b, wt) } else { (b, a, wt) })
+    })
+}
+
 /// Build the strictly-upper pattern of the reduced (grounded rows/columns
 /// removed) Laplacian: for each cell k, the cells i > k joined to it by a tube
 /// with w > 0, ascending, duplicate tubes summed (in tube order). Values are
@@ -104,15 +117,7 @@ pub struct Workspace {
 fn build_upper(ends: &[u32], w: &[f64], grounded: &[u8], n: usize, ws: &mut Workspace) {
     ws.ptr.clear();
     ws.ptr.resize(n + 1, 0);
-    for (t, &wt) in w.iter().enumerate() {
-        if wt == 0.0 {
-            continue;
-        }
-        let (a, b) = (ends[2 * t] as usize, ends[2 * t + 1] as usize);
-        if a == b || grounded[a] != 0 || grounded[b] != 0 {
-            continue;
-        }
-        let lo = if a < b { a } else { b };
+    for (lo, _, _) in reduced_tubes(ends, w, grounded) {
         ws.ptr[lo + 1] += 1;
     }
     for k in 0..n {
@@ -125,15 +130,7 @@ fn build_upper(ends: &[u32], w: &[f64], grounded: &[u8], n: usize, ws: &mut Work
     ws.lval.resize(nnz, 0.0);
     ws.fill.clear();
     ws.fill.extend_from_slice(&ws.ptr[..n]);
-    for (t, &wt) in w.iter().enumerate() {
-        if wt == 0.0 {
-            continue;
-        }
-        let (a, b) = (ends[2 * t] as usize, ends[2 * t + 1] as usize);
-        if a == b || grounded[a] != 0 || grounded[b] != 0 {
-            continue;
-        }
-        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    for (lo, hi, wt) in reduced_tubes(ends, w, grounded) {
         let q = ws.fill[lo] as usize;
         ws.col[q] = hi as u32;
         ws.lval[q] = wt;
