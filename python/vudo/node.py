@@ -308,23 +308,39 @@ def run_node(config: NodeConfig) -> int:
     return asyncio.run(main())
 
 
-def describe_members(node: Node) -> list[dict[str, Any]]:
-    """Plain data for the API layer (the API turns it into response models)."""
-    out = []
-    for record in sorted(node.membership.members.values(), key=lambda m: m.node_id):
-        out.append({
-            "node_id": record.node_id,
-            "status": record.status,
-            "verified": record.verified,
-            "is_self": record.is_self,
-            "gossip_addr": record.gossip_addr,
-            "generation": record.generation,
-            "capabilities": record.announcement.capabilities if record.announcement else (),
-            "api": record.announcement.api if record.announcement else None,
-            "gradient": record.gradient,
-            "rejected": sorted(set(record.rejected.values())),
-        })
-    return out
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """One member as the interfaces show it."""
+
+    node_id: str
+    status: Status
+    verified: bool
+    is_self: bool
+    gossip_addr: str
+    generation: int
+    capabilities: tuple[Capability, ...]
+    api: str | None
+    gradient: GradientVector | None
+    rejected: tuple[str, ...]
+
+
+def describe_members(node: Node) -> list[MemberView]:
+    """Every member, sorted by id, for the API and the dashboard."""
+    return [
+        MemberView(
+            node_id=record.node_id,
+            status=record.status,
+            verified=record.verified,
+            is_self=record.is_self,
+            gossip_addr=record.gossip_addr,
+            generation=record.generation,
+            capabilities=record.announcement.capabilities if record.announcement else (),
+            api=record.announcement.api if record.announcement else None,
+            gradient=record.gradient,
+            rejected=tuple(sorted(set(record.rejected.values()))),
+        )
+        for record in sorted(node.membership.members.values(), key=lambda m: m.node_id)
+    ]
 
 
 def data_dir_runtime(data_dir: Path) -> dict[str, Any] | None:
