@@ -22,7 +22,6 @@ import http.server
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,7 +111,9 @@ def timed(step: Any, steps: int) -> float:
 
 def bench_wasmtime(g: Any, warm: int, steps: int) -> tuple[float, float]:
     k = WasmPhysarum(PARAMS.to_array(), seed=1)
-    k.add_nodes(g[0]); k.add_edges(g[1]); k.set_food(g[2])
+    k.add_nodes(g[0])
+    k.add_edges(g[1])
+    k.set_food(g[2])
     k.step(warm)
     it0 = k.total_cg_iterations
     rate = timed(k.step, steps)
@@ -125,7 +126,9 @@ def bench_native(g: Any, warm: int, steps: int) -> tuple[float, float] | None:
     except ImportError:
         return None
     k = NativeKernel(PARAMS.to_array(), seed=1)
-    k.add_nodes(g[0]); k.add_edges(g[1]); k.set_food(g[2])
+    k.add_nodes(g[0])
+    k.add_edges(g[1])
+    k.set_food(g[2])
     k.step(warm)
     it0 = k.total_cg_iterations
     rate = timed(k.step, steps)

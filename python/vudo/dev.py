@@ -150,7 +150,7 @@ def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interv
                 time.sleep(0.2)
                 for i, proc in enumerate(procs):
                     if proc.poll() is not None and proc.returncode is not None and not getattr(proc, "_reported", False):
-                        setattr(proc, "_reported", True)
+                        proc._reported = True
                         print(f"node {i} exited with code {proc.returncode}; restart it with: {' '.join(described[i].argv)}", file=sys.stderr)
             return 0
         finally:

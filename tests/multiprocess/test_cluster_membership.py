@@ -20,12 +20,11 @@ from typing import Any
 import httpx
 import psutil
 
+from cluster import PYTHON, LocalCluster, NodeProc, forget, free_ports, init_data_dir, run_vudo, spawn, tail, wait_for
 from vudo import _core
 from vudo.hyphal.announcement import NodeAnnouncement
 from vudo.hyphal.signed import seal
 from vudo.identity import Identity
-
-from cluster import PYTHON, LocalCluster, NodeProc, forget, free_ports, init_data_dir, run_vudo, spawn, tail, wait_for
 
 # ---------------------------------------------------------------- basics ----
 
@@ -227,7 +226,7 @@ def test_forged_announcements_are_counted_and_never_verified(make_cluster: Any) 
             before = {n.index: n.rejected_count("announcement", reason) for n in cluster.nodes}
             rogue.set("announcement", value)
 
-            def rejected_everywhere() -> bool:
+            def rejected_everywhere(reason: str = reason, before: dict[int, int] = before) -> bool:
                 for n in cluster.nodes:
                     m = n.members().get(rogue_id.node_id)
                     if m is not None and m["verified"]:

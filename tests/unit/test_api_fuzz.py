@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
 import schemathesis
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from vudo.api.app import create_app

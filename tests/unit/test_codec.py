@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vudo.codec import DecodeFailure, decode_json
 from vudo.physarum.graph import GraphSpec, decode_graph

@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vudo.gradient.field import GradientField
 from vudo.gradient.vector import GradientVector, Resource

@@ -3,7 +3,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vudo.errors import IdentityError, InsecureKeyError
 from vudo.identity import (

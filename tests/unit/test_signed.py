@@ -2,7 +2,8 @@ import base64
 
 import msgspec
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vudo.errors import RemoteValueError
 from vudo.gradient.vector import GradientVector

@@ -18,9 +18,6 @@ from typing import Any
 
 import pytest
 
-from browser_support import STATIC
-
-
 # --------------------------------------------------------------- fake API ---
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # fixtures come from conftest.py; this is for annotations onl
 from browser_support import UI_TIMEOUT_MS
 
 
-def _open(page: Page, api: "FakeApi") -> None:
+def _open(page: Page, api: FakeApi) -> None:
     page.goto(api.url + "/")
     page.wait_for_function(
         "n => window.__vudoDashboard && window.__vudoDashboard.members === n",
@@ -27,7 +27,7 @@ def _row(page: Page, node_id: str) -> Locator:
     return page.locator(f'#members-body tr[data-node-id="{node_id}"]')
 
 
-def test_table_shows_every_member_with_status_and_verified(page: Page, fake_api: "FakeApi") -> None:
+def test_table_shows_every_member_with_status_and_verified(page: Page, fake_api: FakeApi) -> None:
     _open(page, fake_api)
 
     expect(page.locator("#members-body tr[data-node-id]")).to_have_count(len(fake_api.members))
@@ -59,7 +59,7 @@ def test_table_shows_every_member_with_status_and_verified(page: Page, fake_api:
     assert page.vudo_errors == []  # type: ignore[attr-defined]
 
 
-def test_member_going_dead_shows_after_next_poll(page: Page, fake_api: "FakeApi") -> None:
+def test_member_going_dead_shows_after_next_poll(page: Page, fake_api: FakeApi) -> None:
     _open(page, fake_api)
     victim = fake_api.peer_id(2)
     row = _row(page, victim)
@@ -74,7 +74,7 @@ def test_member_going_dead_shows_after_next_poll(page: Page, fake_api: "FakeApi"
     assert page.vudo_errors == []  # type: ignore[attr-defined]
 
 
-def test_member_without_gradient_or_fields_renders(page: Page, fake_api: "FakeApi") -> None:
+def test_member_without_gradient_or_fields_renders(page: Page, fake_api: FakeApi) -> None:
     bare = fake_api.peer_id(9)
     # Only an id: no status, verified, capabilities or gradient at all.
     fake_api.add_member({"node_id": bare})
@@ -119,7 +119,7 @@ def test_member_without_gradient_or_fields_renders(page: Page, fake_api: "FakeAp
     assert page.vudo_errors == []  # type: ignore[attr-defined]
 
 
-def test_connection_lost_banner_appears_and_recovers(page: Page, fake_api: "FakeApi") -> None:
+def test_connection_lost_banner_appears_and_recovers(page: Page, fake_api: FakeApi) -> None:
     _open(page, fake_api)
     banner = page.locator("#banner")
     expect(banner).to_be_hidden()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,7 +29,7 @@ class WitnessCap(BaseModel):
     stake: int
 
 
-CapabilityOut = Annotated[Union[ComputeCap, StorageCap, GatewayCap, WitnessCap], Field(discriminator="kind")]
+CapabilityOut = Annotated[ComputeCap | StorageCap | GatewayCap | WitnessCap, Field(discriminator="kind")]
 
 
 class GradientOut(BaseModel):

@@ -7,8 +7,8 @@ from typing import Annotated
 import msgspec
 
 from vudo.hyphal.capability import Capabilities
-from vudo.identity import Identity
 from vudo.hyphal.signed import open_sealed, seal
+from vudo.identity import Identity
 
 ANNOUNCEMENT_KEY = "announcement"
 LEAVE_KEY = "leave"

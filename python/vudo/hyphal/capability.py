@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 import msgspec
 
@@ -29,7 +29,7 @@ class Witness(msgspec.Struct, frozen=True, tag="witness", tag_field="kind", forb
     stake: _U64
 
 
-Capability = Union[Compute, Storage, Gateway, Witness]
+Capability = Compute | Storage | Gateway | Witness
 Capabilities = Annotated[tuple[Capability, ...], msgspec.Meta(max_length=8)]
 
 

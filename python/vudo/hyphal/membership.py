@@ -158,7 +158,7 @@ class Membership:
             ):
                 newest[member.node_id] = member
         out: list[Event] = []
-        for node_id, member in sorted(newest.items()):
+        for _, member in sorted(newest.items()):
             out.extend(self._observe(member, event.now))
         for node_id in sorted(set(self.members) - set(newest)):
             del self.members[node_id]
