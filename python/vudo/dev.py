@@ -146,11 +146,12 @@ def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interv
             tmp.write_text(json.dumps(cluster, indent=2))
             tmp.replace(directory / CLUSTER_FILE)
             print(json.dumps(cluster, indent=2) if as_json else banner(described, directory), flush=True)
+            reported: set[int] = set()
             while not stopping:
                 time.sleep(0.2)
                 for i, proc in enumerate(procs):
-                    if proc.poll() is not None and proc.returncode is not None and not getattr(proc, "_reported", False):
-                        proc._reported = True
+                    if proc.poll() is not None and i not in reported:
+                        reported.add(i)
                         print(f"node {i} exited with code {proc.returncode}; restart it with: {' '.join(described[i].argv)}", file=sys.stderr)
             return 0
         finally:

@@ -25,6 +25,7 @@ class NodeAnnouncement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     capabilities: Capabilities
     version: Annotated[str, msgspec.Meta(max_length=32)]
     timestamp: _Timestamp
+    link: _Addr = ""  # libp2p multiaddr of the node's link listener ("" when it has none)
 
 
 class LeaveNotice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
