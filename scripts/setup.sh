@@ -71,5 +71,7 @@ if [[ ! -d web/node_modules || "$(cat web/node_modules/.lock-hash 2>/dev/null)" 
     (cd web && npm ci --no-audit --no-fund --loglevel=error >&2)
     echo "$web_hash" > web/node_modules/.lock-hash
 fi
-(cd web && npm run --silent build >&2)
+# The dashboard's API types come from the API's own OpenAPI document.
+.venv/bin/python -m vudo.api.openapi > web/openapi.json
+(cd web && npm run --silent gen:api >&2 && npm run --silent build >&2)
 say "ready"

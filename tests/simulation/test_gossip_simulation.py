@@ -1,7 +1,7 @@
 """Many nodes in one process over the in-memory gossip network.
 
-The same `Node` code that runs in a `vudo node` process (publish, observe,
-leave) is driven here tick by tick, with chitchat's channel transport in
+The same membership service that runs in a `vudo node` process (publish,
+observe, leave) is driven here tick by tick, with chitchat's channel transport in
 place of UDP sockets, so partitions can be cut and healed precisely.
 """
 
@@ -18,6 +18,7 @@ from vudo import _core
 from vudo.config import NodeConfig
 from vudo.identity import init_data_dir
 from vudo.node import Node
+from vudo.node.lifecycle import AnnounceLeave, StopRequested
 
 TICK = 0.05
 DEADLINE = 60.0
@@ -39,14 +40,14 @@ def make_nodes(tmp_path: Path, count: int, net: _core.MemoryNetwork) -> list[Nod
             cluster_id="sim",
         )
         node = Node(config, network=net)
-        node.start_gossip()
-        node.publish(time.time())
+        node.membership.start_engine()
+        node.membership.publish(time.time())
         nodes.append(node)
     return nodes
 
 
 def statuses(observer: Node) -> dict[str, tuple[str, bool]]:
-    return {m.node_id: (m.status, m.verified) for m in observer.membership.members.values()}
+    return {m.node_id: (m.status, m.verified) for m in observer.membership.policy.members.values()}
 
 
 def run_until(nodes: list[Node], condition: Callable[[], bool], what: str) -> None:
@@ -54,8 +55,9 @@ def run_until(nodes: list[Node], condition: Callable[[], bool], what: str) -> No
     while time.monotonic() < deadline:
         now = time.time()
         for node in nodes:
-            if node.gossip is not None and node.gossip.running:
-                node.observe(now)
+            gossip = node.membership.gossip
+            if gossip is not None and gossip.running:
+                node.membership.observe(now)
         if condition():
             return
         time.sleep(TICK)
@@ -81,8 +83,9 @@ def network() -> _core.MemoryNetwork:
 
 def stop_all(nodes: list[Node]) -> None:
     for node in nodes:
-        if node.gossip is not None and node.gossip.running:
-            node.gossip.shutdown()
+        gossip = node.membership.gossip
+        if gossip is not None and gossip.running:
+            gossip.shutdown()
 
 
 def test_forty_nodes_converge_to_full_verified_membership(tmp_path: Path, network: _core.MemoryNetwork) -> None:
@@ -90,9 +93,9 @@ def test_forty_nodes_converge_to_full_verified_membership(tmp_path: Path, networ
     try:
         run_until(nodes, lambda: sees(nodes, nodes, "alive", verified=True), "full verified membership")
         for node in nodes:
-            assert len(node.membership.verified_peers()) == 39
-            assert not node.membership.rejections
-            assert len(node.membership.gradients.neighbors) == 39
+            assert len(node.membership.policy.verified_peers()) == 39
+            assert not node.membership.policy.rejections
+            assert len(node.membership.gradients().neighbors) == 39
         messages, sent = network.statistics
         assert messages > 0 and sent > 0
     finally:
@@ -122,10 +125,12 @@ def test_crash_is_dead_and_graceful_leave_is_left(tmp_path: Path, network: _core
     try:
         run_until(nodes, lambda: sees(nodes, nodes, "alive", verified=True), "convergence")
         crashed, leaver, rest = nodes[3], nodes[4], nodes[:3]
-        assert crashed.gossip is not None
-        crashed.gossip.shutdown()
-        leaver.announce_leave(time.time())
+        assert crashed.membership.gossip is not None
+        crashed.membership.gossip.shutdown()
+        for instruction in leaver.lifecycle.receive(StopRequested("test", time.time())):
+            if isinstance(instruction, AnnounceLeave):
+                leaver.membership.leave(time.time())
         run_until(nodes, lambda: sees(rest, [crashed], "dead") and sees(rest, [leaver], "left"), "dead and left")
-        assert leaver.status == "leaving"
+        assert leaver.queries.info().status == "leaving"
     finally:
         stop_all(nodes)

@@ -10,6 +10,8 @@ from vudo.api.app import create_app
 from vudo.config import NodeConfig
 from vudo.identity import init_data_dir, load_api_token
 from vudo.node import Node
+from vudo.node.lifecycle import StopRequested
+from vudo.services.events import Joined
 
 
 @pytest.fixture()
@@ -20,7 +22,7 @@ def node(tmp_path: Path) -> Node:
 
 @pytest.fixture()
 def client(node: Node) -> TestClient:
-    return TestClient(create_app(node))
+    return TestClient(create_app(node.queries))
 
 
 def test_node_document(client: TestClient, node: Node) -> None:
@@ -35,7 +37,7 @@ def test_node_document(client: TestClient, node: Node) -> None:
 def test_not_ready_until_joined(client: TestClient, node: Node) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 503
-    node.status = "alive"
+    node.lifecycle.receive(Joined(peers=1, now=0.0))
     assert client.get("/readyz").json() == {"status": "ready"}
 
 
@@ -64,7 +66,8 @@ def test_mutation_requires_bearer_token(client: TestClient, node: Node) -> None:
     assert client.post(f"/v1/node/leave?token={token}").status_code == 401
     assert client.post("/v1/node/leave", headers={"Authorization": "Bearer wrong"}).status_code == 403
     assert client.post("/v1/node/leave", headers={"Authorization": f"Basic {token}"}).status_code == 401
-    assert not node._stop.is_set()
+    assert node.inbox.empty()
     response = client.post("/v1/node/leave", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 202 and response.json() == {"status": "leaving"}
-    assert node._stop.is_set()
+    event = node.inbox.get_nowait()
+    assert isinstance(event, StopRequested) and "API" in event.reason

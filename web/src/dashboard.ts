@@ -6,7 +6,7 @@
 // treated as untrusted and possibly missing: rendering never throws on a
 // partial or unexpected payload.
 
-export {};
+import type { components } from "./api.gen";
 
 // ---------------------------------------------------------------- state ---
 
@@ -44,6 +44,24 @@ window.__vudoDashboard = state;
 // ------------------------------------------------------ loose JSON access ---
 
 type Obj = Record<string, unknown>;
+
+// Field names come from the API's own OpenAPI document (api.gen.ts is
+// generated from /v1/openapi.json by the build): a field the API renames or
+// drops is a type error here, while values are still checked at run time.
+type Schemas = components["schemas"];
+type GradientOut = Schemas["GradientOut"];
+type MembersOut = Schemas["MembersOut"];
+type MemberOut = Schemas["MemberOut"];
+type NodeOut = Schemas["NodeOut"];
+type GradientsOut = Schemas["GradientsOut"];
+type ComputeCap = Schemas["ComputeCap"];
+type StorageCap = Schemas["StorageCap"];
+type GatewayCap = Schemas["GatewayCap"];
+type WitnessCap = Schemas["WitnessCap"];
+
+function field<T extends object>(o: Obj, key: keyof T & string): unknown {
+  return o[key];
+}
 
 function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -88,36 +106,36 @@ interface Member {
 function parseGradient(v: unknown): Gradient | null {
   if (!isObj(v)) return null;
   return {
-    compute: num(v["compute_available"]),
-    storage: num(v["storage_available"]),
-    bandwidth: num(v["bandwidth_available"]),
-    credit: num(v["credit_balance"]),
-    timestamp: num(v["timestamp"]),
-    hops: num(v["hops"]),
+    compute: num(field<GradientOut>(v, "compute_available")),
+    storage: num(field<GradientOut>(v, "storage_available")),
+    bandwidth: num(field<GradientOut>(v, "bandwidth_available")),
+    credit: num(field<GradientOut>(v, "credit_balance")),
+    timestamp: num(field<GradientOut>(v, "timestamp")),
+    hops: num(field<GradientOut>(v, "hops")),
   };
 }
 
 function parseMembers(payload: unknown): Member[] {
-  const list = isObj(payload) ? arr(payload["members"]) : arr(payload);
+  const list = isObj(payload) ? arr(field<MembersOut>(payload, "members")) : arr(payload);
   const seen = new Map<string, number>();
   const out: Member[] = [];
   list.forEach((raw, index) => {
     const m: Obj = isObj(raw) ? raw : {};
-    const id = str(m["node_id"]) ?? `(unknown #${index + 1})`;
+    const id = str(field<MemberOut>(m, "node_id")) ?? `(unknown #${index + 1})`;
     const n = seen.get(id) ?? 0;
     seen.set(id, n + 1);
-    const verified = m["verified"];
+    const verified = field<MemberOut>(m, "verified");
     out.push({
       key: n === 0 ? id : `${id}#${n}`,
       id,
-      status: str(m["status"]) ?? "unknown",
+      status: str(field<MemberOut>(m, "status")) ?? "unknown",
       verified: typeof verified === "boolean" ? verified : null,
-      isSelf: m["is_self"] === true,
-      gossipAddr: str(m["gossip_addr"]),
-      capabilities: arr(m["capabilities"]),
-      gradient: parseGradient(m["gradient"]),
-      generation: num(m["generation"]),
-      rejected: arr(m["rejected"]).map((r) => (typeof r === "string" ? r : JSON.stringify(r))),
+      isSelf: field<MemberOut>(m, "is_self") === true,
+      gossipAddr: str(field<MemberOut>(m, "gossip_addr")),
+      capabilities: arr(field<MemberOut>(m, "capabilities")),
+      gradient: parseGradient(field<MemberOut>(m, "gradient")),
+      generation: num(field<MemberOut>(m, "generation")),
+      rejected: arr(field<MemberOut>(m, "rejected")).map((r) => (typeof r === "string" ? r : JSON.stringify(r))),
     });
   });
   // This node first, then by id: rows stay put when a status changes.
@@ -161,30 +179,30 @@ interface CapView {
 
 function describeCapability(c: unknown): CapView {
   if (!isObj(c)) return { kind: "unknown", label: "?", detail: JSON.stringify(c) ?? "?" };
-  const kind = str(c["kind"]) ?? "unknown";
+  const kind = str(field<ComputeCap>(c, "kind")) ?? "unknown";
   const parts: string[] = [];
   switch (kind) {
     case "compute": {
-      const cores = num(c["cores"]);
-      const mem = num(c["memory_mb"]);
+      const cores = num(field<ComputeCap>(c, "cores"));
+      const mem = num(field<ComputeCap>(c, "memory_mb"));
       if (cores !== null) parts.push(`${cores} cores`);
       if (mem !== null) parts.push(formatMb(mem));
       break;
     }
     case "storage": {
-      const cap = num(c["capacity_mb"]);
-      const iops = num(c["iops"]);
+      const cap = num(field<StorageCap>(c, "capacity_mb"));
+      const iops = num(field<StorageCap>(c, "iops"));
       if (cap !== null) parts.push(formatMb(cap));
       if (iops !== null) parts.push(`${iops} IOPS`);
       break;
     }
     case "gateway": {
-      const protocols = arr(c["protocols"]).filter((p): p is string => typeof p === "string");
+      const protocols = arr(field<GatewayCap>(c, "protocols")).filter((p): p is string => typeof p === "string");
       if (protocols.length > 0) parts.push(protocols.join(", "));
       break;
     }
     case "witness": {
-      const stake = num(c["stake"]);
+      const stake = num(field<WitnessCap>(c, "stake"));
       if (stake !== null) parts.push(`stake ${stake}`);
       break;
     }
@@ -261,19 +279,19 @@ function renderCaps(container: HTMLElement, caps: unknown[]): void {
 
 function renderNode(node: unknown, gradients: unknown, members: Member[]): void {
   const n: Obj = isObj(node) ? node : {};
-  const id = str(n["node_id"]) ?? "unknown";
+  const id = str(field<NodeOut>(n, "node_id")) ?? "unknown";
   setText(el("self-id"), id);
-  const status = str(n["status"]) ?? "unknown";
+  const status = str(field<NodeOut>(n, "status")) ?? "unknown";
   const statusEl = el("self-status");
   setText(statusEl, status);
   setClass(statusEl, statusClass(status));
-  setText(el("self-cluster"), str(n["cluster_id"]) ?? "—");
-  setText(el("self-version"), str(n["version"]) ?? "—");
-  const started = num(n["started_at"]);
+  setText(el("self-cluster"), str(field<NodeOut>(n, "cluster_id")) ?? "—");
+  setText(el("self-version"), str(field<NodeOut>(n, "version")) ?? "—");
+  const started = num(field<NodeOut>(n, "started_at"));
   setText(el("self-uptime"), started === null ? "—" : formatDuration(Date.now() / 1000 - started));
 
   const addrsEl = el("self-addrs");
-  const addrs = n["addrs"];
+  const addrs = field<NodeOut>(n, "addrs");
   const addrSig = JSON.stringify(addrs ?? null);
   if (addrsEl.dataset["sig"] !== addrSig) {
     addrsEl.dataset["sig"] = addrSig;
@@ -287,14 +305,15 @@ function renderNode(node: unknown, gradients: unknown, members: Member[]): void 
     }
   }
 
-  renderCaps(el("self-caps"), arr(n["capabilities"]));
+  renderCaps(el("self-caps"), arr(field<NodeOut>(n, "capabilities")));
   renderFlow(gradients, members);
   document.title = `VUDO node ${shortId(id)}`;
 }
 
 function renderFlow(gradients: unknown, members: Member[]): void {
   const flowEl = el("self-flow");
-  const flow = isObj(gradients) && isObj(gradients["flow"]) ? gradients["flow"] : null;
+  const rawFlow = isObj(gradients) ? field<GradientsOut>(gradients, "flow") : null;
+  const flow = isObj(rawFlow) ? rawFlow : null;
   const sig = JSON.stringify(flow);
   if (flowEl.dataset["sig"] === sig) return;
   flowEl.dataset["sig"] = sig;

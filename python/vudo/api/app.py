@@ -1,11 +1,10 @@
-"""The HTTP interface: parse, call the node, render. Nothing is decided here."""
+"""The HTTP interface: parse, ask the node's query protocol, render. Nothing is decided here."""
 
 from __future__ import annotations
 
-import hmac
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from fastapi import Depends, FastAPI, HTTPException
@@ -15,10 +14,8 @@ from fastapi.staticfiles import StaticFiles
 
 from vudo import __version__
 from vudo.api.models import ErrorOut, GradientsOut, Health, LeaveOut, MembersOut, NodeOut
+from vudo.api.query import NodeQuery
 from vudo.hyphal.capability import is_witness
-
-if TYPE_CHECKING:
-    from vudo.node import Node
 
 STATIC_DIR = Path(str(resources.files("vudo") / "web" / "static"))
 WASM_PATH = Path(str(resources.files("vudo") / "physarum" / "physarum.wasm"))
@@ -28,7 +25,7 @@ def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
 
-def create_app(node: Node) -> FastAPI:
+def create_app(node: NodeQuery) -> FastAPI:
     app = FastAPI(
         title="VUDO node API",
         version=__version__,
@@ -43,43 +40,42 @@ def create_app(node: Node) -> FastAPI:
     def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if credentials is None or not credentials.credentials:
             raise HTTPException(401, "missing bearer token: send `Authorization: Bearer <token>` (token file: <data_dir>/api-token)", headers={"WWW-Authenticate": "Bearer"})
-        if not hmac.compare_digest(credentials.credentials.strip().encode(), node.api_token.encode()):
+        if not node.token_matches(credentials.credentials.strip()):
             raise HTTPException(403, "wrong bearer token for this node")
 
     auth_errors: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
 
     @app.get("/v1/node", response_model=NodeOut)
     def get_node() -> dict[str, Any]:
-        info = node.info
+        info = node.info()
         return {
             "node_id": info.node_id,
             "addrs": {"gossip": info.gossip_addr, "api": info.api_url},
             "capabilities": _plain(info.capabilities),
             "version": __version__,
             "cluster_id": info.cluster_id,
-            "status": node.status,
+            "status": info.status,
             "started_at": info.started_at,
             "witness": is_witness(info.capabilities),
         }
 
     @app.get("/v1/members", response_model=MembersOut)
     def get_members() -> dict[str, Any]:
-        from vudo.node import describe_members
-
-        return {"members": [_plain(m) for m in describe_members(node)]}
+        return {"members": [_plain(m) for m in node.members()]}
 
     @app.get("/v1/gradients", response_model=GradientsOut)
     def get_gradients() -> dict[str, Any]:
+        view = node.gradients()
         return {
-            "local": _plain(node.local_gradient),
-            "neighbors": {k: _plain(v) for k, v in sorted(node.membership.gradients.neighbors.items())},
-            "flow": node.flow(),
+            "local": _plain(view.local),
+            "neighbors": {k: _plain(v) for k, v in view.neighbors},
+            "flow": dict(view.flow),
         }
 
     @app.post("/v1/node/leave", response_model=LeaveOut, status_code=202, dependencies=[Depends(require_token)], responses=auth_errors)
     def post_leave() -> dict[str, str]:
         """Leave the network gracefully and stop the node."""
-        node.request_stop()
+        node.request_stop("requested through the API")
         return {"status": "leaving"}
 
     @app.get("/livez", response_model=Health)
@@ -88,13 +84,13 @@ def create_app(node: Node) -> FastAPI:
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     def readyz() -> Response:
-        if node.ready:
+        if node.ready():
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": node.status}, status_code=503)
+        return JSONResponse({"status": node.info().status}, status_code=503)
 
     @app.get("/metrics", response_class=Response)
     def metrics() -> Response:
-        return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(node.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -53,7 +53,7 @@ class NodeOut(BaseModel):
     capabilities: list[CapabilityOut]
     version: str
     cluster_id: str
-    status: Literal["bootstrapping", "alive", "leaving"]
+    status: Literal["bootstrapping", "alive", "leaving", "stopped"]
     started_at: float
     witness: bool
 
@@ -66,6 +66,7 @@ class MemberOut(BaseModel):
     gossip_addr: str
     generation: int
     api: str | None
+    link: str | None
     capabilities: list[CapabilityOut]
     gradient: GradientOut | None
     rejected: list[str]

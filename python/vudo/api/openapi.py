@@ -1,0 +1,57 @@
+"""Print the HTTP API's OpenAPI document without running a node.
+
+``python -m vudo.api.openapi > web/openapi.json`` — the web build turns it
+into the dashboard's TypeScript types, so the browser code and the API
+share one source of truth (``vudo/api/models.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+from vudo.api.app import create_app
+from vudo.api.query import NodeInfo
+from vudo.services.membership import GradientsView, MemberView
+
+
+class _SchemaOnly:
+    """A query object for building the document: routes are described, never called."""
+
+    def _never(self) -> NoReturn:
+        raise RuntimeError("this app only describes the API; it serves no node")
+
+    def info(self) -> NodeInfo:
+        self._never()
+
+    def ready(self) -> bool:
+        self._never()
+
+    def members(self) -> list[MemberView]:
+        self._never()
+
+    def gradients(self) -> GradientsView:
+        self._never()
+
+    def metrics_text(self) -> bytes:
+        self._never()
+
+    def token_matches(self, token: str) -> bool:
+        self._never()
+
+    def request_stop(self, reason: str) -> None:
+        self._never()
+
+
+def document() -> dict[str, Any]:
+    return create_app(_SchemaOnly()).openapi()
+
+
+def main() -> None:
+    json.dump(document(), sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""The node: a supervisor of services and the executor of the lifecycle policy.
+
+The node decides nothing. It builds its services (membership, API, ...),
+starts them in order, runs them as one task group, feeds every event they
+report to the :class:`Lifecycle` policy and executes its instructions
+(mark ready, announce the leave, arm the grace timer, stop). A service that
+crashes is reported to the lifecycle as ``ServiceFailed``: the node then
+leaves gracefully and exits 1. The interfaces see the node only through
+:class:`NodeQueries`, built from the services' views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import signal
+import time
+from collections.abc import Sequence
+
+from vudo import _core
+from vudo.api.query import NodeInfo
+from vudo.config import NodeConfig
+from vudo.identity import Identity, load_api_token, load_identity
+from vudo.metrics import NodeMetrics
+from vudo.node.lifecycle import (
+    AnnounceLeave,
+    ArmLeaveTimer,
+    Instruction,
+    LeaveGraceElapsed,
+    Lifecycle,
+    LifecycleEvent,
+    MarkNotReady,
+    MarkReady,
+    Phase,
+    ServiceFailed,
+    StopRequested,
+    StopServices,
+)
+from vudo.node.runtime import remove_runtime_file, write_runtime_file
+from vudo.services.api import ApiService
+from vudo.services.base import Service
+from vudo.services.membership import GradientsView, MembershipService, MemberView
+from vudo.substrate.measure import ResourceMeter
+
+log = logging.getLogger("vudo.node")
+
+#: How long a stopped service's task may take to finish before it is cancelled.
+STOP_TIMEOUT_S = 5.0
+
+
+class NodeQueries:
+    """The query protocol (:class:`vudo.api.query.NodeQuery`) over the node's services."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def info(self) -> NodeInfo:
+        node = self._node
+        return NodeInfo(
+            node_id=node.identity.node_id,
+            gossip_addr=node.config.gossip_advertise,
+            api_url=node.config.api_url,
+            capabilities=node.capabilities,
+            cluster_id=node.config.cluster_id,
+            started_at=node.started_at,
+            status=node.lifecycle.phase.value,
+        )
+
+    def ready(self) -> bool:
+        return self._node.lifecycle.ready
+
+    def members(self) -> list[MemberView]:
+        return self._node.membership.members()
+
+    def gradients(self) -> GradientsView:
+        return self._node.membership.gradients()
+
+    def metrics_text(self) -> bytes:
+        return self._node.metrics.render()
+
+    def token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self._node.api_token.encode())
+
+    def request_stop(self, reason: str) -> None:
+        self._node.request_stop(reason)
+
+
+class Node:
+    def __init__(self, config: NodeConfig, *, network: _core.MemoryNetwork | None = None) -> None:
+        from vudo.api.app import create_app  # interfaces sit above the node; they get queries, not the node
+
+        self.config = config
+        self.identity: Identity = load_identity(config.data_dir)
+        self.api_token = load_api_token(config.data_dir)
+        self.metrics = NodeMetrics()
+        meter = ResourceMeter(config.data_dir, bandwidth_capacity_mbps=config.bandwidth_capacity_mbps)
+        self.capabilities = meter.capabilities(
+            storage_iops=config.storage_iops,
+            gateway_protocols=config.gateway_protocols,
+            witness_stake=config.witness_stake,
+        )
+        self.started_at = time.time()
+        self.lifecycle = Lifecycle(leave_grace_s=config.leave_grace_ms / 1000)
+        self.queries = NodeQueries(self)
+        self.membership = MembershipService(config, self.identity, self.metrics, self.capabilities, meter, network=network)
+        self.api = ApiService(config, create_app(self.queries))
+        self.services: Sequence[Service] = (self.membership, self.api)
+        self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
+
+    # -- the supervisor's inbox ----------------------------------------------------
+
+    def emit(self, event: LifecycleEvent) -> None:
+        self.inbox.put_nowait(event)
+
+    def request_stop(self, reason: str = "requested") -> None:
+        self.emit(StopRequested(reason, time.time()))
+
+    # -- running ------------------------------------------------------------------
+
+    async def _supervise(self, service: Service) -> None:
+        """Run one service; anything but a requested stop is a ServiceFailed event."""
+        try:
+            await service.run(self)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as err:  # noqa: BLE001 - SystemExit from a server counts as a failure too
+            log.exception("service %s failed", service.name)
+            self.emit(ServiceFailed(service.name, repr(err), time.time()))
+        else:
+            if self.lifecycle.phase in (Phase.JOINING, Phase.ALIVE):
+                self.emit(ServiceFailed(service.name, "stopped by itself", time.time()))
+
+    def _execute(self, instruction: Instruction) -> bool:
+        """Carry out one lifecycle instruction; True when the node must stop now."""
+        now = time.time()
+        match instruction:
+            case MarkReady(peers=peers):
+                self.metrics.ready.set(1)
+                log.info("alive: joined cluster %r with %d verified peer(s)", self.config.cluster_id, peers)
+            case MarkNotReady():
+                self.metrics.ready.set(0)
+            case AnnounceLeave():
+                for service in self.services:
+                    service.leave(now)
+            case ArmLeaveTimer(seconds=seconds):
+                asyncio.get_running_loop().call_later(seconds, self.emit, LeaveGraceElapsed(now + seconds))
+            case StopServices():
+                return True
+        return False
+
+    async def run(self) -> int:
+        started: list[Service] = []
+        try:
+            for service in self.services:
+                await service.start()
+                started.append(service)
+        except BaseException:
+            for service in reversed(started):
+                await service.stop()
+            raise
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
+        write_runtime_file(self.config.data_dir, node_id=self.identity.node_id, api=self.config.api_url,
+                           gossip=self.config.gossip_advertise)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._supervise(s), name=s.name) for s in self.services]
+                try:
+                    while True:
+                        event = await self.inbox.get()
+                        instructions = self.lifecycle.receive(event)
+                        if self.lifecycle.history and self.lifecycle.history[-1].event is event:
+                            handled = self.lifecycle.history[-1]
+                            log.debug("lifecycle %d: %s -> %s on %s", handled.id, handled.old.value, handled.new.value, event)
+                        if any([self._execute(i) for i in instructions]):
+                            break
+                finally:
+                    for service in reversed(self.services):
+                        await service.stop()
+                    _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+                    for task in pending:
+                        task.cancel()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            remove_runtime_file(self.config.data_dir)
+        log.info("stopped (exit code %d)", self.lifecycle.exit_code)
+        return self.lifecycle.exit_code
+
+
+def run_node(config: NodeConfig) -> int:
+    """Run a node in this process until it is told to stop."""
+    # Until the event loop installs its handlers, remember a SIGTERM/SIGINT
+    # instead of dying without a leave notice.
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: early.append(signum))
+    node = Node(config)
+    if early:
+        log.info("stop requested before the node started; exiting")
+        return 0
+
+    async def main() -> int:
+        task = asyncio.create_task(node.run())
+        await asyncio.sleep(0)  # let run() install its signal handlers
+        if early:
+            node.request_stop("signal before start")
+        return await task
+
+    return asyncio.run(main())
