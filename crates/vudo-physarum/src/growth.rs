@@ -51,7 +51,7 @@ pub fn explore(net: &mut Network, p: &Params, rng: &mut Rng) -> usize {
             let dy = net.position[3 * o + 1] - target[1];
             let dz = net.position[3 * o + 2] - target[2];
             let d2 = dx * dx + dy * dy + dz * dz;
-            if best.map_or(true, |(_, b)| d2 < b) {
+            if best.is_none_or(|(_, b)| d2 < b) {
                 best = Some((o, d2));
             }
         }
