@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,7 +135,9 @@ def test_a_crashing_service_makes_the_node_leave_and_exit_1(tmp_path: Path) -> N
         seen.append(data_dir_runtime(config.data_dir))
         return await task
 
-    assert asyncio.run(main()) == 1
+    # Its own thread: a session-wide Playwright driver may already run a loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, main()).result(timeout=120) == 1
     assert crashing.left and crashing.stopped
     assert node.lifecycle.phase is Phase.STOPPED
     failed = [h.event for h in node.lifecycle.history if isinstance(h.event, ServiceFailed)]

@@ -159,9 +159,6 @@ class Node:
             for service in reversed(started):
                 await service.stop()
             raise
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
         write_runtime_file(self.config.data_dir, node_id=self.identity.node_id, api=self.config.api_url,
                            gossip=self.config.gossip_advertise)
         try:
@@ -183,8 +180,6 @@ class Node:
                     for task in pending:
                         task.cancel()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
             remove_runtime_file(self.config.data_dir)
         log.info("stopped (exit code %d)", self.lifecycle.exit_code)
         return self.lifecycle.exit_code
@@ -203,10 +198,11 @@ def run_node(config: NodeConfig) -> int:
         return 0
 
     async def main() -> int:
-        task = asyncio.create_task(node.run())
-        await asyncio.sleep(0)  # let run() install its signal handlers
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, node.request_stop, f"signal {sig.name}")
         if early:
             node.request_stop("signal before start")
-        return await task
+        return await node.run()
 
     return asyncio.run(main())
