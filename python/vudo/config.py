@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from vudo.errors import ConfigError
+from vudo.spirits.manifest import NAME_RE, Permissions
 
 ENV_PREFIX = "VUDO_"
 CONFIG_FILE = "vudo.toml"
@@ -46,6 +49,14 @@ class NodeConfig:
     gateway_protocols: tuple[str, ...] = ("http",)
     witness_stake: int | None = None
     leave_grace_ms: int = 1500
+    #: How often a running spirit gets a tick.
+    spirit_tick_ms: int = 1000
+    #: ``[spirits.allow.NAME]`` tables of the config file: what each spirit is granted.
+    spirit_grants: tuple[tuple[str, Permissions], ...] = ()
+
+    def spirit_grant(self, name: str) -> Permissions | None:
+        """What the operator granted spirit ``name`` (None: nothing, not even the lowest levels)."""
+        return dict(self.spirit_grants).get(name)
 
     @property
     def effective_min_connections(self) -> int:
@@ -67,7 +78,35 @@ class NodeConfig:
         return f"http://{host}:{self.api_port}"
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig)}
+_FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig) if f.name != "spirit_grants"}
+SPIRITS_TABLE = "spirits"
+
+
+def parse_spirit_grants(raw: Any, source: str) -> tuple[tuple[str, Permissions], ...]:
+    """``[spirits.allow.NAME]`` tables -> ((name, Permissions), ...), sorted by name.
+
+    Example::
+
+        [spirits.allow.physarum]
+        network = "read"
+        compute = "minimal"
+        display = "required"
+    """
+    if not isinstance(raw, dict) or set(raw) - {"allow"}:
+        raise ConfigError(f"{source}: [spirits] holds only an `allow` table, e.g. [spirits.allow.NAME] network = \"read\"")
+    allow = raw.get("allow", {})
+    if not isinstance(allow, dict):
+        raise ConfigError(f"{source}: spirits.allow must be a table of [spirits.allow.NAME] tables")
+    grants = []
+    for name, table in sorted(allow.items()):
+        if not NAME_RE.fullmatch(name):
+            raise ConfigError(f"{source}: spirits.allow.{name}: not a spirit name")
+        try:
+            grants.append((name, msgspec.convert(table, Permissions)))
+        except msgspec.ValidationError as err:
+            raise ConfigError(f"{source}: spirits.allow.{name}: {err} "
+                              "(network: none|read|write, compute: minimal|standard|heavy, display: none|required, wasi: bool)") from None
+    return tuple(grants)
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
@@ -110,6 +149,8 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
         raise ConfigError("gossip_interval_ms must be at least 10")
     if cfg.announcement_ttl_s <= cfg.refresh_interval_s:
         raise ConfigError("announcement_ttl_s must be larger than refresh_interval_s, or announcements expire between refreshes")
+    if cfg.spirit_tick_ms < 10:
+        raise ConfigError("spirit_tick_ms must be at least 10")
     if not cfg.cluster_id:
         raise ConfigError("cluster_id must not be empty")
     try:
@@ -149,6 +190,9 @@ def load_config(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"config file {path}: {err}") from None
         for key, raw in table.items():
+            if key == SPIRITS_TABLE:
+                values["spirit_grants"] = parse_spirit_grants(raw, f"config file {path}")
+                continue
             if key not in _FIELDS:
                 raise ConfigError(f"config file {path}: unknown key {key!r} (known: {', '.join(sorted(_FIELDS))})")
             values[key] = _coerce(key, raw, f"config file {path}")

@@ -7,15 +7,30 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from vudo import __version__
-from vudo.api.models import ErrorOut, GradientsOut, Health, LeaveOut, MembersOut, NodeOut
+from vudo.api.models import (
+    ErrorOut,
+    GradientsOut,
+    Health,
+    LeaveOut,
+    MembersOut,
+    NodeOut,
+    SpiritErrorOut,
+    SpiritLogsOut,
+    SpiritOut,
+    SpiritsOut,
+)
 from vudo.api.query import NodeQuery
 from vudo.hyphal.capability import is_witness
+from vudo.services.spirits import SpiritView
+from vudo.spirits.errors import PackageError, SpiritError
+from vudo.spirits.package import MAX_ARCHIVE_BYTES
 
 STATIC_DIR = Path(str(resources.files("vudo") / "web" / "static"))
 WASM_PATH = Path(str(resources.files("vudo") / "physarum" / "physarum.wasm"))
@@ -23,6 +38,32 @@ WASM_PATH = Path(str(resources.files("vudo") / "physarum" / "physarum.wasm"))
 
 def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value)
+
+
+#: What a spirit's page may do: load its own files, run its own wasm, talk to this node. Nothing else.
+SPIRIT_CSP = (
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'self'; object-src 'none'"
+)
+SPIRIT_NAME = PathParam(pattern=r"^[a-z][a-z0-9-]{0,39}$", description="the spirit's name")
+_STATUS_BY_REASON = {
+    "unknown_spirit": 404, "not_granted": 403, "wrong_state": 409, "stale_rev": 409, "too_many": 409,
+    "oversize": 413, "changed_on_disk": 409,
+}
+
+
+def _spirit(view: SpiritView) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(view)
+    out["files"] = [{"path": p, "sha256": h} for p, h in view.files]
+    return out
+
+
+def _spirit_error(err: SpiritError) -> JSONResponse:
+    status = _STATUS_BY_REASON.get(err.reason)
+    if status is None:
+        status = 409 if err.reason == "wrong_author" else 400 if isinstance(err, PackageError) else 422
+    return JSONResponse({"detail": str(err), "reason": err.reason}, status_code=status)
 
 
 def create_app(node: NodeQuery) -> FastAPI:
@@ -77,6 +118,76 @@ def create_app(node: NodeQuery) -> FastAPI:
         """Leave the network gracefully and stop the node."""
         node.request_stop("requested through the API")
         return {"status": "leaving"}
+
+    spirit_errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": SpiritErrorOut} for code in (400, 403, 404, 409, 413, 422)
+    }
+
+    @app.get("/v1/spirits", response_model=SpiritsOut)
+    def get_spirits() -> dict[str, Any]:
+        """Every installed spirit with its state (running, dismissed, failed, ...)."""
+        return {"spirits": [_spirit(v) for v in node.spirits()]}
+
+    @app.post("/v1/spirits", response_model=SpiritOut, status_code=201, dependencies=[Depends(require_token)],
+              responses={**spirit_errors, **auth_errors},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def post_spirit(request: Request) -> Response:
+        """Install a `.spirit` package (the request body): verified, then stored; a new rev replaces an older one."""
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_ARCHIVE_BYTES:
+                return JSONResponse({"detail": f"package above {MAX_ARCHIVE_BYTES} bytes", "reason": "oversize"}, status_code=413)
+        try:
+            view = await node.install_spirit(bytes(body))
+        except SpiritError as err:
+            return _spirit_error(err)
+        return JSONResponse(_spirit(view), status_code=201)
+
+    @app.get("/v1/spirits/{name}", response_model=SpiritOut, responses={404: {"model": SpiritErrorOut}})
+    def get_spirit(name: str = SPIRIT_NAME) -> Response:
+        """One spirit: manifest, grants, state, fuel used and memory."""
+        view = node.spirit(name)
+        if view is None:
+            return JSONResponse({"detail": f"no spirit named {name!r} is installed", "reason": "unknown_spirit"}, status_code=404)
+        return JSONResponse(_spirit(view))
+
+    @app.get("/v1/spirits/{name}/logs", response_model=SpiritLogsOut, responses={404: {"model": SpiritErrorOut}})
+    def get_spirit_logs(name: str = SPIRIT_NAME) -> Response:
+        """The spirit's recent log lines (its own `vudo.log` calls and its lifecycle)."""
+        lines = node.spirit_logs(name)
+        if lines is None:
+            return JSONResponse({"detail": f"no spirit named {name!r} is installed", "reason": "unknown_spirit"}, status_code=404)
+        return JSONResponse({"name": name, "lines": [_plain(line) for line in lines]})
+
+    @app.post("/v1/spirits/{name}/summon", response_model=SpiritOut, dependencies=[Depends(require_token)],
+              responses={**spirit_errors, **auth_errors})
+    async def post_summon(name: str = SPIRIT_NAME) -> Response:
+        """Verify, check grants, compile, instantiate and call the summon hook."""
+        try:
+            return JSONResponse(_spirit(await node.summon_spirit(name)))
+        except SpiritError as err:
+            return _spirit_error(err)
+
+    @app.post("/v1/spirits/{name}/dismiss", response_model=SpiritOut, dependencies=[Depends(require_token)],
+              responses={**spirit_errors, **auth_errors})
+    async def post_dismiss(name: str = SPIRIT_NAME) -> Response:
+        """Call the dismiss hook, then drop the instance."""
+        try:
+            return JSONResponse(_spirit(await node.dismiss_spirit(name)))
+        except SpiritError as err:
+            return _spirit_error(err)
+
+    @app.get("/spirits/{name}/{path:path}", include_in_schema=False)
+    def spirit_asset(name: str, path: str) -> Response:
+        asset = node.spirit_asset(name, path)
+        headers = {"Content-Security-Policy": SPIRIT_CSP, "X-Content-Type-Options": "nosniff",
+                   "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+        if asset is None:
+            return Response(f"spirit {name!r} serves no {path or 'index.html'!r} (is it running with display=required?)\n",
+                            status_code=404, media_type="text/plain; charset=utf-8", headers=headers)
+        return Response(asset.data, media_type=asset.media_type, headers=headers)
 
     @app.get("/livez", response_model=Health)
     def livez() -> dict[str, str]:

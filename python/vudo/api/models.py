@@ -92,3 +92,69 @@ class LeaveOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class SpiritPermissionsOut(BaseModel):
+    network: Literal["none", "read", "write"]
+    compute: Literal["minimal", "standard", "heavy"]
+    display: Literal["none", "required"]
+    wasi: bool
+
+
+class SpiritFileOut(BaseModel):
+    path: str
+    sha256: str
+
+
+class SpiritOut(BaseModel):
+    """One installed spirit: its manifest, the grants, its state and what it has used."""
+
+    name: str
+    version: str
+    rev: int
+    author: str
+    license: str
+    description: str
+    tags: list[str]
+    tier: Literal["free", "premium"]
+    price: int
+    permissions: SpiritPermissionsOut
+    granted: SpiritPermissionsOut | None
+    missing: list[str] = Field(description="permissions the manifest asks for beyond the grant (summon is refused while non-empty)")
+    state: Literal["installed", "summoning", "running", "dismissing", "dismissed", "failed"]
+    error: str | None
+    error_reason: str | None
+    summoned_at: float | None
+    calls: int
+    fuel_used_total: int
+    fuel_last_call: int
+    fuel_per_call: int
+    wall_ms_budget: int
+    memory_bytes: int
+    memory_cap: int
+    package_sha256: str
+    entry: str
+    exports: list[str]
+    imports: list[str]
+    files: list[SpiritFileOut]
+    web: bool = Field(description="whether its web assets are served at /spirits/{name}/ now")
+
+
+class SpiritsOut(BaseModel):
+    spirits: list[SpiritOut]
+
+
+class SpiritLogLineOut(BaseModel):
+    time: float
+    level: str
+    text: str
+
+
+class SpiritLogsOut(BaseModel):
+    name: str
+    lines: list[SpiritLogLineOut]
+
+
+class SpiritErrorOut(BaseModel):
+    detail: str
+    reason: str = Field(description="stable reason, e.g. not_granted, wrong_state, bad_signature, hash_mismatch, out_of_fuel")

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from vudo.api.app import create_app
 from vudo.api.query import NodeInfo
 from vudo.services.membership import GradientsView, MemberView
+from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritView
 
 
 class _SchemaOnly:
@@ -41,6 +42,27 @@ class _SchemaOnly:
         self._never()
 
     def request_stop(self, reason: str) -> None:
+        self._never()
+
+    def spirits(self) -> list[SpiritView]:
+        self._never()
+
+    def spirit(self, name: str) -> SpiritView | None:
+        self._never()
+
+    def spirit_logs(self, name: str) -> list[SpiritLogLine] | None:
+        self._never()
+
+    def spirit_asset(self, name: str, path: str) -> SpiritAsset | None:
+        self._never()
+
+    async def install_spirit(self, package: bytes) -> SpiritView:
+        self._never()
+
+    async def summon_spirit(self, name: str) -> SpiritView:
+        self._never()
+
+    async def dismiss_spirit(self, name: str) -> SpiritView:
         self._never()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import signal
 import time
@@ -41,6 +42,7 @@ from vudo.node.runtime import remove_runtime_file, write_runtime_file
 from vudo.services.api import ApiService
 from vudo.services.base import Service
 from vudo.services.membership import GradientsView, MembershipService, MemberView
+from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritsService, SpiritView
 from vudo.substrate.measure import ResourceMeter
 
 log = logging.getLogger("vudo.node")
@@ -85,6 +87,35 @@ class NodeQueries:
     def request_stop(self, reason: str) -> None:
         self._node.request_stop(reason)
 
+    def spirits(self) -> list[SpiritView]:
+        return self._node.spirits.view()
+
+    def spirit(self, name: str) -> SpiritView | None:
+        return self._node.spirits.view_one(name)
+
+    def spirit_logs(self, name: str) -> list[SpiritLogLine] | None:
+        return self._node.spirits.logs(name)
+
+    def spirit_asset(self, name: str, path: str) -> SpiritAsset | None:
+        return self._node.spirits.asset(name, path)
+
+    async def install_spirit(self, package: bytes) -> SpiritView:
+        return self._node.spirits.install_bytes(package)
+
+    async def summon_spirit(self, name: str) -> SpiritView:
+        return await self._node.spirits.summon(name)
+
+    async def dismiss_spirit(self, name: str) -> SpiritView:
+        return await self._node.spirits.dismiss(name)
+
+    def topology(self) -> bytes:
+        """What ``vudo.topology`` gives a spirit: the verified members, as compact JSON."""
+        members = [
+            {"node_id": m.node_id, "status": m.status, "is_self": m.is_self, "verified": m.verified}
+            for m in self._node.membership.members()
+        ]
+        return json.dumps(members, separators=(",", ":")).encode()
+
 
 class Node:
     def __init__(self, config: NodeConfig, *, network: _core.MemoryNetwork | None = None) -> None:
@@ -104,8 +135,9 @@ class Node:
         self.lifecycle = Lifecycle(leave_grace_s=config.leave_grace_ms / 1000)
         self.queries = NodeQueries(self)
         self.membership = MembershipService(config, self.identity, self.metrics, self.capabilities, meter, network=network)
+        self.spirits = SpiritsService(config, self.identity, topology=self.queries.topology)
         self.api = ApiService(config, create_app(self.queries))
-        self.services: Sequence[Service] = (self.membership, self.api)
+        self.services: Sequence[Service] = (self.membership, self.spirits, self.api)
         self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
     # -- the supervisor's inbox ----------------------------------------------------

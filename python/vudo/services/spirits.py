@@ -1,0 +1,417 @@
+"""The spirits service: installed packages, the wasm runtime and each spirit's lifecycle.
+
+It owns the :class:`SpiritRuntime` (one wasmtime engine and its epoch
+ticker), the packages stored under ``<data_dir>/spirits/<name>/package.spirit``
+and one :class:`SpiritLifecycle` policy per spirit. It executes what the
+policies answer: summon (verify the stored package again, check the module
+against its manifest, instantiate under the granted permissions, call the
+summon hook), tick, dismiss, drop. Calls into wasm run off the event loop.
+A spirit that traps, runs out of fuel or time, or breaks the ABI fails
+alone: its error is kept in its view and its log, the node runs on.
+
+Host functions reach the node through injected callables: ``topology``
+(bytes describing the members, built by the supervisor from the membership
+view) and ``emit`` (until the signals service exists, signals are logged,
+counted and delivered to the other running spirits on this node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vudo.config import NodeConfig
+from vudo.identity import Identity
+from vudo.services.base import NodeEvents
+from vudo.spirits import package as pkg
+from vudo.spirits.errors import SpiritError
+from vudo.spirits.lifecycle import (
+    CallFailed,
+    CallSucceeded,
+    CallTick,
+    DismissFinished,
+    DismissRequested,
+    DropInstance,
+    Instruction,
+    Refuse,
+    SpiritLifecycle,
+    StartDismiss,
+    StartSummon,
+    State,
+    SummonFailed,
+    SummonRequested,
+    SummonSucceeded,
+)
+from vudo.spirits.manifest import Manifest, Permissions
+from vudo.spirits.runtime import CallResult, SpiritInstance, SpiritRuntime, summon_context
+
+log = logging.getLogger("vudo.spirits")
+
+PACKAGE_FILE = "package.spirit"
+MAX_INSTALLED = 64
+LOG_LINES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SpiritLogLine:
+    time: float
+    level: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpiritView:
+    """One installed spirit as the interfaces show it."""
+
+    name: str
+    version: str
+    rev: int
+    author: str
+    license: str
+    description: str
+    tags: tuple[str, ...]
+    tier: str
+    price: int
+    permissions: Permissions
+    granted: Permissions | None
+    missing: tuple[str, ...]
+    state: str
+    error: str | None
+    error_reason: str | None
+    summoned_at: float | None
+    calls: int
+    fuel_used_total: int
+    fuel_last_call: int
+    fuel_per_call: int
+    wall_ms_budget: int
+    memory_bytes: int
+    memory_cap: int
+    package_sha256: str
+    entry: str
+    exports: tuple[str, ...]
+    imports: tuple[str, ...]
+    files: tuple[tuple[str, str], ...]  # (path, sha256) of every module and asset
+    web: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SpiritAsset:
+    data: bytes
+    media_type: str
+
+
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8", ".json": "application/json", ".wasm": "application/wasm", ".svg": "image/svg+xml",
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8", ".map": "application/json",
+}
+
+
+@dataclass
+class Installed:
+    package: pkg.Package
+    policy: SpiritLifecycle
+    instance: SpiritInstance | None = None
+    logs: deque[SpiritLogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.package.manifest
+
+
+class _Host:
+    """The node side of the host functions; called on the runtime's call thread."""
+
+    def __init__(self, service: SpiritsService) -> None:
+        self._service = service
+
+    def topology(self) -> bytes:
+        return self._service.topology_bytes
+
+    def emit(self, spirit: str, payload: bytes) -> bool:
+        return self._service.emit_signal(spirit, payload)
+
+    def log(self, spirit: str, level: str, text: str) -> None:
+        self._service.spirit_log(spirit, level, text[:2000])
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+
+class SpiritsService:
+    name = "spirits"
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        identity: Identity,
+        *,
+        topology: Callable[[], bytes] = lambda: b"[]",
+        on_signal: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.root = config.data_dir / "spirits"
+        self._topology = topology
+        self._on_signal = on_signal
+        self.topology_bytes = b"[]"
+        self.spirits: dict[str, Installed] = {}
+        self.runtime: SpiritRuntime | None = None
+        self.signals_emitted = 0
+        self._host = _Host(self)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- storage -------------------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        return self.root / name / PACKAGE_FILE
+
+    def _policy(self, manifest: Manifest) -> SpiritLifecycle:
+        return SpiritLifecycle(manifest.name, manifest.permissions, tick_interval=self.config.spirit_tick_ms / 1000)
+
+    def load_installed(self) -> None:
+        """Read and verify every stored package (a package that no longer verifies is skipped, loudly)."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in sorted(self.root.glob(f"*/{PACKAGE_FILE}")):
+            try:
+                package = pkg.read_package(path.read_bytes())
+            except (SpiritError, OSError) as err:
+                log.error("stored spirit %s does not verify and is skipped: %s", path, err)
+                continue
+            if package.name != path.parent.name:
+                log.error("stored spirit %s holds %r; skipped", path, package.name)
+                continue
+            self.spirits[package.name] = Installed(package, self._policy(package.manifest))
+
+    def install_bytes(self, data: bytes) -> SpiritView:
+        """Verify a package and store it (a new name, or a higher rev by the same author)."""
+        package = pkg.read_package(data)
+        name = package.name
+        current = self.spirits.get(name)
+        if current is not None and current.policy.state in (State.RUNNING, State.SUMMONING, State.DISMISSING):
+            raise SpiritError("wrong_state", f"spirit {name!r} is {current.policy.state.value}; dismiss it before installing rev {package.manifest.rev}")
+        pkg.check_upgrade(current.manifest if current else None, package.manifest)
+        if current is None and len(self.spirits) >= MAX_INSTALLED:
+            raise SpiritError("too_many", f"{MAX_INSTALLED} spirits are installed already")
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        installed = Installed(package, self._policy(package.manifest))
+        if current is not None:
+            installed.logs = current.logs
+        self.spirits[name] = installed
+        self._log(installed, "info", f"installed {name}@{package.manifest.version} rev {package.manifest.rev} "
+                                     f"by {package.manifest.author} (package {package.sha256[:16]})")
+        return self.view_of(installed)
+
+    # -- logs and signals (called from the runtime thread too) ----------------------------
+
+    def _log(self, spirit: Installed, level: str, text: str) -> None:
+        spirit.logs.append(SpiritLogLine(time.time(), level, text))
+        log.log(logging.WARNING if level in ("warn", "error") else logging.INFO, "spirit %s: %s", spirit.manifest.name, text)
+
+    def spirit_log(self, name: str, level: str, text: str) -> None:
+        spirit = self.spirits.get(name)
+        if spirit is not None:
+            spirit.logs.append(SpiritLogLine(time.time(), level, text))
+
+    def emit_signal(self, source: str, payload: bytes) -> bool:
+        self.signals_emitted += 1
+        self.spirit_log(source, "debug", f"emitted a signal of {len(payload)} bytes")
+        if self._on_signal is not None:
+            self._on_signal(source, payload)
+        for name, spirit in self.spirits.items():
+            if name != source and spirit.instance is not None:
+                spirit.instance.enqueue(payload)  # never calls wasm from here: the next tick delivers it
+        return True
+
+    # -- executing the lifecycle ------------------------------------------------------------
+
+    def _feed(self, spirit: Installed, event: object) -> list[Instruction]:
+        instructions = spirit.policy.receive(event)  # type: ignore[arg-type]
+        if spirit.policy.history and spirit.policy.history[-1].event is event:
+            t = spirit.policy.history[-1]
+            log.debug("spirit %s event %d: %s -> %s on %s", spirit.manifest.name, t.id, t.old.value, t.new.value, type(event).__name__)
+        for instruction in instructions:
+            if isinstance(instruction, DropInstance):
+                spirit.instance = None
+        return instructions
+
+    def _summon_blocking(self, spirit: Installed, granted: Permissions) -> SpiritInstance:
+        assert self.runtime is not None
+        package = pkg.read_package(self._path(spirit.manifest.name).read_bytes())  # verify again: the disk is not trusted
+        if package.sha256 != spirit.package.sha256:
+            raise SpiritError("changed_on_disk", f"the stored package of {package.name!r} changed since it was installed; install it again")
+        entry = package.manifest.entry_module()
+        cached = self.runtime.is_cached(entry.sha256)
+        instance = self.runtime.instantiate(package.manifest, package.files[entry.path], self._host, granted=granted)
+        self.spirit_log(package.name, "info", f"instantiated {entry.path} ({'cached' if cached else 'compiled'}), "
+                                              f"memory cap {instance.budget.memory_bytes} bytes")
+        if instance.has("summon"):
+            instance.put_bytes(b"")  # warm alloc; the context follows
+            ptr, length = instance.put_bytes(summon_context(package.manifest, self.identity.node_id))
+            instance.hook("summon", ptr, length)
+        return instance
+
+    async def summon(self, name: str) -> SpiritView:
+        spirit = self._get(name)
+        async with spirit.lock:
+            granted = self.config.spirit_grant(name)
+            for instruction in self._feed(spirit, SummonRequested(granted, time.time())):
+                if isinstance(instruction, Refuse):
+                    self._log(spirit, "warn", f"summon refused: {instruction.message}")
+                    raise SpiritError(instruction.reason, _refusal(name, instruction))
+                if isinstance(instruction, StartSummon):
+                    self._log(spirit, "info", "summoning")
+                    try:
+                        spirit.instance = await asyncio.to_thread(self._summon_blocking, spirit, granted or Permissions())
+                    except SpiritError as err:
+                        self._feed(spirit, SummonFailed(err.reason, str(err), time.time()))
+                        self._log(spirit, "error", f"summon failed: {err}")
+                        raise
+                    self._feed(spirit, SummonSucceeded(time.time()))
+                    self._log(spirit, "info", "running")
+        return self.view_of(spirit)
+
+    async def dismiss(self, name: str) -> SpiritView:
+        spirit = self._get(name)
+        async with spirit.lock:
+            await self._dismiss_locked(spirit)
+        return self.view_of(spirit)
+
+    async def _dismiss_locked(self, spirit: Installed) -> None:
+        for instruction in self._feed(spirit, DismissRequested(time.time())):
+            if isinstance(instruction, Refuse):
+                raise SpiritError(instruction.reason, instruction.message)
+            if isinstance(instruction, StartDismiss):
+                error: str | None = None
+                instance = spirit.instance
+                if instance is not None:
+                    try:
+                        await asyncio.to_thread(instance.hook, "dismiss")
+                    except SpiritError as err:
+                        error = str(err)
+                        self._log(spirit, "warn", f"dismiss hook failed: {err}")
+                self._feed(spirit, DismissFinished(error, time.time()))
+                self._log(spirit, "info", "dismissed")
+
+    async def tick(self, now: float) -> None:
+        """Give every running spirit its due tick (one at a time, off the event loop)."""
+        self.topology_bytes = self._topology()
+        for spirit in list(self.spirits.values()):
+            if spirit.lock.locked():
+                continue
+            async with spirit.lock:
+                for instruction in spirit.policy.handle_timer(now):
+                    if isinstance(instruction, CallTick) and spirit.instance is not None:
+                        instance = spirit.instance
+                        try:
+                            result = await asyncio.to_thread(_tick, instance, instruction.now_ms)
+                        except SpiritError as err:
+                            self._feed(spirit, CallFailed("tick", err.reason, str(err), time.time()))
+                            self._log(spirit, "error", f"failed: {err}")
+                        else:
+                            self._feed(spirit, CallSucceeded("tick", result.fuel_used if result else 0, time.time()))
+
+    # -- views -------------------------------------------------------------------------------
+
+    def _get(self, name: str) -> Installed:
+        spirit = self.spirits.get(name)
+        if spirit is None:
+            raise SpiritError("unknown_spirit", f"no spirit named {name!r} is installed (see `vudo spirit list`)")
+        return spirit
+
+    def view_of(self, spirit: Installed) -> SpiritView:
+        m = spirit.manifest
+        entry = m.entry_module()
+        instance = spirit.instance
+        stats = instance.stats if instance is not None else None
+        granted = self.config.spirit_grant(m.name)
+        from vudo.spirits.lifecycle import missing_permissions
+
+        return SpiritView(
+            name=m.name, version=m.version, rev=m.rev, author=m.author, license=m.license, description=m.description,
+            tags=m.tags, tier=m.tier.kind, price=m.tier.price, permissions=m.permissions, granted=granted,
+            missing=missing_permissions(m.permissions, granted), state=spirit.policy.state.value,
+            error=spirit.policy.error, error_reason=spirit.policy.error_reason, summoned_at=spirit.policy.summoned_at,
+            calls=stats.calls if stats else 0, fuel_used_total=stats.fuel_used_total if stats else 0,
+            fuel_last_call=stats.fuel_last_call if stats else 0, fuel_per_call=m.budget.fuel_per_call,
+            wall_ms_budget=m.budget.wall_ms, memory_bytes=instance.memory_bytes if instance is not None else 0,
+            memory_cap=m.budget.memory_bytes, package_sha256=spirit.package.sha256, entry=m.entry,
+            exports=entry.exports, imports=entry.imports, files=tuple(sorted(m.files().items())),
+            web=self._serves_web(spirit),
+        )
+
+    def view(self) -> list[SpiritView]:
+        return [self.view_of(s) for _, s in sorted(self.spirits.items())]
+
+    def view_one(self, name: str) -> SpiritView | None:
+        spirit = self.spirits.get(name)
+        return self.view_of(spirit) if spirit is not None else None
+
+    def logs(self, name: str) -> list[SpiritLogLine] | None:
+        spirit = self.spirits.get(name)
+        return list(spirit.logs) if spirit is not None else None
+
+    def _serves_web(self, spirit: Installed) -> bool:
+        return spirit.policy.state is State.RUNNING and spirit.manifest.permissions.display == "required"
+
+    def asset(self, name: str, path: str) -> SpiritAsset | None:
+        """A running spirit's verified file, for ``/spirits/{name}/{path}`` (None: not served)."""
+        spirit = self.spirits.get(name)
+        if spirit is None or not self._serves_web(spirit):
+            return None
+        data = spirit.package.files.get(path or "index.html")
+        if data is None:
+            return None
+        suffix = os.path.splitext(path or "index.html")[1].lower()
+        return SpiritAsset(data, MEDIA_TYPES.get(suffix, "application/octet-stream"))
+
+    # -- service -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.load_installed()
+        self.runtime = SpiritRuntime()
+        log.info("spirits: %d installed in %s", len(self.spirits), self.root)
+
+    async def run(self, events: NodeEvents) -> None:
+        interval = min(self.config.spirit_tick_ms / 1000, 0.25)
+        while self.runtime is not None:
+            await self.tick(time.time())
+            await asyncio.sleep(interval)
+
+    def leave(self, now: float) -> None:
+        """Spirits keep running while the node leaves; ``stop`` dismisses them."""
+
+    async def stop(self) -> None:
+        for spirit in self.spirits.values():
+            if spirit.policy.state is State.RUNNING:
+                with contextlib.suppress(SpiritError):
+                    async with spirit.lock:
+                        await self._dismiss_locked(spirit)
+        if self.runtime is not None:
+            self.runtime.close()
+            self.runtime = None
+
+
+def _tick(instance: SpiritInstance, now_ms: int) -> CallResult | None:
+    instance.drain_signals()
+    return instance.hook("tick", now_ms)
+
+
+def _refusal(name: str, refuse: Refuse) -> str:
+    if refuse.reason == "not_granted":
+        return (f"{refuse.message}, not granted on this node; grant it under [spirits.allow.{name}] "
+                f"in vudo.toml if you trust the author")
+    return refuse.message
