@@ -183,7 +183,10 @@ def members(api: str | None, data_dir: str | None, as_json: bool) -> None:
     click.echo(table(["NODE", "STATUS", "VERIFIED", "GOSSIP", "CAPABILITIES", "GRADIENT"], rows))
 
 
+from vudo.cli.spirit import spirit  # noqa: E402 - the group imports helpers from this module
+
 cli.add_command(physarum)
+cli.add_command(spirit)
 
 
 def main() -> None:

@@ -179,6 +179,12 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _cause(err: BaseException) -> str:
+    """The innermost cause of a wasmtime error (its last non-empty line), not the backtrace header."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
 def _import_names(module: wasmtime.Module) -> list[str]:
     return [f"{imp.module}.{imp.name}" for imp in module.imports]
 
@@ -200,18 +206,22 @@ def check_module_against_manifest(module: wasmtime.Module, entry: ModuleEntry, s
         raise SpiritTrap("bad_export", f"spirit {spirit!r}: export 'memory' is not a memory")
 
 
-_I32 = wasmtime.ValType.i32()
-_I64 = wasmtime.ValType.i64()
-
-#: ABI v1 host function signatures (see docs/spirit-abi.md).
-HOST_SIGNATURES: dict[str, wasmtime.FuncType] = {
-    "log": wasmtime.FuncType([_I32, _I32, _I32], []),
-    "now_ms": wasmtime.FuncType([], [_I64]),
-    "topology": wasmtime.FuncType([_I32, _I32], [_I32]),
-    "recv": wasmtime.FuncType([_I32, _I32], [_I32]),
-    "emit": wasmtime.FuncType([_I32, _I32], [_I32]),
+#: ABI v1 host function signatures (params, results); see docs/spirit-abi.md.
+HOST_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "log": (("i32", "i32", "i32"), ()),
+    "now_ms": ((), ("i64",)),
+    "topology": (("i32", "i32"), ("i32",)),
+    "recv": (("i32", "i32"), ("i32",)),
+    "emit": (("i32", "i32"), ("i32",)),
 }
 assert set(HOST_SIGNATURES) == set(HOST_IMPORTS)
+
+
+def _functype(signature: tuple[tuple[str, ...], tuple[str, ...]]) -> wasmtime.FuncType:
+    """A fresh FuncType (wasmtime ties a type to the first engine that uses it)."""
+    kinds = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+    return wasmtime.FuncType([kinds[k]() for k in signature[0]], [kinds[k]() for k in signature[1]])
+
 
 #: The hooks of ABI v1 and their signatures (parameters, results).
 HOOK_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -342,7 +352,7 @@ class SpiritInstance:
         }
         for fn_name, (impl, access_caller) in impls.items():
             if required_level(f"{HOST_MODULE}.{fn_name}", self.granted) is None:
-                self.linker.define_func(HOST_MODULE, fn_name, HOST_SIGNATURES[fn_name], impl, access_caller=access_caller)
+                self.linker.define_func(HOST_MODULE, fn_name, _functype(HOST_SIGNATURES[fn_name]), impl, access_caller=access_caller)
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -362,7 +372,8 @@ class SpiritInstance:
             return SpiritTrap("timeout", f"{where} exceeded its wall-clock budget of {self.budget.wall_ms} ms")
         if code == wasmtime.TrapCode.STACK_OVERFLOW:
             return SpiritTrap("stack_overflow", f"{where} overflowed its stack")
-        return SpiritTrap("trap", f"{where} trapped: {_first_line(trap)}")
+        what = code.name.lower().replace("_", " ") if code is not None else _cause(trap)
+        return SpiritTrap("trap", f"{where} trapped: {what}")
 
     def has(self, export: str) -> bool:
         return export in self.funcs
@@ -382,7 +393,7 @@ class SpiritInstance:
             except wasmtime.Trap as err:
                 trap = err
             except wasmtime.WasmtimeError as err:
-                raise SpiritTrap("trap", f"spirit {self.name!r} {export}() failed: {_first_line(err)}") from None
+                raise SpiritTrap("trap", f"spirit {self.name!r} {export}() failed: {_cause(err)}") from None
             wall = (time.perf_counter() - start) * 1000
             used = self.budget.fuel_per_call - self.store.get_fuel() if self.runtime.fuel else 0
         stats = self.stats

@@ -1,0 +1,163 @@
+"""The spirits service behind the HTTP API (in-process): install, summon, tick, dismiss, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from spirits.support import HELLO, INFINITE_LOOP, package
+from vudo.api.app import SPIRIT_CSP, create_app
+from vudo.config import NodeConfig
+from vudo.identity import Identity, init_data_dir, load_api_token
+from vudo.node import Node
+from vudo.spirits.manifest import Permissions
+
+HELLO_ASKS = Permissions(display="required")
+
+
+@pytest.fixture()
+def node(tmp_path: Path) -> Iterator[Node]:
+    init_data_dir(tmp_path / "n")
+    config = dataclasses.replace(NodeConfig(), data_dir=tmp_path / "n", spirit_tick_ms=10,
+                                 spirit_grants=(("hello", HELLO_ASKS), ("looper", Permissions())))
+    node = Node(config)
+    asyncio.run(node.spirits.start())
+    try:
+        yield node
+    finally:
+        asyncio.run(node.spirits.stop())
+
+
+@pytest.fixture()
+def client(node: Node) -> TestClient:
+    return TestClient(create_app(node.queries))
+
+
+def auth(node: Node) -> dict[str, str]:
+    return {"Authorization": f"Bearer {load_api_token(node.config.data_dir)}"}
+
+
+def install(client: TestClient, node: Node, data: bytes) -> dict:  # type: ignore[type-arg]
+    response = client.post("/v1/spirits", content=data, headers={**auth(node), "Content-Type": "application/octet-stream"})
+    return {"status": response.status_code, **response.json()}
+
+
+def test_install_summon_serve_dismiss(client: TestClient, node: Node, author: Identity) -> None:
+    data = package(author, permissions=HELLO_ASKS, assets={"index.html": b"<p>hi</p>", "app.js": b"1"})
+    assert client.get("/v1/spirits").json() == {"spirits": []}
+    assert client.post("/v1/spirits", content=data).status_code == 401
+    body = install(client, node, data)
+    assert body["status"] == 201 and body["state"] == "installed" and body["missing"] == []
+    assert (node.config.data_dir / "spirits" / "hello" / "package.spirit").read_bytes() == data
+    assert client.get("/spirits/hello/").status_code == 404  # not running: nothing served
+
+    assert client.post("/v1/spirits/hello/summon").status_code == 401
+    summoned = client.post("/v1/spirits/hello/summon", headers=auth(node)).json()
+    assert summoned["state"] == "running" and summoned["fuel_used_total"] > 0 and summoned["memory_bytes"] == 65536
+    assert summoned["web"] is True
+
+    page = client.get("/spirits/hello/")
+    assert page.status_code == 200 and page.text == "<p>hi</p>"
+    assert page.headers["content-security-policy"] == SPIRIT_CSP and "default-src 'none'" in SPIRIT_CSP
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/spirits/hello/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/spirits/hello/../../api-token").status_code == 404
+    assert client.get("/spirits/hello/spirit.toml").status_code == 404
+
+    async def tick_a_while() -> None:
+        deadline = time.monotonic() + 30
+        while node.spirits.spirits["hello"].instance.stats.calls < 6 and time.monotonic() < deadline:  # type: ignore[union-attr]
+            await node.spirits.tick(time.time())
+            await asyncio.sleep(0.02)
+
+    asyncio.run(tick_a_while())
+    detail = client.get("/v1/spirits/hello").json()
+    assert detail["calls"] >= 6 and detail["fuel_last_call"] > 0
+    assert detail["files"] == sorted(detail["files"], key=lambda f: f["path"]) and len(detail["files"]) == 3
+
+    dismissed = client.post("/v1/spirits/hello/dismiss", headers=auth(node)).json()
+    assert dismissed["state"] == "dismissed" and dismissed["memory_bytes"] == 0
+    texts = [line["text"] for line in client.get("/v1/spirits/hello/logs").json()["lines"]]
+    assert "summoned" in texts and "dismissed" in texts and any("installed hello@1.0.0" in t for t in texts)
+    conflict = client.post("/v1/spirits/hello/dismiss", headers=auth(node))
+    assert conflict.status_code == 409 and conflict.json()["reason"] == "wrong_state"
+
+
+def test_summon_beyond_the_grant_is_refused_with_what_is_missing(client: TestClient, node: Node, author: Identity) -> None:
+    data = package(author, name="greedy", permissions=Permissions(compute="heavy", wasi=False))
+    body = install(client, node, data)
+    assert body["missing"] == ["compute=heavy (granted minimal)"]
+    refused = client.post("/v1/spirits/greedy/summon", headers=auth(node))
+    assert refused.status_code == 403
+    assert refused.json()["reason"] == "not_granted" and "compute=heavy" in refused.json()["detail"]
+    assert "[spirits.allow.greedy]" in refused.json()["detail"]
+    assert client.get("/v1/spirits/greedy").json()["state"] == "installed"
+
+
+def test_a_runaway_spirit_fails_alone(client: TestClient, node: Node, author: Identity) -> None:
+    install(client, node, package(author, permissions=HELLO_ASKS))
+    install(client, node, package(author, INFINITE_LOOP, name="looper", exports=("memory", "alloc", "tick"), imports=()))
+    for name in ("hello", "looper"):
+        assert client.post(f"/v1/spirits/{name}/summon", headers=auth(node)).json()["state"] == "running"
+
+    async def until_failed() -> None:
+        deadline = time.monotonic() + 60
+        while node.spirits.spirits["looper"].policy.state.value != "failed" and time.monotonic() < deadline:
+            await node.spirits.tick(time.time())
+            await asyncio.sleep(0.02)
+
+    asyncio.run(until_failed())
+    looper = client.get("/v1/spirits/looper").json()
+    assert looper["state"] == "failed" and looper["error_reason"] in ("out_of_fuel", "timeout")
+    assert client.get("/v1/spirits/hello").json()["state"] == "running"
+    assert client.post("/v1/spirits/looper/summon", headers=auth(node)).json()["state"] == "running"  # may be summoned again
+
+
+def test_upgrades_wrong_author_lower_rev_tamper_and_unknown(client: TestClient, node: Node, author: Identity) -> None:
+    assert install(client, node, package(author, rev=2))["status"] == 201
+    lower = install(client, node, package(author, rev=1))
+    assert lower["status"] == 409 and lower["reason"] == "stale_rev"
+    foreign = install(client, node, package(Identity.generate(), rev=9))
+    assert foreign["status"] == 409 and foreign["reason"] == "wrong_author"
+    tampered = bytearray(package(author, rev=3))
+    tampered[-1100] ^= 0xFF
+    assert install(client, node, bytes(tampered))["status"] == 400
+    assert install(client, node, package(author, rev=3))["rev"] == 3
+    assert client.get("/v1/spirits/nobody").status_code == 404
+    assert client.post("/v1/spirits/nobody/summon", headers=auth(node)).status_code == 404
+    assert client.get("/v1/spirits/Bad_Name").status_code == 422
+
+
+def test_installed_spirits_survive_a_restart_and_a_tampered_store_is_refused(tmp_path: Path, author: Identity) -> None:
+    init_data_dir(tmp_path / "n")
+    config = dataclasses.replace(NodeConfig(), data_dir=tmp_path / "n", spirit_grants=(("hello", HELLO_ASKS),))
+
+    async def scenario() -> None:
+        first = Node(config)
+        await first.spirits.start()
+        first.spirits.install_bytes(package(author, permissions=HELLO_ASKS))
+        await first.spirits.stop()
+        second = Node(config)
+        await second.spirits.start()
+        assert [v.name for v in second.spirits.view()] == ["hello"]
+        stored = config.data_dir / "spirits" / "hello" / "package.spirit"
+        data = bytearray(stored.read_bytes())
+        data[-1500] ^= 0x01
+        stored.write_bytes(bytes(data))
+        with pytest.raises(Exception) as info:
+            await second.spirits.summon("hello")
+        assert getattr(info.value, "fault", None) == "remote"
+        assert second.spirits.view_one("hello").state == "failed"  # type: ignore[union-attr]
+        await second.spirits.stop()
+        third = Node(config)
+        await third.spirits.start()
+        assert third.spirits.view() == []  # a stored package that no longer verifies is skipped
+        await third.spirits.stop()
+
+    asyncio.run(scenario())
