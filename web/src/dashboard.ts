@@ -21,6 +21,8 @@ interface DashboardState {
   connected: boolean;
   /** Number of polls attempted. */
   polls: number;
+  /** name -> state of every spirit in the last successful poll. */
+  spirits: Record<string, string>;
 }
 
 declare global {
@@ -38,6 +40,7 @@ const state: DashboardState = {
   errors: 0,
   connected: false,
   polls: 0,
+  spirits: {},
 };
 window.__vudoDashboard = state;
 
@@ -58,6 +61,9 @@ type ComputeCap = Schemas["ComputeCap"];
 type StorageCap = Schemas["StorageCap"];
 type GatewayCap = Schemas["GatewayCap"];
 type WitnessCap = Schemas["WitnessCap"];
+type SpiritsOut = Schemas["SpiritsOut"];
+type SpiritOut = Schemas["SpiritOut"];
+type SpiritPermissionsOut = Schemas["SpiritPermissionsOut"];
 
 function field<T extends object>(o: Obj, key: keyof T & string): unknown {
   return o[key];
@@ -526,6 +532,107 @@ function renderMembers(members: Member[]): void {
   setText(el("members-summary"), parts.join(" · "));
 }
 
+// --------------------------------------------------------------- spirits ---
+
+interface Spirit {
+  name: string;
+  version: string;
+  state: string;
+  asks: string;
+  missing: string[];
+  fuel: number | null;
+  memory: number | null;
+  memoryCap: number | null;
+  web: boolean;
+  error: string | null;
+}
+
+function parseSpirits(payload: unknown): Spirit[] {
+  const list = isObj(payload) ? arr(field<SpiritsOut>(payload, "spirits")) : [];
+  const out: Spirit[] = [];
+  for (const raw of list) {
+    if (!isObj(raw)) continue;
+    const name = str(field<SpiritOut>(raw, "name"));
+    if (name === null) continue;
+    const p = field<SpiritOut>(raw, "permissions");
+    const perms: Obj = isObj(p) ? p : {};
+    const asks = (["network", "compute", "display"] as const)
+      .map((k) => `${k}=${str(field<SpiritPermissionsOut>(perms, k)) ?? "?"}`)
+      .join(" ");
+    out.push({
+      name,
+      version: str(field<SpiritOut>(raw, "version")) ?? "?",
+      state: str(field<SpiritOut>(raw, "state")) ?? "unknown",
+      asks,
+      missing: arr(field<SpiritOut>(raw, "missing")).filter((m): m is string => typeof m === "string"),
+      fuel: num(field<SpiritOut>(raw, "fuel_used_total")),
+      memory: num(field<SpiritOut>(raw, "memory_bytes")),
+      memoryCap: num(field<SpiritOut>(raw, "memory_cap")),
+      web: field<SpiritOut>(raw, "web") === true,
+      error: str(field<SpiritOut>(raw, "error")),
+    });
+  }
+  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return out;
+}
+
+function formatBytes(n: number | null): string {
+  if (n === null) return "—";
+  if (n === 0) return "0";
+  return n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`;
+}
+
+function renderSpirits(spirits: Spirit[]): void {
+  const tbody = el("spirits-body");
+  const rowsOut: HTMLTableRowElement[] = [];
+  for (const s of spirits) {
+    const tr = h("tr");
+    tr.setAttribute("data-spirit", s.name);
+    const nameCell = h("th", "mono", s.name);
+    nameCell.scope = "row";
+    const stateCell = h("td");
+    const known = ["running", "failed", "installed", "summoning", "dismissing", "dismissed"];
+    const badge = h("span", `status spirit-state status-${known.includes(s.state) ? s.state : "unknown"}`, s.state);
+    if (s.error) badge.title = s.error;
+    stateCell.append(badge);
+    const pageCell = h("td");
+    if (s.web) {
+      const a = h("a", undefined, "open");
+      a.href = `/spirits/${encodeURIComponent(s.name)}/`;
+      pageCell.append(a);
+    } else {
+      pageCell.textContent = "—";
+    }
+    const mem = s.memoryCap !== null && s.memory ? `${formatBytes(s.memory)} / ${formatBytes(s.memoryCap)}` : formatBytes(s.memory);
+    tr.append(
+      nameCell,
+      h("td", undefined, s.version),
+      stateCell,
+      h("td", "mono", s.asks),
+      h("td", undefined, s.missing.length > 0 ? s.missing.join(", ") : "—"),
+      h("td", "num", s.fuel === null ? "—" : formatNumber(s.fuel)),
+      h("td", "num", mem),
+      pageCell,
+    );
+    rowsOut.push(tr);
+  }
+  if (rowsOut.length === 0) {
+    const tr = h("tr", "waiting-row");
+    const td = h("td", undefined, "No spirits installed");
+    td.colSpan = 8;
+    tr.append(td);
+    rowsOut.push(tr);
+  }
+  const sig = JSON.stringify(spirits);
+  if (tbody.dataset["sig"] !== sig) {
+    tbody.dataset["sig"] = sig;
+    tbody.replaceChildren(...rowsOut);
+  }
+  const running = spirits.filter((s) => s.state === "running").length;
+  setText(el("spirits-summary"), `${spirits.length} installed · ${running} running`);
+  state.spirits = Object.fromEntries(spirits.map((s) => [s.name, s.state]));
+}
+
 // --------------------------------------------------------------- polling ---
 
 async function getJson(path: string): Promise<unknown> {
@@ -560,13 +667,14 @@ function renderLastUpdate(): void {
 
 async function poll(): Promise<void> {
   state.polls += 1;
-  let data: [unknown, unknown, unknown];
+  let data: [unknown, unknown, unknown, unknown];
   try {
     data = await Promise.all([
       getJson("/v1/node"),
       getJson("/v1/members"),
       // The gradients view is optional: a node without it is still "up".
       getJson("/v1/gradients").catch(() => null),
+      getJson("/v1/spirits").catch(() => null),
     ]);
   } catch (err) {
     state.errors += 1;
@@ -577,7 +685,8 @@ async function poll(): Promise<void> {
   }
   setConnected(true);
   try {
-    const [node, membersPayload, gradients] = data;
+    const [node, membersPayload, gradients, spiritsPayload] = data;
+    renderSpirits(parseSpirits(spiritsPayload));
     const members = parseMembers(membersPayload);
     renderMembers(members);
     renderNode(node, gradients, members);
