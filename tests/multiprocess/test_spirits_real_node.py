@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 from cluster import LocalCluster, run_vudo, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -13,6 +13,9 @@ from vudo.spirits import manifest as mf
 from vudo.spirits.manifest import AssetEntry, Manifest, ModuleEntry, Permissions, Tier
 from vudo.spirits.package import pack, sha256_hex
 
+NO_PERMISSIONS = Permissions()
+FREE = Tier()
+
 # A bump allocator over one page and the ABI's required exports; hooks are appended.
 ABI_BASE = """
   (memory (export "memory") 1)
@@ -119,9 +122,9 @@ def manifest_for(
     version: str = "1.0.0",
     exports: tuple[str, ...] = HELLO_EXPORTS,
     imports: tuple[str, ...] = HELLO_IMPORTS,
-    permissions: Permissions = Permissions(),
+    permissions: Permissions = NO_PERMISSIONS,
     assets: dict[str, bytes] | None = None,
-    tier: Tier = Tier(),
+    tier: Tier = FREE,
 ) -> tuple[Manifest, dict[str, bytes]]:
     files = {"main.wasm": wasm_bytes, **(assets or {})}
     manifest = Manifest(

@@ -14,6 +14,7 @@ from spirits.support import (
     INFINITE_LOOP,
     MEMORY_BOMB,
     NETWORKED,
+    NO_PERMISSIONS,
     TRAPPING,
     WASI_IMPORTS,
     WASI_PROBE,
@@ -49,7 +50,7 @@ class Host:
 
 
 def make(runtime: SpiritRuntime, author: Identity, wat: str, *, exports: tuple[str, ...] = ("memory", "alloc", "tick"),
-         imports: tuple[str, ...] = (), permissions: Permissions = Permissions(), granted: Permissions | None = None,
+         imports: tuple[str, ...] = (), permissions: Permissions = NO_PERMISSIONS, granted: Permissions | None = None,
          budget: Budget | None = None, host: Host | None = None) -> SpiritInstance:
     manifest, files = manifest_for(author, wasm(wat), exports=exports, imports=imports, permissions=permissions)
     return runtime.instantiate(manifest, files["main.wasm"], host or Host(), granted=granted, budget=budget)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from spirits.support import HELLO, INFINITE_LOOP, package
+from spirits.support import INFINITE_LOOP, package
 from vudo.api.app import SPIRIT_CSP, create_app
 from vudo.config import NodeConfig
 from vudo.identity import Identity, init_data_dir, load_api_token
