@@ -9,7 +9,8 @@ nor epochs and no spirit runtime around it. Rows:
 * summon cached: the same with the compiled module cached by hash;
 * per call: ``SpiritInstance.call("tick", …)`` of a trivial hook, with fuel and
   epochs (the node's configuration), fuel only, epochs only, neither; and the
-  bare wasmtime call.
+  bare wasmtime call. Batches of the five are interleaved, so load from other
+  processes on the machine falls on all of them alike; the median is shown.
 
 Run: ``.venv/bin/python bench/spirits_bench.py [--calls 20000] [--summons 30]``
 """
@@ -72,32 +73,23 @@ def bench_summon(data: bytes, summons: int) -> tuple[float, float]:
     return _median_us(cold), _median_us(cached)
 
 
-def time_calls(call: Callable[[], object], calls: int, repeats: int = 5) -> float:
-    """Median over ``repeats`` batches of the mean time of one call (µs)."""
-    for _ in range(min(1000, calls)):
+def time_batch(call: Callable[[], object], calls: int) -> float:
+    """Mean time of one call over a batch (seconds)."""
+    start = time.perf_counter()
+    for _ in range(calls):
         call()
-    batches = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        batches.append((time.perf_counter() - start) / calls)
-    return _median_us(batches)
+    return (time.perf_counter() - start) / calls
 
 
-def bench_runtime_call(data: bytes, calls: int, *, fuel: bool, epochs: bool) -> tuple[float, int]:
+def runtime_caller(data: bytes, *, fuel: bool, epochs: bool) -> tuple[SpiritRuntime, Callable[[], object], Callable[[], int]]:
     runtime = SpiritRuntime(fuel=fuel, epochs=epochs)
-    try:
-        package = read_package(data)
-        entry = package.manifest.entry_module()
-        instance = runtime.instantiate(package.manifest, package.files[entry.path], _Host())
-        us = time_calls(lambda: instance.call("tick", 0), calls)
-        return us, instance.stats.fuel_last_call
-    finally:
-        runtime.close()
+    package = read_package(data)
+    entry = package.manifest.entry_module()
+    instance = runtime.instantiate(package.manifest, package.files[entry.path], _Host())
+    return runtime, lambda: instance.call("tick", 0), lambda: instance.stats.fuel_last_call
 
 
-def bench_bare(module_bytes: bytes, calls: int) -> float:
+def bare_caller(module_bytes: bytes) -> Callable[[], object]:
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
@@ -106,13 +98,42 @@ def bench_bare(module_bytes: bytes, calls: int) -> float:
     instance = linker.instantiate(store, wasmtime.Module(engine, module_bytes))
     tick = instance.exports(store)["tick"]
     assert isinstance(tick, wasmtime.Func)
-    return time_calls(lambda: tick(store, 0), calls)
+    return lambda: tick(store, 0)
+
+
+MODES = (("fuel + epochs (node default)", True, True), ("fuel only", True, False),
+         ("epochs only", False, True), ("neither", False, False))
+
+
+def bench_calls(data: bytes, module_bytes: bytes, calls: int, repeats: int) -> tuple[float, list[tuple[str, float, int]]]:
+    """Per-call time of each mode and of bare wasmtime, batches interleaved so machine load hits all alike."""
+    callers: list[tuple[str, Callable[[], object], Callable[[], int] | None]] = []
+    runtimes: list[SpiritRuntime] = []
+    for label, fuel, epochs in MODES:
+        runtime, call, fuel_used = runtime_caller(data, fuel=fuel, epochs=epochs)
+        runtimes.append(runtime)
+        callers.append((label, call, fuel_used if fuel else None))
+    callers.append(("bare", bare_caller(module_bytes), None))
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in callers}
+    try:
+        for _, call, _ in callers:
+            time_batch(call, min(1000, calls))  # warm up
+        for _ in range(repeats):
+            for label, call, _ in callers:
+                samples[label].append(time_batch(call, calls))
+    finally:
+        for runtime in runtimes:
+            runtime.close()
+    bare = _median_us(samples["bare"])
+    rows = [(label, _median_us(samples[label]), fuel_used() if fuel_used else 0) for label, _, fuel_used in callers[:-1]]
+    return bare, rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20_000, help="calls per batch for the per-call rows")
     parser.add_argument("--summons", type=int, default=30, help="summons per row (cold and cached)")
+    parser.add_argument("--repeats", type=int, default=9, help="interleaved batches per call row (median)")
     args = parser.parse_args()
 
     author = Identity.generate()
@@ -120,19 +141,17 @@ def main() -> None:
     manifest, files = manifest_for(author, module_bytes)
     data = pack(manifest, files, author)
 
-    bare = bench_bare(module_bytes, args.calls)
+    bare, call_rows = bench_calls(data, module_bytes, args.calls, args.repeats)
     rows: list[tuple[str, float, str]] = []
     cold, cached = bench_summon(data, args.summons)
     rows.append(("summon, cold (verify + compile + instantiate + summon hook)", cold, f"{cold / bare:.0f}×"))
     rows.append(("summon, cached module", cached, f"{cached / bare:.0f}×"))
-    for label, fuel, epochs in (("fuel + epochs (node default)", True, True), ("fuel only", True, False),
-                                ("epochs only", False, True), ("neither", False, False)):
-        us, used = bench_runtime_call(data, args.calls, fuel=fuel, epochs=epochs)
-        note = f", {used} fuel/call" if fuel else ""
+    for label, us, used in call_rows:
+        note = f", {used} fuel/call" if used else ""
         rows.append((f"call tick(): {label}{note}", us, f"{us / bare:.2f}×"))
     rows.append(("call tick(): bare wasmtime (anchor)", bare, "1.00×"))
 
-    print(f"Spirit runtime, {args.calls} calls per batch (median of 5), {args.summons} summons per row; "
+    print(f"Spirit runtime, {args.calls} calls per batch (median of {args.repeats}, modes interleaved), {args.summons} summons per row; "
           f"wasmtime-py {importlib.metadata.version('wasmtime')}")
     print()
     print("| measurement | median µs | ratio to a bare wasmtime call |")

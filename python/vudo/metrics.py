@@ -20,6 +20,16 @@ class NodeMetrics:
         self.events = Counter("vudo_membership_events", "Membership events", ["kind"], registry=self.registry)
         self.ready = Gauge("vudo_node_ready", "1 once the node has joined the network", registry=self.registry)
         self.gradient = Gauge("vudo_local_gradient", "Local resource availability", ["resource"], registry=self.registry)
+        self.spirit_packages_rejected = Counter(
+            "vudo_spirit_packages_rejected", "Spirit packages refused at install or summon", ["reason"], registry=self.registry,
+        )
+        self.spirit_calls = Counter("vudo_spirit_calls", "Calls into spirits", ["spirit"], registry=self.registry)
+        self.spirit_fuel = Counter("vudo_spirit_fuel_used", "Fuel spirits used", ["spirit"], registry=self.registry)
+        self.spirit_failures = Counter(
+            "vudo_spirit_failures", "Spirits that failed (trap, out of fuel, timeout, refused summon)", ["spirit", "reason"],
+            registry=self.registry,
+        )
+        self.spirits = Gauge("vudo_spirits", "Installed spirits by state", ["state"], registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

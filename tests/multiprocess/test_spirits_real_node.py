@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Page, expect
+
+from browser_support import UI_TIMEOUT_MS
 from cluster import LocalCluster, run_vudo, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -14,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spirits.support import write_source_dir  # noqa: E402
 
 
-def test_pack_install_summon_serve_dismiss_on_a_real_node(make_cluster: Any, tmp_path: Path) -> None:
+def test_pack_install_summon_serve_dismiss_on_a_real_node(make_cluster: Any, tmp_path: Path, built_web: Any, page: Page) -> None:
     cluster: LocalCluster = make_cluster(1)
     cluster.init()
     node = cluster.nodes[0]
@@ -37,9 +40,15 @@ def test_pack_install_summon_serve_dismiss_on_a_real_node(make_cluster: Any, tmp
     assert summoned.json()["state"] == "running"
     wait_for(lambda: node.get("/v1/spirits/hello").json()["calls"] >= 4, what="a few ticks on the real node",
              diagnostics=node.describe_log)
-    page = node.get("/spirits/hello/web/index.html")
-    assert page.status_code == 200 and "hello spirit" in page.text
-    assert "default-src 'none'" in page.headers["content-security-policy"]
+    served = node.get("/spirits/hello/web/index.html")
+    assert served.status_code == 200 and "hello spirit" in served.text
+    assert "default-src 'none'" in served.headers["content-security-policy"]
+
+    page.goto(node.api + "/")
+    page.wait_for_function("window.__vudoDashboard && window.__vudoDashboard.spirits.hello === 'running'", timeout=UI_TIMEOUT_MS)
+    row = page.locator('tr[data-spirit="hello"]')
+    expect(row.locator(".spirit-state")).to_have_text("running", timeout=UI_TIMEOUT_MS)
+    expect(row.get_by_role("link", name="open")).to_have_attribute("href", "/spirits/hello/")
 
     listed = run_vudo("spirit", "list", "--data-dir", str(node.data_dir))
     assert listed.returncode == 0 and "running" in listed.stdout and "hello" in listed.stdout
@@ -49,6 +58,8 @@ def test_pack_install_summon_serve_dismiss_on_a_real_node(make_cluster: Any, tmp
     logs = run_vudo("spirit", "logs", "hello", "--data-dir", str(node.data_dir))
     assert "summoned" in logs.stdout and "dismissed" in logs.stdout
     assert node.get("/spirits/hello/web/index.html").status_code == 404
+    expect(row.locator(".spirit-state")).to_have_text("dismissed", timeout=UI_TIMEOUT_MS)
+    assert not page.vudo_errors  # type: ignore[attr-defined]
 
     tampered = bytearray(out.read_bytes())
     tampered[700] ^= 0x01

@@ -61,6 +61,7 @@ def test_install_summon_serve_dismiss(client: TestClient, node: Node, author: Id
     summoned = client.post("/v1/spirits/hello/summon", headers=auth(node)).json()
     assert summoned["state"] == "running" and summoned["fuel_used_total"] > 0 and summoned["memory_bytes"] == 65536
     assert summoned["web"] is True
+    assert 'vudo_spirit_calls_total{spirit="hello"} 2.0' in client.get("/metrics").text  # alloc + summon
 
     page = client.get("/spirits/hello/")
     assert page.status_code == 200 and page.text == "<p>hi</p>"
@@ -115,6 +116,9 @@ def test_a_runaway_spirit_fails_alone(client: TestClient, node: Node, author: Id
     asyncio.run(until_failed())
     looper = client.get("/v1/spirits/looper").json()
     assert looper["state"] == "failed" and looper["error_reason"] in ("out_of_fuel", "timeout")
+    metrics = client.get("/metrics").text
+    assert f'vudo_spirit_failures_total{{reason="{looper["error_reason"]}",spirit="looper"}} 1.0' in metrics
+    assert 'vudo_spirits{state="failed"} 1.0' in metrics and 'vudo_spirits{state="running"} 1.0' in metrics
     assert client.get("/v1/spirits/hello").json()["state"] == "running"
     assert client.post("/v1/spirits/looper/summon", headers=auth(node)).json()["state"] == "running"  # may be summoned again
 
@@ -128,6 +132,9 @@ def test_upgrades_wrong_author_lower_rev_tamper_and_unknown(client: TestClient, 
     tampered = bytearray(package(author, rev=3))
     tampered[-1100] ^= 0xFF
     assert install(client, node, bytes(tampered))["status"] == 400
+    metrics = client.get("/metrics").text
+    assert 'vudo_spirit_packages_rejected_total{reason="stale_rev"} 1.0' in metrics
+    assert 'vudo_spirit_packages_rejected_total{reason="wrong_author"} 1.0' in metrics
     assert install(client, node, package(author, rev=3))["rev"] == 3
     assert client.get("/v1/spirits/nobody").status_code == 404
     assert client.post("/v1/spirits/nobody/summon", headers=auth(node)).status_code == 404

@@ -100,7 +100,7 @@ class NodeQueries:
         return self._node.spirits.asset(name, path)
 
     async def install_spirit(self, package: bytes) -> SpiritView:
-        return self._node.spirits.install_bytes(package)
+        return await self._node.spirits.install(package)
 
     async def summon_spirit(self, name: str) -> SpiritView:
         return await self._node.spirits.summon(name)
@@ -135,7 +135,7 @@ class Node:
         self.lifecycle = Lifecycle(leave_grace_s=config.leave_grace_ms / 1000)
         self.queries = NodeQueries(self)
         self.membership = MembershipService(config, self.identity, self.metrics, self.capabilities, meter, network=network)
-        self.spirits = SpiritsService(config, self.identity, topology=self.queries.topology)
+        self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
         self.api = ApiService(config, create_app(self.queries))
         self.services: Sequence[Service] = (self.membership, self.spirits, self.api)
         self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()

@@ -29,9 +29,10 @@ from pathlib import Path
 
 from vudo.config import NodeConfig
 from vudo.identity import Identity
+from vudo.metrics import NodeMetrics
 from vudo.services.base import NodeEvents
 from vudo.spirits import package as pkg
-from vudo.spirits.errors import SpiritError
+from vudo.spirits.errors import PackageError, SpiritError
 from vudo.spirits.lifecycle import (
     CallFailed,
     CallSucceeded,
@@ -39,6 +40,7 @@ from vudo.spirits.lifecycle import (
     DismissFinished,
     DismissRequested,
     DropInstance,
+    Event,
     Instruction,
     Refuse,
     SpiritLifecycle,
@@ -48,6 +50,7 @@ from vudo.spirits.lifecycle import (
     SummonFailed,
     SummonRequested,
     SummonSucceeded,
+    missing_permissions,
 )
 from vudo.spirits.manifest import Manifest, Permissions
 from vudo.spirits.runtime import CallResult, SpiritInstance, SpiritRuntime, summon_context
@@ -154,12 +157,14 @@ class SpiritsService:
         self,
         config: NodeConfig,
         identity: Identity,
+        metrics: NodeMetrics | None = None,
         *,
         topology: Callable[[], bytes] = lambda: b"[]",
         on_signal: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
+        self.metrics = metrics or NodeMetrics()
         self.root = config.data_dir / "spirits"
         self._topology = topology
         self._on_signal = on_signal
@@ -192,14 +197,30 @@ class SpiritsService:
                 continue
             self.spirits[package.name] = Installed(package, self._policy(package.manifest))
 
+    async def install(self, data: bytes) -> SpiritView:
+        """Verify a package off the event loop (hashing up to 64 MiB), then store it."""
+        try:
+            package = await asyncio.to_thread(pkg.read_package, data)
+        except PackageError as err:
+            self.metrics.spirit_packages_rejected.labels(err.reason).inc()
+            log.warning("refused a spirit package: %s", err)
+            raise
+        return self.install_verified(package, data)
+
     def install_bytes(self, data: bytes) -> SpiritView:
         """Verify a package and store it (a new name, or a higher rev by the same author)."""
-        package = pkg.read_package(data)
+        return self.install_verified(pkg.read_package(data), data)
+
+    def install_verified(self, package: pkg.Package, data: bytes) -> SpiritView:
         name = package.name
         current = self.spirits.get(name)
         if current is not None and current.policy.state in (State.RUNNING, State.SUMMONING, State.DISMISSING):
             raise SpiritError("wrong_state", f"spirit {name!r} is {current.policy.state.value}; dismiss it before installing rev {package.manifest.rev}")
-        pkg.check_upgrade(current.manifest if current else None, package.manifest)
+        try:
+            pkg.check_upgrade(current.manifest if current else None, package.manifest)
+        except PackageError as err:
+            self.metrics.spirit_packages_rejected.labels(err.reason).inc()
+            raise
         if current is None and len(self.spirits) >= MAX_INSTALLED:
             raise SpiritError("too_many", f"{MAX_INSTALLED} spirits are installed already")
         path = self._path(name)
@@ -211,6 +232,7 @@ class SpiritsService:
         if current is not None:
             installed.logs = current.logs
         self.spirits[name] = installed
+        self._count_states()
         self._log(installed, "info", f"installed {name}@{package.manifest.version} rev {package.manifest.rev} "
                                      f"by {package.manifest.author} (package {package.sha256[:16]})")
         return self.view_of(installed)
@@ -238,15 +260,29 @@ class SpiritsService:
 
     # -- executing the lifecycle ------------------------------------------------------------
 
-    def _feed(self, spirit: Installed, event: object) -> list[Instruction]:
-        instructions = spirit.policy.receive(event)  # type: ignore[arg-type]
+    def _feed(self, spirit: Installed, event: Event) -> list[Instruction]:
+        instructions = spirit.policy.receive(event)
         if spirit.policy.history and spirit.policy.history[-1].event is event:
             t = spirit.policy.history[-1]
             log.debug("spirit %s event %d: %s -> %s on %s", spirit.manifest.name, t.id, t.old.value, t.new.value, type(event).__name__)
         for instruction in instructions:
             if isinstance(instruction, DropInstance):
                 spirit.instance = None
+        if isinstance(event, (SummonFailed, CallFailed)):
+            self.metrics.spirit_failures.labels(spirit.manifest.name, event.reason).inc()
+        self._count_states()
         return instructions
+
+    def _count_states(self) -> None:
+        for state in State:
+            self.metrics.spirits.labels(state.value).set(sum(1 for s in self.spirits.values() if s.policy.state is state))
+
+    def _count(self, spirit: Installed, before: tuple[int, int]) -> None:
+        instance = spirit.instance
+        if instance is not None:
+            name = spirit.manifest.name
+            self.metrics.spirit_calls.labels(name).inc(instance.stats.calls - before[0])
+            self.metrics.spirit_fuel.labels(name).inc(instance.stats.fuel_used_total - before[1])
 
     def _summon_blocking(self, spirit: Installed, granted: Permissions) -> SpiritInstance:
         assert self.runtime is not None
@@ -259,7 +295,6 @@ class SpiritsService:
         self.spirit_log(package.name, "info", f"instantiated {entry.path} ({'cached' if cached else 'compiled'}), "
                                               f"memory cap {instance.budget.memory_bytes} bytes")
         if instance.has("summon"):
-            instance.put_bytes(b"")  # warm alloc; the context follows
             ptr, length = instance.put_bytes(summon_context(package.manifest, self.identity.node_id))
             instance.hook("summon", ptr, length)
         return instance
@@ -271,15 +306,20 @@ class SpiritsService:
             for instruction in self._feed(spirit, SummonRequested(granted, time.time())):
                 if isinstance(instruction, Refuse):
                     self._log(spirit, "warn", f"summon refused: {instruction.message}")
+                    if instruction.reason == "not_granted":
+                        self.metrics.spirit_failures.labels(name, instruction.reason).inc()
                     raise SpiritError(instruction.reason, _refusal(name, instruction))
                 if isinstance(instruction, StartSummon):
                     self._log(spirit, "info", "summoning")
                     try:
                         spirit.instance = await asyncio.to_thread(self._summon_blocking, spirit, granted or Permissions())
                     except SpiritError as err:
+                        if isinstance(err, PackageError):
+                            self.metrics.spirit_packages_rejected.labels(err.reason).inc()
                         self._feed(spirit, SummonFailed(err.reason, str(err), time.time()))
                         self._log(spirit, "error", f"summon failed: {err}")
                         raise
+                    self._count(spirit, (0, 0))
                     self._feed(spirit, SummonSucceeded(time.time()))
                     self._log(spirit, "info", "running")
         return self.view_of(spirit)
@@ -316,12 +356,15 @@ class SpiritsService:
                 for instruction in spirit.policy.handle_timer(now):
                     if isinstance(instruction, CallTick) and spirit.instance is not None:
                         instance = spirit.instance
+                        before = (instance.stats.calls, instance.stats.fuel_used_total)
                         try:
                             result = await asyncio.to_thread(_tick, instance, instruction.now_ms)
                         except SpiritError as err:
+                            self._count(spirit, before)
                             self._feed(spirit, CallFailed("tick", err.reason, str(err), time.time()))
                             self._log(spirit, "error", f"failed: {err}")
                         else:
+                            self._count(spirit, before)
                             self._feed(spirit, CallSucceeded("tick", result.fuel_used if result else 0, time.time()))
 
     # -- views -------------------------------------------------------------------------------
@@ -338,8 +381,6 @@ class SpiritsService:
         instance = spirit.instance
         stats = instance.stats if instance is not None else None
         granted = self.config.spirit_grant(m.name)
-        from vudo.spirits.lifecycle import missing_permissions
-
         return SpiritView(
             name=m.name, version=m.version, rev=m.rev, author=m.author, license=m.license, description=m.description,
             tags=m.tags, tier=m.tier.kind, price=m.tier.price, permissions=m.permissions, granted=granted,
