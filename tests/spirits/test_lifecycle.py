@@ -107,3 +107,19 @@ def test_requests_in_the_wrong_state_are_refused() -> None:
     [refuse] = lc.receive(SummonRequested(ASKS, 1.0))
     assert isinstance(refuse, Refuse) and refuse.reason == "wrong_state"
     assert lc.state is State.RUNNING
+
+
+def test_effective_permissions_are_the_ask_capped_by_the_grant() -> None:
+    from vudo.spirits.lifecycle import effective_permissions
+
+    generous = Permissions(network="write", compute="heavy", display="required", wasi=True)
+    assert effective_permissions(ASKS, generous) == ASKS
+    assert effective_permissions(generous, ASKS) == Permissions(network="read", compute="standard", display="required", wasi=False)
+
+
+def test_a_premium_spirit_is_never_run_for_free() -> None:
+    lc = SpiritLifecycle("paid", Permissions(), price=10)
+    [refuse] = lc.receive(SummonRequested(Permissions(), 0.0))
+    assert isinstance(refuse, Refuse) and refuse.reason == "payment_unavailable" and "10 credits" in refuse.message
+    assert lc.state is State.INSTALLED
+    assert lc.receive(SummonRequested(Permissions(), 1.0, payment_available=True)) == [StartSummon()]

@@ -16,7 +16,9 @@ from vudo.api.app import SPIRIT_CSP, create_app
 from vudo.config import NodeConfig
 from vudo.identity import Identity, init_data_dir, load_api_token
 from vudo.node import Node
-from vudo.spirits.manifest import Permissions
+from vudo.spirits.manifest import Permissions, Tier
+
+HELLO_NO_IMPORTS = '(module (memory (export "memory") 1) (func (export "alloc") (param i32) (result i32) (i32.const 8)))'
 
 HELLO_ASKS = Permissions(display="required")
 
@@ -67,6 +69,8 @@ def test_install_summon_serve_dismiss(client: TestClient, node: Node, author: Id
     assert page.status_code == 200 and page.text == "<p>hi</p>"
     assert page.headers["content-security-policy"] == SPIRIT_CSP and "default-src 'none'" in SPIRIT_CSP
     assert page.headers["x-content-type-options"] == "nosniff"
+    redirect = client.get("/spirits/hello", follow_redirects=False)
+    assert redirect.status_code == 308 and redirect.headers["location"] == "/spirits/hello/"
     assert client.get("/spirits/hello/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/spirits/hello/../../api-token").status_code == 404
     assert client.get("/spirits/hello/spirit.toml").status_code == 404
@@ -99,6 +103,14 @@ def test_summon_beyond_the_grant_is_refused_with_what_is_missing(client: TestCli
     assert refused.json()["reason"] == "not_granted" and "compute=heavy" in refused.json()["detail"]
     assert "[spirits.allow.greedy]" in refused.json()["detail"]
     assert client.get("/v1/spirits/greedy").json()["state"] == "installed"
+
+
+def test_a_premium_spirit_is_refused_until_payment_exists(client: TestClient, node: Node, author: Identity) -> None:
+    install(client, node, package(author, name="looper", tier=Tier("premium", 5), exports=("memory", "alloc"), imports=(),
+                                  wat=HELLO_NO_IMPORTS))
+    refused = client.post("/v1/spirits/looper/summon", headers=auth(node))
+    assert refused.status_code == 402 and refused.json()["reason"] == "payment_unavailable"
+    assert client.get("/v1/spirits/looper").json()["tier"] == "premium"
 
 
 def test_a_runaway_spirit_fails_alone(client: TestClient, node: Node, author: Identity) -> None:

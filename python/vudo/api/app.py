@@ -5,11 +5,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
@@ -49,7 +50,7 @@ SPIRIT_CSP = (
 SPIRIT_NAME = PathParam(pattern=r"^[a-z][a-z0-9-]{0,39}$", description="the spirit's name")
 _STATUS_BY_REASON = {
     "unknown_spirit": 404, "not_granted": 403, "wrong_state": 409, "stale_rev": 409, "too_many": 409,
-    "oversize": 413, "changed_on_disk": 409,
+    "oversize": 413, "changed_on_disk": 409, "payment_unavailable": 402,
 }
 
 
@@ -120,7 +121,7 @@ def create_app(node: NodeQuery) -> FastAPI:
         return {"status": "leaving"}
 
     spirit_errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": SpiritErrorOut} for code in (400, 403, 404, 409, 413, 422)
+        code: {"model": SpiritErrorOut} for code in (400, 402, 403, 404, 409, 413, 422)
     }
 
     @app.get("/v1/spirits", response_model=SpiritsOut)
@@ -178,6 +179,10 @@ def create_app(node: NodeQuery) -> FastAPI:
             return JSONResponse(_spirit(await node.dismiss_spirit(name)))
         except SpiritError as err:
             return _spirit_error(err)
+
+    @app.get("/spirits/{name}", include_in_schema=False)
+    def spirit_root(name: str) -> RedirectResponse:
+        return RedirectResponse(f"/spirits/{quote(name, safe='')}/", status_code=308)
 
     @app.get("/spirits/{name}/{path:path}", include_in_schema=False)
     def spirit_asset(name: str, path: str) -> Response:

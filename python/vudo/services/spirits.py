@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from vudo.spirits.lifecycle import (
     SummonFailed,
     SummonRequested,
     SummonSucceeded,
+    effective_permissions,
     missing_permissions,
 )
 from vudo.spirits.manifest import Manifest, Permissions
@@ -124,6 +126,8 @@ class Installed:
     policy: SpiritLifecycle
     instance: SpiritInstance | None = None
     logs: deque[SpiritLogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    #: The runtime thread appends (host ``vudo.log``) while the event loop reads.
+    log_lock: threading.Lock = field(default_factory=threading.Lock)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -181,7 +185,8 @@ class SpiritsService:
         return self.root / name / PACKAGE_FILE
 
     def _policy(self, manifest: Manifest) -> SpiritLifecycle:
-        return SpiritLifecycle(manifest.name, manifest.permissions, tick_interval=self.config.spirit_tick_ms / 1000)
+        return SpiritLifecycle(manifest.name, manifest.permissions, tick_interval=self.config.spirit_tick_ms / 1000,
+                               price=manifest.tier.price if manifest.tier.kind == "premium" else 0)
 
     def load_installed(self) -> None:
         """Read and verify every stored package (a package that no longer verifies is skipped, loudly)."""
@@ -230,7 +235,7 @@ class SpiritsService:
         os.replace(tmp, path)
         installed = Installed(package, self._policy(package.manifest))
         if current is not None:
-            installed.logs = current.logs
+            installed.logs, installed.log_lock = current.logs, current.log_lock
         self.spirits[name] = installed
         self._count_states()
         self._log(installed, "info", f"installed {name}@{package.manifest.version} rev {package.manifest.rev} "
@@ -239,21 +244,26 @@ class SpiritsService:
 
     # -- logs and signals (called from the runtime thread too) ----------------------------
 
+    @staticmethod
+    def _append(spirit: Installed, level: str, text: str) -> None:
+        with spirit.log_lock:
+            spirit.logs.append(SpiritLogLine(time.time(), level, text))
+
     def _log(self, spirit: Installed, level: str, text: str) -> None:
-        spirit.logs.append(SpiritLogLine(time.time(), level, text))
+        self._append(spirit, level, text)
         log.log(logging.WARNING if level in ("warn", "error") else logging.INFO, "spirit %s: %s", spirit.manifest.name, text)
 
     def spirit_log(self, name: str, level: str, text: str) -> None:
         spirit = self.spirits.get(name)
         if spirit is not None:
-            spirit.logs.append(SpiritLogLine(time.time(), level, text))
+            self._append(spirit, level, text)
 
     def emit_signal(self, source: str, payload: bytes) -> bool:
         self.signals_emitted += 1
         self.spirit_log(source, "debug", f"emitted a signal of {len(payload)} bytes")
         if self._on_signal is not None:
             self._on_signal(source, payload)
-        for name, spirit in self.spirits.items():
+        for name, spirit in list(self.spirits.items()):
             if name != source and spirit.instance is not None:
                 spirit.instance.enqueue(payload)  # never calls wasm from here: the next tick delivers it
         return True
@@ -312,7 +322,8 @@ class SpiritsService:
                 if isinstance(instruction, StartSummon):
                     self._log(spirit, "info", "summoning")
                     try:
-                        spirit.instance = await asyncio.to_thread(self._summon_blocking, spirit, granted or Permissions())
+                        effective = effective_permissions(spirit.manifest.permissions, granted or Permissions())
+                        spirit.instance = await asyncio.to_thread(self._summon_blocking, spirit, effective)
                     except SpiritError as err:
                         if isinstance(err, PackageError):
                             self.metrics.spirit_packages_rejected.labels(err.reason).inc()
@@ -403,7 +414,10 @@ class SpiritsService:
 
     def logs(self, name: str) -> list[SpiritLogLine] | None:
         spirit = self.spirits.get(name)
-        return list(spirit.logs) if spirit is not None else None
+        if spirit is None:
+            return None
+        with spirit.log_lock:
+            return list(spirit.logs)
 
     def _serves_web(self, spirit: Installed) -> bool:
         return spirit.policy.state is State.RUNNING and spirit.manifest.permissions.display == "required"

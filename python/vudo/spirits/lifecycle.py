@@ -16,7 +16,9 @@ hook). The service reports back ``SummonSucceeded`` (→ ``running``) or
 instance. Dismissing a running spirit enters ``dismissing`` and asks for
 :class:`StartDismiss` (call the ``dismiss`` hook); when it is done — hook
 succeeded or not — the instance is dropped and the spirit is ``dismissed``.
-A dismissed or failed spirit can be summoned again.
+A dismissed or failed spirit can be summoned again. A premium spirit is
+refused until the node can take payment (the credit ledger comes later):
+it is never run for free.
 
 The machine never reads a clock and never does I/O: events carry ``now``,
 and every handled event gets an id and a :class:`Transition` record.
@@ -28,7 +30,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from vudo.spirits.manifest import COMPUTE_LEVELS, DISPLAY_LEVELS, NETWORK_LEVELS, Permissions
 
@@ -49,6 +51,8 @@ class State(StrEnum):
 class SummonRequested:
     granted: Permissions | None  # None: nothing granted for this spirit
     now: float
+    #: Whether this node can take payment for a premium spirit (not before the credit ledger exists).
+    payment_available: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,7 @@ class DropInstance:
 class Refuse:
     """The request cannot be carried out in this state or with these grants."""
 
-    reason: str  # "not_granted" | "wrong_state"
+    reason: str  # "not_granted" | "wrong_state" | "payment_unavailable"
     message: str
     missing: tuple[str, ...] = ()
 
@@ -148,6 +152,22 @@ def missing_permissions(asked: Permissions, granted: Permissions | None) -> tupl
     return tuple(missing)
 
 
+L = TypeVar("L", bound=str)
+
+
+def effective_permissions(asked: Permissions, granted: Permissions) -> Permissions:
+    """What a summoned instance is linked with: what it asked for, capped by the grant, per permission."""
+    def lower(levels: tuple[L, ...], a: L, b: L) -> L:
+        return levels[min(levels.index(a), levels.index(b))]
+
+    return Permissions(
+        network=lower(NETWORK_LEVELS, asked.network, granted.network),
+        compute=lower(COMPUTE_LEVELS, asked.compute, granted.compute),
+        display=lower(DISPLAY_LEVELS, asked.display, granted.display),
+        wasi=asked.wasi and granted.wasi,
+    )
+
+
 _ids = itertools.count(1)
 
 
@@ -156,6 +176,7 @@ class SpiritLifecycle:
     name: str
     asks: Permissions
     tick_interval: float = 1.0
+    price: int = 0  # credits per summon; 0 for free spirits
     state: State = State.INSTALLED
     error: str | None = None
     error_reason: str | None = None
@@ -168,6 +189,9 @@ class SpiritLifecycle:
 
     def _summon(self, event: Event) -> tuple[State, list[Instruction]]:
         assert isinstance(event, SummonRequested)
+        if self.price > 0 and not event.payment_available:
+            return self.state, [Refuse("payment_unavailable", f"spirit {self.name!r} is premium ({self.price} credits per summon) "
+                                                              "and this node cannot take payment yet (no credit ledger)")]
         missing = missing_permissions(self.asks, event.granted)
         if missing:
             return self.state, [Refuse("not_granted", f"spirit {self.name!r} asks for {', '.join(missing)}", missing)]
