@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from spirits.support import INFINITE_LOOP, package
+from spirits.support import INFINITE_LOOP, NETWORKED, package
 from vudo.api.app import SPIRIT_CSP, create_app
 from vudo.config import NodeConfig
 from vudo.identity import Identity, init_data_dir, load_api_token
@@ -27,7 +27,8 @@ HELLO_ASKS = Permissions(display="required")
 def node(tmp_path: Path) -> Iterator[Node]:
     init_data_dir(tmp_path / "n")
     config = dataclasses.replace(NodeConfig(), data_dir=tmp_path / "n", spirit_tick_ms=10,
-                                 spirit_grants=(("hello", HELLO_ASKS), ("looper", Permissions())))
+                                 spirit_grants=(("hello", HELLO_ASKS), ("looper", Permissions()), ("net", Permissions(network="write")),
+                                                ("ear", Permissions())))
     node = Node(config)
     asyncio.run(node.spirits.start())
     try:
@@ -180,3 +181,32 @@ def test_installed_spirits_survive_a_restart_and_a_tampered_store_is_refused(tmp
         await third.spirits.stop()
 
     asyncio.run(scenario())
+
+
+EAR = """(module (memory (export "memory") 1)
+  (global $n (mut i32) (i32.const 0))
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "signal") (param $p i32) (param $len i32) (result i32)
+    (global.set $n (i32.add (global.get $n) (local.get $len))) (i32.const 0))
+  (func (export "query") (param i32 i32) (result i64) (i64.extend_i32_u (global.get $n))))"""
+
+
+def test_a_spirit_reads_the_topology_and_its_signal_reaches_another_spirit(client: TestClient, node: Node, author: Identity) -> None:
+    install(client, node, package(author, NETWORKED, name="net", exports=("memory", "alloc", "tick"),
+                                  imports=("vudo.topology", "vudo.emit"), permissions=Permissions(network="write")))
+    install(client, node, package(author, EAR, name="ear", exports=("memory", "alloc", "signal", "query"), imports=()))
+    for name in ("ear", "net"):
+        assert client.post(f"/v1/spirits/{name}/summon", headers=auth(node)).json()["state"] == "running"
+    topology = node.queries.topology()
+    assert topology == b"[]"  # membership has not started: no members yet
+
+    async def until_heard() -> None:
+        deadline = time.monotonic() + 30
+        while node.spirits.signals_emitted < 2 and time.monotonic() < deadline:
+            await node.spirits.tick(time.time())
+            await asyncio.sleep(0.02)
+
+    asyncio.run(until_heard())
+    ear = node.spirits.spirits["ear"].instance
+    assert ear is not None and ear.call_with_bytes("query", b"").value >= len(topology)
+    assert client.get("/v1/spirits/net").json()["state"] == "running"
