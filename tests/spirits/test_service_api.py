@@ -210,3 +210,12 @@ def test_a_spirit_reads_the_topology_and_its_signal_reaches_another_spirit(clien
     ear = node.spirits.spirits["ear"].instance
     assert ear is not None and ear.call_with_bytes("query", b"").value >= len(topology)
     assert client.get("/v1/spirits/net").json()["state"] == "running"
+
+
+def test_a_package_gone_from_disk_fails_the_summon_cleanly(client: TestClient, node: Node, author: Identity) -> None:
+    install(client, node, package(author, permissions=HELLO_ASKS))
+    (node.config.data_dir / "spirits" / "hello" / "package.spirit").unlink()
+    response = client.post("/v1/spirits/hello/summon", headers=auth(node))
+    assert response.status_code == 500 and response.json()["reason"] == "storage_error"
+    assert "install the package again" in response.json()["detail"]
+    assert client.get("/v1/spirits/hello").json()["state"] == "failed"

@@ -51,6 +51,7 @@ SPIRIT_NAME = PathParam(pattern=r"^[a-z][a-z0-9-]{0,39}$", description="the spir
 _STATUS_BY_REASON = {
     "unknown_spirit": 404, "not_granted": 403, "wrong_state": 409, "stale_rev": 409, "too_many": 409,
     "oversize": 413, "changed_on_disk": 409, "payment_unavailable": 402,
+    "storage_error": 500, "internal": 500,
 }
 
 

@@ -177,7 +177,6 @@ class SpiritsService:
         self.runtime: SpiritRuntime | None = None
         self.signals_emitted = 0
         self._host = _Host(self)
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- storage -------------------------------------------------------------------------
 
@@ -231,8 +230,11 @@ class SpiritsService:
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except OSError as err:
+            raise SpiritError("storage_error", f"cannot store {path}: {err.strerror} (check the data dir's disk and permissions)") from None
         installed = Installed(package, self._policy(package.manifest))
         if current is not None:
             installed.logs, installed.log_lock = current.logs, current.log_lock
@@ -296,7 +298,12 @@ class SpiritsService:
 
     def _summon_blocking(self, spirit: Installed, granted: Permissions) -> SpiritInstance:
         assert self.runtime is not None
-        package = pkg.read_package(self._path(spirit.manifest.name).read_bytes())  # verify again: the disk is not trusted
+        path = self._path(spirit.manifest.name)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise SpiritError("storage_error", f"cannot read {path}: {err.strerror}; install the package again") from None
+        package = pkg.read_package(data)  # verify again: the disk is not trusted
         if package.sha256 != spirit.package.sha256:
             raise SpiritError("changed_on_disk", f"the stored package of {package.name!r} changed since it was installed; install it again")
         entry = package.manifest.entry_module()
@@ -324,12 +331,13 @@ class SpiritsService:
                     try:
                         effective = effective_permissions(spirit.manifest.permissions, granted or Permissions())
                         spirit.instance = await asyncio.to_thread(self._summon_blocking, spirit, effective)
-                    except SpiritError as err:
+                    except Exception as exc:  # noqa: BLE001 - whatever happens, the lifecycle must leave "summoning"
+                        err = exc if isinstance(exc, SpiritError) else _internal(name, "summon", exc)
                         if isinstance(err, PackageError):
                             self.metrics.spirit_packages_rejected.labels(err.reason).inc()
                         self._feed(spirit, SummonFailed(err.reason, str(err), time.time()))
                         self._log(spirit, "error", f"summon failed: {err}")
-                        raise
+                        raise err from None
                     self._count(spirit, (0, 0))
                     self._feed(spirit, SummonSucceeded(time.time()))
                     self._log(spirit, "info", "running")
@@ -351,7 +359,8 @@ class SpiritsService:
                 if instance is not None:
                     try:
                         await asyncio.to_thread(instance.hook, "dismiss")
-                    except SpiritError as err:
+                    except Exception as exc:  # noqa: BLE001 - the instance is dropped whatever the hook does
+                        err = exc if isinstance(exc, SpiritError) else _internal(spirit.manifest.name, "dismiss", exc)
                         error = str(err)
                         self._log(spirit, "warn", f"dismiss hook failed: {err}")
                 self._feed(spirit, DismissFinished(error, time.time()))
@@ -370,7 +379,8 @@ class SpiritsService:
                         before = (instance.stats.calls, instance.stats.fuel_used_total)
                         try:
                             result = await asyncio.to_thread(_tick, instance, instruction.now_ms)
-                        except SpiritError as err:
+                        except Exception as exc:  # noqa: BLE001 - a failed tick fails the spirit, never the service
+                            err = exc if isinstance(exc, SpiritError) else _internal(spirit.manifest.name, "tick", exc)
                             self._count(spirit, before)
                             self._feed(spirit, CallFailed("tick", err.reason, str(err), time.time()))
                             self._log(spirit, "error", f"failed: {err}")
@@ -458,6 +468,11 @@ class SpiritsService:
         if self.runtime is not None:
             self.runtime.close()
             self.runtime = None
+
+
+def _internal(name: str, what: str, exc: BaseException) -> SpiritError:
+    log.error("spirit %s: unexpected error in %s", name, what, exc_info=exc)
+    return SpiritError("internal", f"spirit {name!r} {what}: unexpected {type(exc).__name__}: {exc} (a VUDO bug; see the node log)")
 
 
 def _tick(instance: SpiritInstance, now_ms: int) -> CallResult | None:
