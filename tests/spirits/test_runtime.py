@@ -258,3 +258,31 @@ def test_errors_name_the_spirit(runtime: SpiritRuntime, author: Identity) -> Non
     with pytest.raises(SpiritError, match="does not export 'dismiss'"):
         inst.call("dismiss")
 
+
+
+def test_a_start_function_that_never_ends_is_stopped_at_instantiation(runtime: SpiritRuntime, author: Identity) -> None:
+    wat = """(module (memory (export "memory") 1)
+      (func $forever (loop $l (br $l)))
+      (start $forever)
+      (func (export "alloc") (param i32) (result i32) (i32.const 8)))"""
+    with pytest.raises(SpiritTrap) as info:
+        make(runtime, author, wat, exports=("memory", "alloc"))
+    assert info.value.reason == "out_of_fuel"
+
+
+def test_unbounded_recursion_is_a_stack_overflow(runtime: SpiritRuntime, author: Identity) -> None:
+    wat = """(module (memory (export "memory") 1)
+      (func (export "alloc") (param i32) (result i32) (i32.const 8))
+      (func $down (param i64) (result i32) (call $down (i64.add (local.get 0) (i64.const 1))))
+      (func (export "tick") (param i64) (result i32) (call $down (local.get 0))))"""
+    inst = make(runtime, author, wat)
+    with pytest.raises(SpiritTrap) as info:
+        inst.call("tick", 0)
+    assert info.value.reason == "stack_overflow"
+
+
+def test_initial_memory_above_the_cap_does_not_instantiate(runtime: SpiritRuntime, author: Identity) -> None:
+    wat = """(module (memory (export "memory") 100) (func (export "alloc") (param i32) (result i32) (i32.const 8)))"""
+    with pytest.raises(SpiritTrap) as info:
+        make(runtime, author, wat, exports=("memory", "alloc"), budget=Budget(1_000_000, 1000, 10 * 65536))
+    assert info.value.reason == "instantiate_failed"
