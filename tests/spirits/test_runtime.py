@@ -266,7 +266,7 @@ def test_a_start_function_that_never_ends_is_stopped_at_instantiation(runtime: S
       (start $forever)
       (func (export "alloc") (param i32) (result i32) (i32.const 8)))"""
     with pytest.raises(SpiritTrap) as info:
-        make(runtime, author, wat, exports=("memory", "alloc"))
+        make(runtime, author, wat, exports=("memory", "alloc"), budget=Budget(5_000_000, 600_000, 1 << 20))
     assert info.value.reason == "out_of_fuel"
 
 
