@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tarfile
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import wasmtime
 
@@ -13,6 +17,7 @@ from vudo.spirits import manifest as mf
 from vudo.spirits.manifest import AssetEntry, Manifest, ModuleEntry, Permissions, Tier
 from vudo.spirits.package import pack, sha256_hex
 
+T = TypeVar("T")
 NO_PERMISSIONS = Permissions()
 FREE = Tier()
 
@@ -176,3 +181,9 @@ imports = {list(HELLO_IMPORTS)!r}
 path = "web/index.html"
 """.replace("'", '"'))
     return root
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on its own thread: a session-wide Playwright driver may already run a loop in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=300)

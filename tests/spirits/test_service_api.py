@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from spirits.support import INFINITE_LOOP, NETWORKED, package
+from spirits.support import INFINITE_LOOP, NETWORKED, package, run_async
 from vudo.api.app import SPIRIT_CSP, create_app
 from vudo.config import NodeConfig
 from vudo.identity import Identity, init_data_dir, load_api_token
@@ -30,11 +30,11 @@ def node(tmp_path: Path) -> Iterator[Node]:
                                  spirit_grants=(("hello", HELLO_ASKS), ("looper", Permissions()), ("net", Permissions(network="write")),
                                                 ("ear", Permissions())))
     node = Node(config)
-    asyncio.run(node.spirits.start())
+    run_async(node.spirits.start())
     try:
         yield node
     finally:
-        asyncio.run(node.spirits.stop())
+        run_async(node.spirits.stop())
 
 
 @pytest.fixture()
@@ -82,7 +82,7 @@ def test_install_summon_serve_dismiss(client: TestClient, node: Node, author: Id
             await node.spirits.tick(time.time())
             await asyncio.sleep(0.02)
 
-    asyncio.run(tick_a_while())
+    run_async(tick_a_while())
     detail = client.get("/v1/spirits/hello").json()
     assert detail["calls"] >= 6 and detail["fuel_last_call"] > 0
     assert detail["files"] == sorted(detail["files"], key=lambda f: f["path"]) and len(detail["files"]) == 3
@@ -126,7 +126,7 @@ def test_a_runaway_spirit_fails_alone(client: TestClient, node: Node, author: Id
             await node.spirits.tick(time.time())
             await asyncio.sleep(0.02)
 
-    asyncio.run(until_failed())
+    run_async(until_failed())
     looper = client.get("/v1/spirits/looper").json()
     assert looper["state"] == "failed" and looper["error_reason"] in ("out_of_fuel", "timeout")
     metrics = client.get("/metrics").text
@@ -180,7 +180,7 @@ def test_installed_spirits_survive_a_restart_and_a_tampered_store_is_refused(tmp
         assert third.spirits.view() == []  # a stored package that no longer verifies is skipped
         await third.spirits.stop()
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 EAR = """(module (memory (export "memory") 1)
@@ -206,7 +206,7 @@ def test_a_spirit_reads_the_topology_and_its_signal_reaches_another_spirit(clien
             await node.spirits.tick(time.time())
             await asyncio.sleep(0.02)
 
-    asyncio.run(until_heard())
+    run_async(until_heard())
     ear = node.spirits.spirits["ear"].instance
     assert ear is not None and ear.call_with_bytes("query", b"").value >= len(topology)
     assert client.get("/v1/spirits/net").json()["state"] == "running"
