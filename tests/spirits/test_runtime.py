@@ -286,3 +286,28 @@ def test_initial_memory_above_the_cap_does_not_instantiate(runtime: SpiritRuntim
     with pytest.raises(SpiritTrap) as info:
         make(runtime, author, wat, exports=("memory", "alloc"), budget=Budget(1_000_000, 1000, 10 * 65536))
     assert info.value.reason == "instantiate_failed"
+
+
+def test_recv_copies_out_the_oldest_signal_only_when_it_fits(runtime: SpiritRuntime, author: Identity) -> None:
+    # query(ptr, len): the 4 input bytes are the buffer capacity; calls vudo.recv(2048, cap) and
+    # returns (2048 << 32 | n) when it fit, else the raw status as a negative number.
+    wat = """(module (import "vudo" "recv" (func $recv (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+      (func (export "query") (param $p i32) (param $len i32) (result i64)
+        (local $cap i32) (local $n i32)
+        (local.set $cap (i32.load (local.get $p)))
+        (local.set $n (call $recv (i32.const 2048) (local.get $cap)))
+        (if (result i64) (i32.and (i32.ge_s (local.get $n) (i32.const 0)) (i32.le_s (local.get $n) (local.get $cap)))
+          (then (i64.or (i64.shl (i64.const 2048) (i64.const 32)) (i64.extend_i32_u (local.get $n))))
+          (else (i64.sub (i64.const -1000) (i64.extend_i32_s (local.get $n)))))))"""
+    inst = make(runtime, author, wat, exports=("memory", "alloc", "query"), imports=("vudo.recv",), permissions=Permissions(network="read"))
+    with pytest.raises(SpiritTrap, match="error -999"):  # -1000 - (-1): the inbox is empty
+        inst.query((64).to_bytes(4, "little"))
+    inst.enqueue(b"first signal")
+    inst.enqueue(b"second")
+    with pytest.raises(SpiritTrap, match="error -1012"):  # too small: the length (12) comes back, nothing dequeued
+        inst.query((4).to_bytes(4, "little"))
+    assert inst.query((64).to_bytes(4, "little"))[0] == b"first signal"
+    assert inst.query((64).to_bytes(4, "little"))[0] == b"second"
+    assert inst.inbox == []
