@@ -219,3 +219,18 @@ def test_a_package_gone_from_disk_fails_the_summon_cleanly(client: TestClient, n
     assert response.status_code == 500 and response.json()["reason"] == "storage_error"
     assert "install the package again" in response.json()["detail"]
     assert client.get("/v1/spirits/hello").json()["state"] == "failed"
+
+
+def test_no_install_over_a_running_spirit_and_oversize_bodies_are_refused(
+    client: TestClient, node: Node, author: Identity, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install(client, node, package(author, permissions=HELLO_ASKS))
+    assert client.post("/v1/spirits/hello/summon", headers=auth(node)).json()["state"] == "running"
+    busy = install(client, node, package(author, rev=2, permissions=HELLO_ASKS))
+    assert busy["status"] == 409 and busy["reason"] == "wrong_state" and "dismiss it" in busy["detail"]
+    assert client.get("/v1/spirits/hello").json()["rev"] == 1
+    import vudo.api.app
+
+    monkeypatch.setattr(vudo.api.app, "MAX_ARCHIVE_BYTES", 1000)
+    big = install(client, node, b"\0" * 5000)
+    assert big["status"] == 413 and big["reason"] == "oversize"
