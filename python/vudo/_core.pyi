@@ -16,6 +16,9 @@ __all__ = [
     "Member",
     "Gossip",
     "MemoryNetwork",
+    "LinkEvent",
+    "LinkStats",
+    "Links",
     "NativePhysarum",
 ]
 
@@ -92,6 +95,97 @@ class Gossip:
     def set(self, key: str, value: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def snapshot(self) -> list[Member]: ...
+    def shutdown(self) -> None: ...
+
+# --- links (rust-libp2p: TCP, Noise XX, yamux, ping, identify, request/response) --
+
+@final
+class LinkEvent:
+    """One thing that happened on the links; ``kind`` says which fields matter.
+
+    "connected" (peer, addr, direction), "disconnected" (peer, reason),
+    "dial_failed" (addr, peer = expected peer or "", reason), "rtt" (peer, rtt_ms),
+    "request" (peer, protocol, channel, payload), "response" (peer, protocol,
+    request_id, payload), "request_failed" (peer, protocol, request_id, reason).
+    """
+
+    kind: str
+    peer: str
+    addr: str
+    direction: str
+    reason: str
+    rtt_ms: float
+    protocol: str
+    channel: int
+    request_id: int
+    payload: bytes
+
+@final
+class LinkStats:
+    """Counters of one link engine since it started."""
+
+    connections_established: int
+    connections_closed: int
+    dials_failed: int
+    impostors_refused: int
+    inbound_handshakes_failed: int
+    connections_denied: int
+    oversize_refused: int
+    requests_sent: int
+    requests_received: int
+    responses_sent: int
+    responses_received: int
+    requests_failed: int
+    inbound_failed: int
+    responses_dropped: int
+    inbound_shed: int
+    events_dropped: int
+
+@final
+class Links:
+    """A running link engine. The constructor binds the listener (blocks briefly:
+    call it off the event loop); every method returns at once."""
+
+    def __new__(
+        cls,
+        *,
+        secret_key: bytes,
+        listen_addr: str,
+        protocols: list[str],
+        max_message_size: int = 1048576,
+        max_connections: int = 256,
+        max_connections_per_peer: int = 2,
+        max_pending_incoming: int = 64,
+        handshake_timeout_ms: int = 10000,
+        request_timeout_ms: int = 10000,
+        ping_interval_ms: int = 15000,
+        ping_timeout_ms: int = 20000,
+        max_inbound_bytes: int = 67108864,
+        max_queued_events: int = 65536,
+        agent_version: str | None = None,
+    ) -> Links: ...
+    @property
+    def peer_id(self) -> str: ...
+    @property
+    def listen_addrs(self) -> list[str]: ...
+    @property
+    def protocols(self) -> list[str]: ...
+    @property
+    def max_message_size(self) -> int: ...
+    @property
+    def wake_fd(self) -> int:
+        """Readable while events wait (register with ``loop.add_reader``)."""
+    @property
+    def running(self) -> bool: ...
+    def dial(self, addr: str, expected_peer: str) -> None:
+        """Connect to ``addr``, refusing any key but ``expected_peer``'s."""
+    def disconnect(self, peer: str, reason: str = "") -> None: ...
+    def request(self, peer: str, protocol: str, payload: bytes) -> int:
+        """Send ``payload``; returns the request id of the outcome event."""
+    def respond(self, channel: int, payload: bytes) -> None: ...
+    def poll_events(self, max: int = 256) -> list[LinkEvent]:
+        """Up to ``max`` pending events (never blocks)."""
+    def stats(self) -> LinkStats: ...
     def shutdown(self) -> None: ...
 
 # --- physarum (native build of the same kernel as physarum.wasm) ----------

@@ -18,6 +18,8 @@ from vudo.errors import ConfigError
 from vudo.spirits.manifest import NAME_RE, Permissions
 
 ENV_PREFIX = "VUDO_"
+#: Default link port = gossip port + this (7400 -> 7600, beside the API's 7500).
+LINK_PORT_OFFSET = 200
 CONFIG_FILE = "vudo.toml"
 
 
@@ -34,6 +36,8 @@ class NodeConfig:
     advertise_host: str = ""  # defaults to host
     api_host: str = "127.0.0.1"
     api_port: int = 7500
+    link_port: int | None = None  # TCP port of the link engine; None: gossip_port + LINK_PORT_OFFSET
+    max_connections: int = 128  # established links the engine accepts in total
     allow_public_api: bool = False
     seeds: tuple[str, ...] = ()
     cluster_id: str = "vudo"
@@ -73,9 +77,31 @@ class NodeConfig:
         return f"{self.advertise_host or self.host}:{self.gossip_port}"
 
     @property
+    def effective_link_port(self) -> int:
+        return self.link_port if self.link_port is not None else self.gossip_port + LINK_PORT_OFFSET
+
+    @property
+    def link_listen(self) -> str:
+        """Multiaddr the link engine listens on."""
+        return _tcp_multiaddr(self.host, self.effective_link_port)
+
+    @property
+    def link_advertise(self) -> str:
+        """Multiaddr of the link listener as peers should dial it (goes into the announcement)."""
+        return _tcp_multiaddr(self.advertise_host or self.host, self.effective_link_port)
+
+    @property
     def api_url(self) -> str:
         host = self.api_host if self.api_host not in ("0.0.0.0", "::") else "127.0.0.1"
         return f"http://{host}:{self.api_port}"
+
+
+def _tcp_multiaddr(host: str, port: int) -> str:
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"/dns/{host}/tcp/{port}"
+    return f"/ip{ip.version}/{ip}/tcp/{port}"
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig) if f.name != "spirit_grants"}
@@ -145,6 +171,14 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
         port = getattr(cfg, port_name)
         if not 0 < port < 65536:
             raise ConfigError(f"{port_name} must be in 1..65535, got {port}")
+    link_port = cfg.effective_link_port
+    if not 0 < link_port < 65536:
+        hint = "" if cfg.link_port is not None else f" (gossip_port + {LINK_PORT_OFFSET}); set link_port"
+        raise ConfigError(f"link_port must be in 1..65535, got {link_port}{hint}")
+    if link_port == cfg.api_port:
+        raise ConfigError(f"link_port and api_port are both {link_port}; give the link engine its own TCP port")
+    if cfg.max_connections < 1:
+        raise ConfigError(f"max_connections must be at least 1, got {cfg.max_connections}")
     if cfg.gossip_interval_ms < 10:
         raise ConfigError("gossip_interval_ms must be at least 10")
     if cfg.announcement_ttl_s <= cfg.refresh_interval_s:

@@ -35,3 +35,7 @@ class RemoteValueError(VudoError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class LinkRequestError(VudoError):
+    """A request over a link got no answer (timeout, link closed, or the peer refused it)."""

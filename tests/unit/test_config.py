@@ -47,3 +47,25 @@ def test_seeds_are_resolved_and_validated(tmp_path: Path) -> None:
 def test_port_range_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="gossip_port"):
         load_config({"data_dir": str(tmp_path), "gossip_port": 70000}, env={})
+
+
+def test_link_port_defaults_beside_gossip_and_is_a_multiaddr(tmp_path: Path) -> None:
+    cfg = load_config({"data_dir": str(tmp_path), "gossip_port": 7410}, env={})
+    assert cfg.effective_link_port == 7610
+    assert cfg.link_listen == "/ip4/127.0.0.1/tcp/7610"
+    cfg = load_config({"data_dir": str(tmp_path), "link_port": 9000, "host": "::1", "advertise_host": "10.0.0.5"}, env={})
+    assert cfg.link_listen == "/ip6/::1/tcp/9000"
+    assert cfg.link_advertise == "/ip4/10.0.0.5/tcp/9000"
+    cfg = load_config({"data_dir": str(tmp_path), "advertise_host": "node.example"}, env={"VUDO_LINK_PORT": "9001"})
+    assert cfg.link_advertise == "/dns/node.example/tcp/9001"
+
+
+def test_link_port_and_connection_limit_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="gossip_port \\+ 200"):
+        load_config({"data_dir": str(tmp_path), "gossip_port": 65400}, env={})
+    with pytest.raises(ConfigError, match="own TCP port"):
+        load_config({"data_dir": str(tmp_path), "link_port": 7500}, env={})
+    with pytest.raises(ConfigError, match="max_connections"):
+        load_config({"data_dir": str(tmp_path), "max_connections": 0}, env={})
+    with pytest.raises(ConfigError, match="link_port must be"):
+        load_config({"data_dir": str(tmp_path), "link_port": 70000}, env={})

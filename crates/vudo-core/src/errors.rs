@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use vudo_gossip::GossipError;
+use vudo_links::LinksError;
 
 create_exception!(_core, CoreError, PyException, "Base class of every error raised by the Rust engines.");
 create_exception!(_core, EngineStoppedError, CoreError, "The engine was shut down; create a new one.");
@@ -26,6 +27,18 @@ impl From<GossipError> for CoreFailure {
             GossipError::InvalidConfig(_) => CoreFailure::InvalidArgument(msg),
             GossipError::Stopped => CoreFailure::Stopped(msg),
             GossipError::Bind(..) | GossipError::Shutdown(_) => CoreFailure::Other(msg),
+        }
+    }
+}
+
+impl From<LinksError> for CoreFailure {
+    fn from(err: LinksError) -> Self {
+        let msg = err.to_string();
+        match err {
+            LinksError::AddressInUse(_) => CoreFailure::AddressInUse(msg),
+            LinksError::InvalidConfig(_) | LinksError::InvalidArgument(_) => CoreFailure::InvalidArgument(msg),
+            LinksError::Stopped => CoreFailure::Stopped(msg),
+            LinksError::Listen(..) => CoreFailure::Other(msg),
         }
     }
 }

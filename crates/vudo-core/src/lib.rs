@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod errors;
 mod gossip;
 mod identity;
+mod links;
 mod physarum;
 
 #[pymodule]
@@ -17,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     identity::register(m)?;
     gossip::register(m)?;
+    links::register(m)?;
     physarum::register(m)?;
     Ok(())
 }

@@ -34,6 +34,9 @@ pub struct LinksConfig {
     pub request_timeout: Duration,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
+    /// Payload bytes of inbound requests waiting for the host's answer, over
+    /// all peers; requests beyond it are refused at once (and counted).
+    pub max_inbound_bytes: usize,
     /// Events kept for the host before new ones are dropped (and counted).
     pub max_queued_events: usize,
     /// Identify's agent version, e.g. `vudo/0.2.0`.
@@ -55,6 +58,7 @@ impl LinksConfig {
             request_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(20),
+            max_inbound_bytes: 64 * 1024 * 1024,
             max_queued_events: 65_536,
             agent_version: concat!("vudo/", env!("CARGO_PKG_VERSION")).to_string(),
         }
@@ -91,6 +95,9 @@ impl LinksConfig {
         }
         if self.max_connections == 0 || self.max_connections_per_peer == 0 || self.max_pending_incoming == 0 {
             return bad("connection limits must be at least 1");
+        }
+        if self.max_inbound_bytes < self.max_message_size {
+            return bad("max_inbound_bytes must be at least max_message_size");
         }
         if self.max_queued_events == 0 {
             return bad("max_queued_events must be at least 1");

@@ -47,7 +47,11 @@ pub(crate) struct Driver {
     pub(crate) stats: Arc<Stats>,
     pending_dials: HashMap<ConnectionId, (Multiaddr, PeerId)>,
     outbound: HashMap<(usize, OutboundRequestId), Outbound>,
-    channels: HashMap<u64, (usize, ResponseChannel<Vec<u8>>)>,
+    /// Inbound requests awaiting the host's answer: (slot, channel, payload bytes).
+    channels: HashMap<u64, (usize, ResponseChannel<Vec<u8>>, usize)>,
+    /// Sum of the payload bytes in `channels`, bounded by `max_inbound_bytes`.
+    inbound_bytes: usize,
+    max_inbound_bytes: usize,
     inbound: HashMap<(usize, InboundRequestId), u64>,
     next_channel: u64,
     /// Why we closed a peer's connections, reported with its `Disconnected`.
@@ -61,6 +65,7 @@ impl Driver {
         commands: UnboundedReceiver<Command>,
         events: Arc<EventQueue>,
         stats: Arc<Stats>,
+        max_inbound_bytes: usize,
     ) -> Self {
         Self {
             swarm,
@@ -71,6 +76,8 @@ impl Driver {
             pending_dials: HashMap::new(),
             outbound: HashMap::new(),
             channels: HashMap::new(),
+            inbound_bytes: 0,
+            max_inbound_bytes,
             inbound: HashMap::new(),
             next_channel: 1,
             local_reasons: HashMap::new(),
@@ -147,10 +154,11 @@ impl Driver {
     }
 
     fn respond(&mut self, channel: u64, payload: Vec<u8>) {
-        let Some((slot, ch)) = self.channels.remove(&channel) else {
+        let Some((slot, ch, len)) = self.channels.remove(&channel) else {
             self.stats.bump(&self.stats.responses_dropped);
             return;
         };
+        self.inbound_bytes -= len;
         if let Some(rr) = self.swarm.behaviour_mut().rr(slot) {
             if rr.send_response(ch, payload).is_err() {
                 self.stats.bump(&self.stats.responses_dropped);
@@ -232,10 +240,18 @@ impl Driver {
         match event {
             RrEvent::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request_id, request, channel } => {
+                    if self.inbound_bytes + request.len() > self.max_inbound_bytes {
+                        // The host is behind: refuse now (dropping the channel tells
+                        // the remote at once) rather than buffer without bound.
+                        self.stats.bump(&self.stats.inbound_shed);
+                        drop(channel);
+                        return;
+                    }
                     self.stats.bump(&self.stats.requests_received);
                     let id = self.next_channel;
                     self.next_channel += 1;
-                    self.channels.insert(id, (slot, channel));
+                    self.inbound_bytes += request.len();
+                    self.channels.insert(id, (slot, channel, request.len()));
                     self.inbound.insert((slot, request_id), id);
                     self.emit(LinkEvent::InboundRequest { peer, protocol, channel: id, payload: request });
                 }
@@ -260,7 +276,9 @@ impl Driver {
             RrEvent::InboundFailure { request_id, .. } => {
                 self.stats.bump(&self.stats.inbound_failed);
                 if let Some(channel) = self.inbound.remove(&(slot, request_id)) {
-                    self.channels.remove(&channel);
+                    if let Some((_, _, len)) = self.channels.remove(&channel) {
+                        self.inbound_bytes -= len;
+                    }
                 }
             }
             RrEvent::ResponseSent { request_id, .. } => {

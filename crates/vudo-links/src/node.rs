@@ -126,7 +126,7 @@ impl LinksNode {
         .map_err(|_| LinksError::Listen(addr.to_string(), "listener did not start in time".into()))??;
         let (tx, rx) = mpsc::unbounded_channel();
         let names: Vec<String> = protocols.iter().map(|p| p.as_ref().to_string()).collect();
-        tokio::spawn(Driver::new(swarm, names.clone(), rx, events.clone(), stats.clone()).run());
+        tokio::spawn(Driver::new(swarm, names.clone(), rx, events.clone(), stats.clone(), config.max_inbound_bytes).run());
         Ok(Self {
             peer_id,
             listen_addrs,

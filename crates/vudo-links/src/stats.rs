@@ -25,6 +25,8 @@ pub struct Stats {
     pub inbound_failed: AtomicU64,
     /// Responses given for a channel that no longer exists (expired or unknown).
     pub responses_dropped: AtomicU64,
+    /// Inbound requests refused because too many bytes already await answers.
+    pub inbound_shed: AtomicU64,
     /// Events dropped because the host did not drain the event queue.
     pub events_dropped: AtomicU64,
 }
@@ -46,6 +48,7 @@ pub struct StatsSnapshot {
     pub requests_failed: u64,
     pub inbound_failed: u64,
     pub responses_dropped: u64,
+    pub inbound_shed: u64,
     pub events_dropped: u64,
 }
 
@@ -71,6 +74,7 @@ impl Stats {
             requests_failed: get(&self.requests_failed),
             inbound_failed: get(&self.inbound_failed),
             responses_dropped: get(&self.responses_dropped),
+            inbound_shed: get(&self.inbound_shed),
             events_dropped: get(&self.events_dropped),
         }
     }

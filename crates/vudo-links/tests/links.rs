@@ -33,7 +33,7 @@ fn addr(node: &LinksNode) -> Multiaddr {
 async fn wait_for(node: &LinksNode, mut pred: impl FnMut(&LinkEvent) -> bool) -> LinkEvent {
     let find = async {
         loop {
-            for ev in node.poll_events(64) {
+            for ev in node.poll_events(1) {
                 if pred(&ev) {
                     return ev;
                 }
@@ -353,4 +353,28 @@ async fn shutdown_closes_links_and_the_event_queue() {
     .await
     .unwrap();
     assert!(matches!(a.dial(addr(&b), b.peer_id()), Err(LinksError::Stopped)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_requests_are_bounded_in_bytes() {
+    let mut ca = config(70, &[HYPHAL]);
+    ca.max_message_size = 1000;
+    ca.max_inbound_bytes = 2500;
+    let a = start(ca).await;
+    let b = start(config(71, &[HYPHAL])).await;
+    connect(&a, &b).await;
+    let ids: Vec<u64> = (0..3).map(|_| b.request(a.peer_id(), HYPHAL, vec![1; 1000]).unwrap()).collect();
+    // Two fit in a's budget and wait for an answer; the third is refused at once.
+    let failed = wait_for(&b, |e| matches!(e, LinkEvent::RequestFailed { .. })).await;
+    assert!(matches!(failed, LinkEvent::RequestFailed { request_id, .. } if ids.contains(&request_id)));
+    wait_stats(&a, |s| s.inbound_shed == 1 && s.requests_received == 2).await;
+    let first = wait_for(&a, |e| matches!(e, LinkEvent::InboundRequest { .. })).await;
+    let LinkEvent::InboundRequest { channel, .. } = first else { unreachable!() };
+    a.respond(channel, b"ok".to_vec()).unwrap();
+    let second = wait_for(&a, |e| matches!(e, LinkEvent::InboundRequest { .. })).await;
+    let LinkEvent::InboundRequest { channel, .. } = second else { unreachable!() };
+    a.respond(channel, b"ok".to_vec()).unwrap();
+    // Answering frees the budget for the next requests.
+    assert_eq!(round_trip(&a, &b, HYPHAL, &[2; 990]).await.unwrap().len(), 993);
+    assert_eq!(a.stats().inbound_shed, 1);
 }

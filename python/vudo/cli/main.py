@@ -90,6 +90,8 @@ def show_id(data_dir: str | None, as_json: bool) -> None:
 @click.option("--advertise-host", help="address peers should use to reach us [--host]")
 @click.option("--api-host", help="HTTP API bind address [127.0.0.1]")
 @click.option("--api-port", type=int, help="HTTP API port [7500]")
+@click.option("--link-port", type=int, help="link (libp2p TCP) port [gossip port + 200]")
+@click.option("--max-connections", type=int, help="most links the node keeps open [128]")
 @click.option("--allow-public-api", is_flag=True, default=None, help="allow binding the API to a non-loopback address")
 @click.option("--seed", "seeds", multiple=True, help="seed peer HOST:PORT (repeatable)")
 @click.option("--cluster-id", help="only gossip with nodes of this cluster [vudo]")
