@@ -144,10 +144,10 @@ fn parse_multiaddr(what: &str, text: &str) -> Result<Multiaddr, CoreFailure> {
 #[pymethods]
 impl Links {
     #[new]
-    #[pyo3(signature = (*, secret_key, listen_addr, protocols, max_message_size=1024 * 1024,
+    #[pyo3(signature = (*, secret_key, listen_addr, protocols, max_message_size=1_048_576,
         max_connections=256, max_connections_per_peer=2, max_pending_incoming=64,
         handshake_timeout_ms=10_000, request_timeout_ms=10_000, ping_interval_ms=15_000,
-        ping_timeout_ms=20_000, max_inbound_bytes=64 * 1024 * 1024, max_queued_events=65_536, agent_version=None))]
+        ping_timeout_ms=20_000, max_inbound_bytes=67_108_864, max_queued_events=65_536, agent_version=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
