@@ -4,8 +4,8 @@ Two link engines (``vudo._core.Links`` through the asyncio layer
 ``vudo.services.link_engine``) in one process on loopback TCP measure:
 
 * handshakes/s: sequential dials (TCP connect + multistream + Noise XX +
-  yamux + the peer-id check) from dial call to the ``LinkUp`` event; each
-  link is closed again before the next dial;
+  yamux + the peer-id check) from the dial call until both ends report
+  ``LinkUp``; each link is closed again before the next dial;
 * request/response round trips/s and p50/p99 latency, one request in flight
   at a time (``LinkEngine.request`` answered by ``LinkEngine.serve``), and
   the throughput with ``--concurrency`` requests in flight;
@@ -60,7 +60,8 @@ async def bench_handshakes(a: LinkEngine, b: LinkEngine, n: int) -> list[float]:
     for _ in range(n):
         t0 = time.perf_counter()
         b.execute(Dial(a.link_addr, a.peer_id))
-        await wait_event(b, LinkUp, a.peer_id)
+        # Done when both ends hold the link (the listener finishes last).
+        await asyncio.gather(wait_event(b, LinkUp, a.peer_id), wait_event(a, LinkUp, b.peer_id))
         times.append(time.perf_counter() - t0)
         b.execute(Disconnect(a.peer_id, "bench"))
         await wait_event(b, LinkDown, a.peer_id)
@@ -96,6 +97,7 @@ class CountingRelay:
         self.target = target
         self.bytes = 0
         self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -114,7 +116,17 @@ class CountingRelay:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        for pipe in (self._pipe(reader, up_writer), self._pipe(up_reader, writer)):
+            task = asyncio.ensure_future(pipe)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 async def bench_idle(idle_s: float) -> float:
@@ -134,8 +146,7 @@ async def bench_idle(idle_s: float) -> float:
     rate = (relay.bytes - start_bytes) / idle_s
     await a.stop()
     await b.stop()
-    assert relay.server is not None
-    relay.server.close()
+    await relay.close()
     return rate
 
 
