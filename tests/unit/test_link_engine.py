@@ -263,3 +263,20 @@ def test_raw_binding_wake_fd_errors_and_garbage() -> None:
         time.sleep(0.02)
     with pytest.raises(_core.EngineStoppedError):
         links.dial("/ip4/127.0.0.1/tcp/1", Identity.generate().node_id)
+
+
+def test_stream_ends_when_the_engine_stops_underneath() -> None:
+    async def main() -> None:
+        a, b = await linked({}, {})
+        await connect(a, b)
+        pending = asyncio.ensure_future(b.request(a.peer_id, HYPHAL_PROTOCOL, b"?", timeout=PATIENCE))
+        await asyncio.sleep(0)
+        b.links.shutdown()  # not through b.stop()
+        seen = [event async for event in b.events()]
+        assert all(not isinstance(e, ResponseReceived) for e in seen)
+        with pytest.raises(LinkRequestError, match="stopped"):
+            await pending
+        await b.stop()  # idempotent
+        await a.stop()
+
+    run(main)

@@ -17,7 +17,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
-use libp2p::{identify, ping, Multiaddr, PeerId, Swarm};
+use libp2p::{ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::behaviour::{LinkBehaviour, LinkBehaviourEvent, RrEvent};
@@ -190,18 +190,18 @@ impl Driver {
                     self.emit(LinkEvent::Disconnected { peer: peer_id, reason });
                 }
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
-                let (addr, expected) = match self.pending_dials.remove(&connection_id) {
-                    Some((addr, expected)) => (addr, Some(expected)),
-                    None => (Multiaddr::empty(), peer_id),
-                };
+            SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                 self.stats.bump(&self.stats.dials_failed);
                 match &error {
                     DialError::WrongPeerId { .. } => self.stats.bump(&self.stats.impostors_refused),
                     DialError::Denied { .. } => self.stats.bump(&self.stats.connections_denied),
                     _ => {}
                 }
-                self.emit(LinkEvent::DialFailed { addr, expected_peer: expected, reason: dial_error_text(&error) });
+                // Only dials the host asked for are reported; others (none are
+                // started on purpose) are counted and end in a RequestFailed.
+                if let Some((addr, expected)) = self.pending_dials.remove(&connection_id) {
+                    self.emit(LinkEvent::DialFailed { addr, expected_peer: Some(expected), reason: dial_error_text(&error) });
+                }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => match error {
                 ListenError::Denied { .. } => self.stats.bump(&self.stats.connections_denied),
@@ -225,7 +225,8 @@ impl Driver {
                     }
                 }
             },
-            LinkBehaviourEvent::Identify(identify::Event::Error { .. }) => {}
+            // What a peer claims about itself is not used: addresses come from
+            // signed announcements, the key from the Noise handshake.
             LinkBehaviourEvent::Identify(_) => {}
             LinkBehaviourEvent::Limits(never) => match never {},
             LinkBehaviourEvent::Rr0(e) => self.on_rr_event(0, e),

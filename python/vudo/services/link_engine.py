@@ -157,9 +157,12 @@ class LinkEngine:
         """Close every link and the listener; pending requests fail, the event stream ends."""
         if self._links is None or self._closed:
             return
+        self._links.shutdown()
+        self._finish()
+
+    def _finish(self) -> None:
         self._closed = True
         self._pause_reading()
-        self._links.shutdown()
         for task in list(self._handler_tasks):
             task.cancel()
         for fut in self._futures.values():
@@ -206,8 +209,13 @@ class LinkEngine:
         if self._links is None:
             return
         now = self._clock()
-        for raw in self._links.poll_events(_POLL_BATCH):
+        events = self._links.poll_events(_POLL_BATCH)
+        for raw in events:
             self._dispatch(convert_event(raw, now))
+        if not events and not self._links.running:
+            # The engine stopped underneath us (its fd stays readable): end the stream.
+            self._finish()
+            return
         if self._queue.qsize() >= self._max_buffered:
             # Back-pressure: let the engine's bounded queue absorb (and count) the excess.
             self._pause_reading()
