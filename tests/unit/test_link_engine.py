@@ -8,6 +8,7 @@ import select
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pytest
@@ -69,7 +70,12 @@ async def connect(a: LinkEngine, b: LinkEngine) -> None:
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 3 * PATIENCE))  # type: ignore[arg-type]
+    async def bounded() -> None:
+        await asyncio.wait_for(coro(), 3 * PATIENCE)
+
+    # Its own thread: a session-wide Playwright driver may already run a loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, bounded()).result()
 
 
 def test_dial_request_respond_through_the_contract() -> None:
