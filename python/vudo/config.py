@@ -53,6 +53,9 @@ class NodeConfig:
     gateway_protocols: tuple[str, ...] = ("http",)
     witness_stake: int | None = None
     leave_grace_ms: int = 1500
+    link_min_connections: int = 2
+    link_target_degree: int = 4
+    link_max_connections: int = 8
     #: How often a running spirit gets a tick.
     spirit_tick_ms: int = 1000
     #: ``[spirits.allow.NAME]`` tables of the config file: what each spirit is granted.
@@ -185,6 +188,11 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
         raise ConfigError("announcement_ttl_s must be larger than refresh_interval_s, or announcements expire between refreshes")
     if cfg.spirit_tick_ms < 10:
         raise ConfigError("spirit_tick_ms must be at least 10")
+    if not 0 <= cfg.link_min_connections <= cfg.link_target_degree <= cfg.link_max_connections:
+        raise ConfigError(
+            "link degrees must satisfy 0 <= link_min_connections <= link_target_degree <= link_max_connections, got "
+            f"{cfg.link_min_connections}, {cfg.link_target_degree}, {cfg.link_max_connections}"
+        )
     if not cfg.cluster_id:
         raise ConfigError("cluster_id must not be empty")
     try:

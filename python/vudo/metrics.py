@@ -31,5 +31,9 @@ class NodeMetrics:
         )
         self.spirits = Gauge("vudo_spirits", "Installed spirits by state", ["state"], registry=self.registry)
 
+        self.links = Gauge("vudo_links", "Established (verified) hyphal links", registry=self.registry)
+        self.link_events = Counter("vudo_link_events", "Link policy events", ["kind"], registry=self.registry)
+        self.link_refusals = Counter("vudo_link_refusals", "Link handshakes that ended without a link", ["reason"], registry=self.registry)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

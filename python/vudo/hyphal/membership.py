@@ -41,6 +41,7 @@ from vudo.gradient.field import GradientField
 from vudo.gradient.vector import GRADIENT_KEY, GradientVector
 from vudo.hyphal.announcement import ANNOUNCEMENT_KEY, LEAVE_KEY, LeaveNotice, NodeAnnouncement
 from vudo.hyphal.signed import check_age, verify_sealed
+from vudo.hyphal.topology import LINKS_KEY, LinkList
 
 Status = Literal["alive", "dead", "left"]
 #: A leave notice stays meaningful this long (seconds).
@@ -116,7 +117,9 @@ class MemberRecord:
     is_self: bool
     verified: bool = False
     announcement: NodeAnnouncement | None = None
+    announcement_value: str = ""  # the sealed announcement as published (passed on in link introductions)
     gradient: GradientVector | None = None
+    link_list: LinkList | None = None  # the member's signed list of its links (for the topology view)
     rejected: dict[str, str] = field(default_factory=dict)  # key -> reason
     since: float = 0.0
 
@@ -211,9 +214,12 @@ class Membership:
         announcement = self._open(member, ANNOUNCEMENT_KEY, NodeAnnouncement, now, self.announcement_ttl, out)
         gradient = self._open(member, GRADIENT_KEY, GradientVector, now, self.announcement_ttl, out)
         leave = self._open(member, LEAVE_KEY, LeaveNotice, now, LEAVE_TTL, out)
+        link_list = self._open(member, LINKS_KEY, LinkList, now, self.announcement_ttl, out)
 
         verified = isinstance(announcement, NodeAnnouncement)
         record.announcement = announcement if isinstance(announcement, NodeAnnouncement) else None
+        record.announcement_value = member.key_values.get(ANNOUNCEMENT_KEY, "") if verified else ""
+        record.link_list = link_list if isinstance(link_list, LinkList) and verified else None
         record.gradient = gradient if isinstance(gradient, GradientVector) else None
         if record.gradient is not None and not member.is_self:
             self.gradients.receive_gradient(member.node_id, record.gradient)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vudo import __version__, _core
@@ -91,6 +92,10 @@ class MembershipService:
         self.local_gradient: GradientVector | None = None
         self.gossip: _core.Gossip | None = None
         self._left = False
+        #: Read-only views of other services whose signed values we publish (e.g. the link list).
+        self.publishers: list[Callable[[float], dict[str, str]]] = []
+        self._published: dict[str, str] = {}
+        self._own_announcement = ""
 
     # -- read side --------------------------------------------------------------
 
@@ -113,6 +118,14 @@ class MembershipService:
             for record in sorted(self.policy.members.values(), key=lambda m: m.node_id)
         ]
 
+    def sealed_announcements(self) -> dict[str, str]:
+        """Verified, alive peers' announcements exactly as they signed them."""
+        return {m.node_id: m.announcement_value for m in self.policy.verified_peers() if m.announcement_value}
+
+    def link_lists(self) -> dict[str, tuple[str, ...]]:
+        """Verified, alive peers' signed link lists (who each says it is linked with)."""
+        return {m.node_id: m.link_list.peers for m in self.policy.verified_peers() if m.link_list is not None}
+
     def gradients(self) -> GradientsView:
         local = self.local_gradient
         field = self.policy.gradients
@@ -121,8 +134,12 @@ class MembershipService:
 
     # -- engine ---------------------------------------------------------------
 
+    def own_announcement(self) -> str:
+        """Our latest sealed announcement (re-signed every refresh interval)."""
+        return self._own_announcement
+
     def _announcement(self, now: float) -> str:
-        return announce(
+        self._own_announcement = announce(
             self.identity,
             NodeAnnouncement(
                 node_id=self.identity.node_id,
@@ -134,6 +151,7 @@ class MembershipService:
                 link=self.link_addr,
             ),
         )
+        return self._own_announcement
 
     def _gradient(self, now: float) -> GradientVector:
         avail = self.meter.availability()
@@ -182,6 +200,15 @@ class MembershipService:
         for resource in Resource:
             self.metrics.gradient.labels(resource.value).set(self.local_gradient.get(resource))
 
+    def publish_values(self, now: float) -> None:
+        """Publish the values other services offer, when they changed."""
+        assert self.gossip is not None
+        for publisher in self.publishers:
+            for key, value in publisher(now).items():
+                if self._published.get(key) != value:
+                    self.gossip.set(key, value)
+                    self._published[key] = value
+
     def observe(self, now: float, snapshot: list[_core.Member] | None = None) -> None:
         """One tick: the gossip view (pulled now unless given) through the membership policy."""
         assert self.gossip is not None
@@ -227,6 +254,7 @@ class MembershipService:
             snapshot = await asyncio.to_thread(self.gossip.snapshot)
             now = time.time()
             self.observe(now, snapshot)
+            self.publish_values(now)
             if now >= next_refresh:
                 self.publish(now)
                 next_refresh = now + cfg.refresh_interval_s
