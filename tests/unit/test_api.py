@@ -2,6 +2,7 @@
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -56,7 +57,7 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
 
 def test_openapi_lists_endpoints(client: TestClient) -> None:
     paths = client.get("/v1/openapi.json").json()["paths"]
-    for path in ("/v1/node", "/v1/members", "/v1/gradients", "/v1/node/leave", "/livez", "/readyz"):
+    for path in ("/v1/node", "/v1/members", "/v1/gradients", "/v1/links", "/v1/topology", "/v1/node/leave", "/livez", "/readyz"):
         assert path in paths
 
 
@@ -71,3 +72,33 @@ def test_mutation_requires_bearer_token(client: TestClient, node: Node) -> None:
     assert response.status_code == 202 and response.json() == {"status": "leaving"}
     event = node.inbox.get_nowait()
     assert isinstance(event, StopRequested) and "API" in event.reason
+
+
+def test_links_and_topology_without_a_link_engine(client: TestClient, node: Node) -> None:
+    assert client.get("/v1/links").json() == {"links": []}
+    assert client.get("/v1/topology").json() == {"self": node.identity.node_id, "nodes": [node.identity.node_id], "edges": []}
+
+
+def test_links_and_topology_from_the_links_service(client: TestClient, node: Node) -> None:
+    import random
+
+    from vudo.hyphal.links import HyphalLink
+    from vudo.services.links import LinksService, LinksSources
+
+    m = node.membership
+    sources = LinksSources(m.members, m.sealed_announcements, m.own_announcement,
+                           lambda: {"peer-b": (node.identity.node_id, "peer-c"), "peer-c": ("peer-b",), "peer-d": ("peer-b",)})
+
+    def no_engine() -> Any:
+        raise AssertionError("the views need no engine")
+
+    node.links = LinksService(node.config, node.identity, node.metrics, node.capabilities, sources, no_engine, rng=random.Random(1))
+    node.links.policy.connections["peer-b"] = HyphalLink("peer-b", 10.0, 12.0, 3, 0.75, "/ip4/127.0.0.1/tcp/7601", "outbound")
+    body = client.get("/v1/links").json()
+    assert body == {"links": [{"peer": "peer-b", "established": 10.0, "last_seen": 12.0, "latency_ms": 3, "bandwidth_score": 0.75,
+                               "reputation": 0.5, "addr": "/ip4/127.0.0.1/tcp/7601", "direction": "outbound"}]}
+    topo = client.get("/v1/topology").json()
+    me = node.identity.node_id
+    assert topo["self"] == me
+    assert set(topo["nodes"]) == {me, "peer-b", "peer-c", "peer-d"}
+    assert sorted(map(sorted, topo["edges"])) == sorted([sorted([me, "peer-b"]), ["peer-b", "peer-c"]])  # peer-d's claim is one-sided

@@ -138,3 +138,18 @@ def test_bootstrap_times_out_naming_each_seed_and_why() -> None:
 def test_bootstrap_without_seeds_and_zero_min_is_alive_at_once() -> None:
     boot = Bootstrap(seeds=[], min_connections=0, timeout=10, started=T0)
     assert boot.handle_timer(T0, []) == [Alive(0)]
+
+
+def test_signed_link_lists_are_verified_and_bound_to_their_owner() -> None:
+    from vudo.hyphal.topology import LINKS_KEY, publish_links
+
+    me, a, b = Identity.generate(), Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    good = values(a, T0) | {LINKS_KEY: publish_links(a, [b.node_id, me.node_id], T0)}
+    forged = values(b, T0) | {LINKS_KEY: publish_links(a, [me.node_id], T0)}  # b gossips a list a signed
+    events = m.receive(GossipObserved((member(a, T0, kv=good), member(b, T0, kv=forged)), T0))
+    assert m.members[a.node_id].link_list is not None
+    assert m.members[a.node_id].link_list.peers == tuple(sorted([b.node_id, me.node_id]))  # type: ignore[union-attr]
+    assert m.members[a.node_id].announcement_value == good[ANNOUNCEMENT_KEY]
+    assert m.members[b.node_id].link_list is None
+    assert [(e.key, e.reason) for e in events if isinstance(e, ValueRejected)] == [(LINKS_KEY, "wrong_owner")]

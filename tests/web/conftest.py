@@ -66,6 +66,18 @@ class FakeApi:
             ),
             self._member(fake_peer_id(4), "left", True, caps=[], credit=0.0, hops=2),
         ]
+        # The link graph: self linked to peers 2 and 4 (strong, weak), 2 linked to 3, and 5 isolated.
+        self.topology: Any = {
+            "self": self_id,
+            "nodes": [self_id, fake_peer_id(2), fake_peer_id(3), fake_peer_id(4), fake_peer_id(5)],
+            "edges": [sorted([self_id, fake_peer_id(2)]), sorted([self_id, fake_peer_id(4)]), sorted([fake_peer_id(2), fake_peer_id(3)])],
+        }
+        self.links: Any = {"links": [
+            {"peer": fake_peer_id(2), "established": time.time() - 60, "last_seen": time.time(), "latency_ms": 3,
+             "bandwidth_score": 0.9, "reputation": 0.8, "addr": "/ip4/127.0.0.1/tcp/7601", "direction": "outbound"},
+            {"peer": fake_peer_id(4), "established": time.time() - 30, "last_seen": time.time(), "latency_ms": 5,
+             "bandwidth_score": 0.05, "reputation": 0.5, "addr": "/ip4/127.0.0.1/tcp/7603", "direction": "inbound"},
+        ]}
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
         self.port = 0
@@ -200,6 +212,12 @@ class FakeApi:
                     self._json(api._members_payload())
                 elif route == "/v1/gradients":
                     self._json(api._gradients_payload())
+                elif route == "/v1/topology":
+                    with api.lock:
+                        self._json(copy.deepcopy(api.topology))
+                elif route == "/v1/links":
+                    with api.lock:
+                        self._json(copy.deepcopy(api.links))
                 else:
                     self._send(404, b"not found", "text/plain")
 

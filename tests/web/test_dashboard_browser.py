@@ -139,3 +139,52 @@ def test_connection_lost_banner_appears_and_recovers(page: Page, fake_api: FakeA
     page.wait_for_function("t => window.__vudoDashboard.lastUpdate > t", arg=last, timeout=UI_TIMEOUT_MS)
     expect(_row(page, fake_api.peer_id(2)).locator(".status")).to_have_text("dead", timeout=UI_TIMEOUT_MS)
     assert page.vudo_errors == []  # type: ignore[attr-defined]
+
+
+def _graph_drawn(page: Page, nodes: int, edges: int) -> None:
+    page.wait_for_function(
+        "([n, e]) => window.__vudoDashboard.topology.nodes === n && window.__vudoDashboard.topology.edges === e",
+        arg=[nodes, edges],
+        timeout=UI_TIMEOUT_MS,
+    )
+
+
+def test_topology_graph_shows_nodes_links_strength_and_you(page: Page, fake_api: FakeApi) -> None:
+    _open(page, fake_api)
+    _graph_drawn(page, 5, 3)
+    graph = page.locator("#topology-graph")
+    me = fake_api.node["node_id"]
+    expect(graph.locator("g.node")).to_have_count(5)
+    expect(graph.locator("g.node-self")).to_have_count(1)
+    expect(graph.locator("g.node-self")).to_have_attribute("data-node-id", me)
+    expect(graph.locator("g.node-self text")).to_have_text("you")
+    expect(graph.locator("line.edge")).to_have_count(3)
+    expect(graph.locator("line.edge-own")).to_have_count(2)
+    strong = graph.locator(f'line[data-edge*="{fake_api.peer_id(2)}"][data-edge*="{me}"]')
+    weak = graph.locator(f'line[data-edge*="{fake_api.peer_id(4)}"][data-edge*="{me}"]')
+    expect(strong).to_have_attribute("data-strength", "0.900")
+    expect(weak).to_have_attribute("data-strength", "0.050")
+    assert float(strong.get_attribute("stroke-width") or 0) > float(weak.get_attribute("stroke-width") or 0)
+    expect(page.locator("#topology-summary")).to_contain_text("5 nodes · 3 links · 2 here · 2 components")
+    assert page.vudo_errors == []  # type: ignore[attr-defined]
+
+
+def test_topology_graph_follows_changes_and_survives_bad_payloads(page: Page, fake_api: FakeApi) -> None:
+    _open(page, fake_api)
+    _graph_drawn(page, 5, 3)
+    me, p5 = fake_api.node["node_id"], fake_api.peer_id(5)
+    with fake_api.lock:
+        fake_api.topology["edges"].append(sorted([me, p5]))
+    _graph_drawn(page, 5, 4)
+    expect(page.locator("#topology-summary")).to_contain_text("1 component")
+    with fake_api.lock:  # garbage edges and nodes are skipped, never thrown
+        fake_api.topology["edges"] += [[me], [me, me], [me, 42], ["x", "y"], "zz", None]
+        fake_api.topology["nodes"] += [None, 7, {"a": 1}]
+    page.wait_for_function("p => window.__vudoDashboard.polls > p + 1", arg=page.evaluate("window.__vudoDashboard.polls"), timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#topology-graph line.edge")).to_have_count(4)
+    with fake_api.lock:
+        fake_api.topology = {"nodes": "not a list"}
+    page.wait_for_function("p => window.__vudoDashboard.polls > p + 1", arg=page.evaluate("window.__vudoDashboard.polls"), timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#banner")).to_be_hidden()  # the rest of the dashboard is unaffected
+    expect(page.locator("#members-body tr[data-node-id]")).to_have_count(len(fake_api.members))
+    assert page.vudo_errors == []  # type: ignore[attr-defined]

@@ -1,12 +1,14 @@
 // VUDO node dashboard.
 //
 // Served by every node at `/`, same origin as the HTTP API. Polls
-// /v1/node, /v1/members and /v1/gradients once a second and renders the
-// node summary and the members table. Every field coming from the API is
+// /v1/node, /v1/members, /v1/gradients, /v1/topology and /v1/links once a
+// second and renders the node summary, the live link graph and the members
+// table. Every field coming from the API is
 // treated as untrusted and possibly missing: rendering never throws on a
 // partial or unexpected payload.
 
 import type { components } from "./api.gen";
+import { parseTopology, renderTopology } from "./topology";
 
 // ---------------------------------------------------------------- state ---
 
@@ -23,6 +25,8 @@ interface DashboardState {
   polls: number;
   /** name -> state of every spirit in the last successful poll. */
   spirits: Record<string, string>;
+  /** The link graph drawn last: node and link counts, connected components (-1 = not drawn). */
+  topology: { nodes: number; edges: number; components: number };
 }
 
 declare global {
@@ -41,6 +45,7 @@ const state: DashboardState = {
   connected: false,
   polls: 0,
   spirits: {},
+  topology: { nodes: 0, edges: 0, components: -1 },
 };
 window.__vudoDashboard = state;
 
@@ -665,16 +670,32 @@ function renderLastUpdate(): void {
   setText(el("last-update"), text);
 }
 
+function renderGraph(topology: unknown, links: unknown): void {
+  const host = document.getElementById("topology-graph");
+  const t = parseTopology(topology, links);
+  if (!(host instanceof SVGSVGElement) || t === null) return;
+  const parts = renderTopology(host, t);
+  state.topology = { nodes: t.nodes.length, edges: t.edges.length, components: parts };
+  const own = t.edges.filter(([a, b]) => a === t.self || b === t.self).length;
+  setText(
+    el("topology-summary"),
+    `${t.nodes.length} node${t.nodes.length === 1 ? "" : "s"} · ${t.edges.length} link${t.edges.length === 1 ? "" : "s"}` +
+      ` · ${own} here · ${parts} component${parts === 1 ? "" : "s"}`,
+  );
+}
+
 async function poll(): Promise<void> {
   state.polls += 1;
-  let data: [unknown, unknown, unknown, unknown];
+  let data: [unknown, unknown, unknown, unknown, unknown, unknown];
   try {
     data = await Promise.all([
       getJson("/v1/node"),
       getJson("/v1/members"),
-      // The gradients view is optional: a node without it is still "up".
+      // The gradients and link views are optional: a node without them is still "up".
       getJson("/v1/gradients").catch(() => null),
       getJson("/v1/spirits").catch(() => null),
+      getJson("/v1/topology").catch(() => null),
+      getJson("/v1/links").catch(() => null),
     ]);
   } catch (err) {
     state.errors += 1;
@@ -685,11 +706,12 @@ async function poll(): Promise<void> {
   }
   setConnected(true);
   try {
-    const [node, membersPayload, gradients, spiritsPayload] = data;
+    const [node, membersPayload, gradients, spiritsPayload, topology, links] = data;
     renderSpirits(parseSpirits(spiritsPayload));
     const members = parseMembers(membersPayload);
     renderMembers(members);
     renderNode(node, gradients, members);
+    renderGraph(topology, links);
     state.members = members.length;
     state.lastUpdate = Date.now();
   } catch (err) {

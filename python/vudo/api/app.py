@@ -20,12 +20,14 @@ from vudo.api.models import (
     GradientsOut,
     Health,
     LeaveOut,
+    LinksOut,
     MembersOut,
     NodeOut,
     SpiritErrorOut,
     SpiritLogsOut,
     SpiritOut,
     SpiritsOut,
+    TopologyOut,
 )
 from vudo.api.query import NodeQuery
 from vudo.hyphal.capability import is_witness
@@ -114,6 +116,17 @@ def create_app(node: NodeQuery) -> FastAPI:
             "neighbors": {k: _plain(v) for k, v in view.neighbors},
             "flow": dict(view.flow),
         }
+
+    @app.get("/v1/links", response_model=LinksOut)
+    def get_links() -> dict[str, Any]:
+        """This node's verified hyphal links (both ends verified each other's signed announcement)."""
+        return {"links": [_plain(link) for link in node.links()]}
+
+    @app.get("/v1/topology", response_model=TopologyOut, response_model_by_alias=True)
+    def get_topology() -> dict[str, Any]:
+        """The network as this node sees it: itself, verified members with signed link lists, and mutual links."""
+        view = node.link_topology()
+        return {"self": node.info().node_id, "nodes": list(view.nodes), "edges": [list(e) for e in view.edges]}
 
     @app.post("/v1/node/leave", response_model=LeaveOut, status_code=202, dependencies=[Depends(require_token)], responses=auth_errors)
     def post_leave() -> dict[str, str]:

@@ -82,6 +82,31 @@ class GradientsOut(BaseModel):
     flow: dict[str, str | None]
 
 
+class LinkOut(BaseModel):
+    peer: str
+    established: float
+    last_seen: float
+    latency_ms: int
+    bandwidth_score: float
+    reputation: float
+    addr: str
+    direction: Literal["inbound", "outbound"]
+
+
+class LinksOut(BaseModel):
+    links: list[LinkOut]
+
+
+class TopologyOut(BaseModel):
+    """This node's view of the link graph: an edge is listed when both ends' signed link lists name each other."""
+
+    self_id: str = Field(alias="self")
+    nodes: list[str]
+    edges: list[Annotated[list[str], Field(min_length=2, max_length=2)]]
+
+    model_config = {"populate_by_name": True}
+
+
 class Health(BaseModel):
     status: str
 

@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 from vudo.api.app import create_app
 from vudo.api.query import NodeInfo
+from vudo.hyphal.topology import TopologyView
+from vudo.services.links import LinkView
 from vudo.services.membership import GradientsView, MemberView
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritView
 
@@ -33,6 +35,12 @@ class _SchemaOnly:
         self._never()
 
     def gradients(self) -> GradientsView:
+        self._never()
+
+    def links(self) -> list[LinkView]:
+        self._never()
+
+    def link_topology(self) -> TopologyView:
         self._never()
 
     def metrics_text(self) -> bytes:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vudo.hyphal.capability import Capability
+from vudo.hyphal.topology import TopologyView
+from vudo.services.links import LinkView
 from vudo.services.membership import GradientsView, MemberView
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritView
 
@@ -34,6 +36,10 @@ class NodeQuery(Protocol):
     def members(self) -> list[MemberView]: ...
 
     def gradients(self) -> GradientsView: ...
+
+    def links(self) -> list[LinkView]: ...
+
+    def link_topology(self) -> TopologyView: ...
 
     def metrics_text(self) -> bytes: ...
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,60 @@ def members(api: str | None, data_dir: str | None, as_json: bool) -> None:
             grad,
         ])
     click.echo(table(["NODE", "STATUS", "VERIFIED", "GOSSIP", "CAPABILITIES", "GRADIENT"], rows))
+
+
+@cli.command()
+@click.option("--api", help="node API URL [the node running in --data-dir]")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+def links(api: str | None, data_dir: str | None, as_json: bool) -> None:
+    """List a node's hyphal links: peer, age, latency, strength, reputation."""
+    data = _get(_api_url(api, data_dir) + "/v1/links")
+    if as_json:
+        print_json(data)
+        return
+    now = time.time()
+    rows = [
+        [
+            link["peer"],
+            link["direction"],
+            link["addr"],
+            f"{max(0.0, now - link['established']):.0f}s",
+            f"{max(0.0, now - link['last_seen']):.1f}s",
+            f"{link['latency_ms']} ms",
+            f"{link['bandwidth_score']:.2f}",
+            f"{link['reputation']:.2f}",
+        ]
+        for link in data["links"]
+    ]
+    click.echo(table(["PEER", "DIRECTION", "ADDR", "AGE", "SEEN", "LATENCY", "STRENGTH", "REPUTATION"], rows))
+    click.echo(f"{len(rows)} link(s)", err=True)
+
+
+@cli.command()
+@click.option("--api", help="node API URL [the node running in --data-dir]")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+def topology(api: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Show the link graph as a node sees it: each node's links and the connected components."""
+    from vudo.hyphal.topology import connected_components
+
+    data = _get(_api_url(api, data_dir) + "/v1/topology")
+    if as_json:
+        print_json(data)
+        return
+    neighbours: dict[str, list[str]] = {n: [] for n in data["nodes"]}
+    for a, b in data["edges"]:
+        neighbours.setdefault(a, []).append(b)
+        neighbours.setdefault(b, []).append(a)
+    rows = [
+        [node + (" *" if node == data["self"] else ""), str(len(peers)), ", ".join(sorted(peers)) or "-"]
+        for node, peers in sorted(neighbours.items())
+    ]
+    click.echo(table(["NODE", "DEGREE", "LINKED WITH"], rows))
+    components = connected_components(neighbours, [(a, b) for a, b in data["edges"]])
+    click.echo(f"{len(neighbours)} node(s), {len(data['edges'])} link(s), {len(components)} component(s)", err=True)
+
 
 
 from vudo.cli.spirit import spirit  # noqa: E402 - the group imports helpers from this module

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from vudo import _core
 from vudo.api.query import NodeInfo
 from vudo.config import NodeConfig
+from vudo.hyphal.topology import TopologyView, build_topology
 from vudo.identity import Identity, load_api_token, load_identity
 from vudo.metrics import NodeMetrics
 from vudo.node.lifecycle import (
@@ -41,6 +42,7 @@ from vudo.node.lifecycle import (
 from vudo.node.runtime import remove_runtime_file, write_runtime_file
 from vudo.services.api import ApiService
 from vudo.services.base import Service
+from vudo.services.links import LinksService, LinkView
 from vudo.services.membership import GradientsView, MembershipService, MemberView
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritsService, SpiritView
 from vudo.substrate.measure import ResourceMeter
@@ -77,6 +79,16 @@ class NodeQueries:
 
     def gradients(self) -> GradientsView:
         return self._node.membership.gradients()
+
+    def links(self) -> list[LinkView]:
+        links = self._node.links
+        return [] if links is None else links.links()
+
+    def link_topology(self) -> TopologyView:
+        links = self._node.links
+        if links is None:
+            return build_topology(self._node.identity.node_id, (), {})
+        return links.topology()
 
     def metrics_text(self) -> bytes:
         return self._node.metrics.render()
@@ -136,6 +148,7 @@ class Node:
         self.queries = NodeQueries(self)
         self.membership = MembershipService(config, self.identity, self.metrics, self.capabilities, meter, network=network)
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
+        self.links: LinksService | None = None  # once the link engine is wired in
         self.api = ApiService(config, create_app(self.queries))
         self.services: Sequence[Service] = (self.membership, self.spirits, self.api)
         self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
