@@ -374,3 +374,36 @@ def test_incompatible_candidates_are_not_dialled() -> None:
     storage_only: tuple[Capability, ...] = (Storage(capacity_mb=1, iops=1),)
     r.receive(CandidatesObserved(tuple(Candidate(p.node_id, addr_of(p), storage_only) for p in POOL[:3]), T0))
     assert of(Dial, r.handle_timer(T0)) == []
+
+
+def test_introductions_answers_are_rate_limited_per_peer() -> None:
+    r = make(RoutingConfig(min_connections=0, target_degree=0, max_connections=8, introduction_answer_interval=1.0))
+    r.connections["a"] = link("a")
+    ask = encode(IntroductionAsk(limit=2))
+    first = r.receive(RequestReceived("a", HYPHAL_PROTOCOL, 1, ask, T0))
+    assert isinstance(decode_response(of(Respond, first)[0].payload), Introductions)
+    second = r.receive(RequestReceived("a", HYPHAL_PROTOCOL, 2, ask, T0 + 0.5))
+    assert decode_response(of(Respond, second)[0].payload) == Refusal(reason="rate_limited")
+    assert r.refusals()["rate_limited"] == 1
+    third = r.receive(RequestReceived("a", HYPHAL_PROTOCOL, 3, ask, T0 + 1.5))
+    assert isinstance(decode_response(of(Respond, third)[0].payload), Introductions)
+
+
+def test_introduced_candidates_are_bounded_and_expire() -> None:
+    from vudo.hyphal import routing as routing_module
+
+    r = make(RoutingConfig(min_connections=0, target_degree=0, max_connections=8, introduced_ttl=60), me=POOL[-1])
+    r.connections[POOL[0].node_id] = link(POOL[0].node_id)
+    assert r.receive(LinkDown(POOL[1].node_id, "x", T0)) == []  # not linked: nothing to heal
+    original = routing_module.MAX_INTRODUCED
+    routing_module.MAX_INTRODUCED = 3
+    try:
+        (ask,) = r._ask_introductions(T0 + 10, force=True)  # noqa: SLF001 - drive one request directly
+        assert isinstance(ask, SendRequest)
+        answer = Introductions(peers=tuple(Introduction(p.node_id, ann(p, T0 + 10)) for p in POOL[2:8]))
+        r.receive(ResponseReceived(POOL[0].node_id, HYPHAL_PROTOCOL, ask.request_id, encode(answer), T0 + 10))
+        assert len(r._introduced) == 3  # noqa: SLF001
+    finally:
+        routing_module.MAX_INTRODUCED = original
+    r.handle_timer(T0 + 71)
+    assert r._introduced == {}  # noqa: SLF001

@@ -95,6 +95,9 @@ BAD_INTRODUCTION = "bad_introduction"
 MALFORMED_REQUEST = "malformed_request"
 MALFORMED_RESPONSE = "malformed_response"
 UNEXPECTED = "unexpected"
+RATE_LIMITED = "rate_limited"
+#: Most introduced (not yet member) candidates remembered at once.
+MAX_INTRODUCED = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,8 @@ class RoutingConfig:
     prune_cooldown: float = 120.0
     introduction_interval: float = 5.0
     introduced_ttl: float = 60.0
+    #: A linked peer gets at most one introductions answer this often (seconds).
+    introduction_answer_interval: float = 1.0
     announcement_ttl: float = 60.0
     dials_per_tick: int = 4
     min_reputation: float = 0.25
@@ -279,6 +284,7 @@ class AdaptiveRouting:
         self._closing: dict[str, float] = {}  # peer -> Goodbye sent at
         self._requests: dict[int, tuple[_Purpose, str]] = {}
         self._asked: dict[str, float] = {}  # peer -> last introduction request
+        self._answered: dict[str, float] = {}  # peer -> last introductions we answered it
         self._next_event = 0
         self.last_tick = now
 
@@ -486,6 +492,11 @@ class AdaptiveRouting:
             self._count(UNEXPECTED)  # only fused peers may ask for anything but a handshake
             return [Respond(event.channel, encode(Refusal(reason="not_linked")))]
         if isinstance(message, IntroductionAsk):
+            last = self._answered.get(peer)
+            if last is not None and event.now - last < self.config.introduction_answer_interval:
+                self._count(RATE_LIMITED)
+                return [Respond(event.channel, encode(Refusal(reason=RATE_LIMITED)))]
+            self._answered[peer] = event.now
             return [Respond(event.channel, encode(self._introductions_for(peer, message.limit, event.now)))]
         # Goodbye: the peer prunes this link; it will disconnect once we answer.
         self._remove(peer, event.now)
@@ -545,7 +556,8 @@ class AdaptiveRouting:
                 rejected += 1
                 continue
             accepted += 1
-            if intro.node_id != self.self_id and announcement.link and intro.node_id not in self._members:
+            room = intro.node_id in self._introduced or len(self._introduced) < MAX_INTRODUCED
+            if room and announcement.link and intro.node_id != self.self_id and intro.node_id not in self._members:
                 self._introduced[intro.node_id] = _Known(
                     announcement.link, announcement.capabilities, intro.announcement, now + self.config.introduced_ttl
                 )
@@ -600,6 +612,9 @@ class AdaptiveRouting:
             del self._backoff[peer]  # keep the failure count only for peers we may still dial
         for peer in [p for p, k in self._introduced.items() if k.expires is not None and k.expires <= now]:
             del self._introduced[peer]
+        for table in (self._asked, self._answered):
+            for peer in [p for p in table if p not in self.connections]:
+                del table[peer]
         out.extend(self.prune_weak_links(now))
         if len(self.connections) < self.config.min_connections and self.connections:
             out.extend(self._ask_introductions(now))
