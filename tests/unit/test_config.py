@@ -70,9 +70,7 @@ def test_link_port_and_connection_limit_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="link_port must be"):
         load_config({"data_dir": str(tmp_path), "link_port": 70000}, env={})
 def test_link_settings_and_degree_rule(tmp_path: Path) -> None:
-    cfg = load_config({"data_dir": str(tmp_path)}, env={"VUDO_LINK_PORT": "7700", "VUDO_LINK_TARGET_DEGREE": "5"})
-    assert cfg.link_listen == "/ip4/127.0.0.1/tcp/7700" and cfg.link_target_degree == 5
+    cfg = load_config({"data_dir": str(tmp_path)}, env={"VUDO_LINK_TARGET_DEGREE": "5"})
+    assert (cfg.link_min_connections, cfg.link_target_degree, cfg.link_max_connections) == (2, 5, 8)
     with pytest.raises(ConfigError, match="link_min_connections <= link_target_degree"):
         load_config({"data_dir": str(tmp_path)}, env={"VUDO_LINK_MIN_CONNECTIONS": "6", "VUDO_LINK_TARGET_DEGREE": "5"})
-    with pytest.raises(ConfigError, match="link_port"):
-        load_config({"data_dir": str(tmp_path)}, env={"VUDO_LINK_PORT": "0"})

@@ -104,7 +104,7 @@ def test_services_link_up_show_views_and_drop_a_crashed_peer(tmp_path: Path) -> 
 
         victim = services[-1]
         assert victim.engine is not None
-        victim.engine.shutdown()
+        await victim.engine.stop()
         victim_id = victim.identity.node_id
         await until(lambda: healthy() and all(victim_id not in {v.peer for v in s.links()} for s in services[:-1]),
                     "survivors to drop the crashed peer and be one component")

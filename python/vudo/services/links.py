@@ -10,8 +10,8 @@ anastomosis handshake and the reputation tracker). It decides nothing:
 * each tick it hands the policy the verified membership as candidates, our
   freshly signed announcement, the bytes each link carried in the last
   window (for the bandwidth EMA), and a timer;
-* the engine numbers requests itself, so the service maps the policy's
-  request ids to the engine's and back;
+* it counts the bytes each link carries (requests and responses both ways)
+  for the policy's bandwidth EMA;
 * it offers read-only views: the links (``/v1/links``), this node's view of
   the topology from verified members' signed link lists (``/v1/topology``),
   and our own signed link list for the membership service to gossip.
@@ -35,7 +35,6 @@ from vudo.hyphal.linkproto import (
     Disconnect,
     LinkEngineEvent,
     LinkInstruction,
-    RequestFailed,
     RequestReceived,
     Respond,
     ResponseReceived,
@@ -68,19 +67,20 @@ TRAFFIC_WINDOW_S = 1.0
 
 
 class LinkEngineHandle(Protocol):
-    """What the service needs from the link engine (``vudo._core.Links`` behind an asyncio wrapper)."""
+    """What the service needs from the link engine (``vudo.services.link_engine.LinkEngine``).
 
-    def dial(self, addr: str, expected_peer: str) -> None: ...
+    The engine maps the policy's request ids to its own and back, and stamps
+    events with ``now`` from its clock (it must be wall-clock time: the
+    policies compare it with announcement timestamps).
+    """
 
-    def disconnect(self, peer: str, reason: str) -> None: ...
+    async def start(self) -> None: ...
 
-    def request(self, peer: str, protocol: str, payload: bytes) -> int: ...
+    async def stop(self) -> None: ...
 
-    def respond(self, channel: int, payload: bytes) -> None: ...
+    def execute(self, instruction: LinkInstruction) -> None: ...
 
-    async def next_events(self, timeout: float) -> list[LinkEngineEvent]: ...
-
-    def shutdown(self) -> None: ...
+    async def next_event(self) -> LinkEngineEvent | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,6 @@ class LinksService:
             rng=rng or random.Random(),
             now=time.time(),
         )
-        self._requests: dict[int, int] = {}  # engine request id -> policy request id
         self._traffic: dict[str, int] = {}  # peer -> bytes this window
         self._link_list: tuple[frozenset[str], float, str] | None = None  # (peers, signed at, value)
         self._running = False
@@ -187,15 +186,11 @@ class LinksService:
         engine = self.engine
         assert engine is not None
         for item in outputs:
-            if isinstance(item, Dial):
-                engine.dial(item.addr, item.expected_peer)
-            elif isinstance(item, Disconnect):
-                engine.disconnect(item.peer, item.reason)
+            if isinstance(item, Dial | Disconnect | Respond):
+                engine.execute(item)
             elif isinstance(item, SendRequest):
                 self._traffic[item.peer] = self._traffic.get(item.peer, 0) + len(item.payload)
-                self._requests[engine.request(item.peer, item.protocol, item.payload)] = item.request_id
-            elif isinstance(item, Respond):
-                engine.respond(item.channel, item.payload)
+                engine.execute(item)
             else:
                 self._log(item)
 
@@ -211,25 +206,11 @@ class LinksService:
         else:
             log.debug("links: %s", event)
 
-    def _translate(self, event: LinkEngineEvent) -> LinkEngineEvent | None:
-        """Engine request ids -> the policy's; count the bytes each peer sends us."""
-        if isinstance(event, ResponseReceived | RequestFailed):
-            request_id = self._requests.pop(event.request_id, None)
-            if request_id is None:
-                return None
-            if isinstance(event, ResponseReceived):
-                self._traffic[event.peer] = self._traffic.get(event.peer, 0) + len(event.payload)
-                return ResponseReceived(event.peer, event.protocol, request_id, event.payload, event.now)
-            return RequestFailed(event.peer, event.protocol, request_id, event.reason, event.now)
-        if isinstance(event, RequestReceived):
-            self._traffic[event.peer] = self._traffic.get(event.peer, 0) + len(event.payload)
-        return event
-
     def receive(self, event: LinkEngineEvent) -> None:
-        translated = self._translate(event)
-        if translated is not None:
-            self._execute(self.policy.receive(translated))
-            self.metrics.links.set(len(self.policy.connections))
+        if isinstance(event, RequestReceived | ResponseReceived):
+            self._traffic[event.peer] = self._traffic.get(event.peer, 0) + len(event.payload)
+        self._execute(self.policy.receive(event))
+        self.metrics.links.set(len(self.policy.connections))
 
     def tick(self, now: float, *, traffic_window: bool) -> None:
         candidates = tuple(
@@ -251,32 +232,44 @@ class LinksService:
     # -- service -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.engine = self._engine_factory()
+        own = self.sources.own_announcement()
+        if own:  # the membership service starts first and has signed it by now
+            self.policy.receive(AnnouncementRefreshed(own, time.time()))
+        engine = self._engine_factory()
+        await engine.start()
+        self.engine = engine
         self._running = True
 
-    async def run(self, events: NodeEvents) -> None:
-        next_tick = next_window = time.time()
-        while self._running and self.engine is not None:
-            for event in await self.engine.next_events(self.tick_s):
+    async def _pump(self) -> None:
+        assert self.engine is not None
+        while (event := await self.engine.next_event()) is not None:
+            if self._running:
                 self.receive(event)
-            now = time.time()
-            if now >= next_tick:
+
+    async def run(self, events: NodeEvents) -> None:
+        pump = asyncio.create_task(self._pump(), name="links-events")
+        try:
+            next_window = time.time()
+            while self._running and not pump.done():
+                now = time.time()
                 window = now >= next_window
                 if window:
                     next_window = now + TRAFFIC_WINDOW_S
                 self.tick(now, traffic_window=window)
-                next_tick = now + self.tick_s
-            await asyncio.sleep(0)
+                await asyncio.sleep(self.tick_s)
+            if pump.done():
+                pump.result()  # an engine failure is this service's failure
+        finally:
+            pump.cancel()
 
     def leave(self, now: float) -> None:
         """Close every link (peers heal around us); no new links from now on."""
         if self.engine is None:
             return
         self._running = False
-        outputs: list[LinkInstruction] = [Disconnect(peer, "leaving") for peer in sorted(self.policy.connections)]
-        self._execute(list(outputs))
+        self._execute([Disconnect(peer, "leaving") for peer in sorted(self.policy.connections)])
 
     async def stop(self) -> None:
         self._running = False
         if self.engine is not None:
-            self.engine.shutdown()
+            await self.engine.stop()

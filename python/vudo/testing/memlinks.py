@@ -1,7 +1,8 @@
 """An in-process stand-in for the link engine, for service-level tests.
 
 :class:`MemoryLinkNetwork` connects any number of :class:`MemoryLinkEngine`
-handles (the shape :class:`vudo.services.links.LinkEngineHandle` asks for)
+handles (the shape :class:`vudo.services.links.LinkEngineHandle` asks for,
+i.e. that of :class:`vudo.services.link_engine.LinkEngine`)
 under asyncio: dials succeed only when the expected key answers at the
 address (as Noise XX would enforce), requests and responses travel as
 events, and :meth:`MemoryLinkEngine.shutdown` resets every connection the
@@ -15,13 +16,18 @@ import itertools
 import time
 
 from vudo.hyphal.linkproto import (
+    Dial,
     DialFailed,
+    Disconnect,
     LinkDown,
     LinkEngineEvent,
+    LinkInstruction,
     LinkUp,
     RequestFailed,
     RequestReceived,
+    Respond,
     ResponseReceived,
+    SendRequest,
 )
 
 
@@ -62,11 +68,35 @@ class MemoryLinkEngine:
         self.node_id = node_id
         self.addr = addr
         self.stopped = False
-        self._queue: asyncio.Queue[LinkEngineEvent] = asyncio.Queue()
+        self._queue: asyncio.Queue[LinkEngineEvent | None] = asyncio.Queue()
 
     def push(self, event: LinkEngineEvent) -> None:
         if not self.stopped:
             self._queue.put_nowait(event)
+
+    async def start(self) -> None:
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.shutdown()
+
+    def execute(self, instruction: LinkInstruction) -> None:
+        if self.stopped:
+            return
+        if isinstance(instruction, Dial):
+            self.dial(instruction.addr, instruction.expected_peer)
+        elif isinstance(instruction, Disconnect):
+            self.disconnect(instruction.peer, instruction.reason)
+        elif isinstance(instruction, SendRequest):
+            self.request(instruction.peer, instruction.protocol, instruction.payload, instruction.request_id)
+        elif isinstance(instruction, Respond):
+            self.respond(instruction.channel, instruction.payload)
+
+    async def next_event(self) -> LinkEngineEvent | None:
+        """The next event; None once the engine stopped."""
+        if self.stopped and self._queue.empty():
+            return None
+        return await self._queue.get()
 
     def dial(self, addr: str, expected_peer: str) -> None:
         now = time.time()
@@ -84,16 +114,14 @@ class MemoryLinkEngine:
         if frozenset((self.node_id, peer)) in self.network.connections:
             self.network.close(self, peer, f"closed by peer: {reason}")
 
-    def request(self, peer: str, protocol: str, payload: bytes) -> int:
-        request_id = self.network.next_id()
+    def request(self, peer: str, protocol: str, payload: bytes, request_id: int) -> None:
         target = self.network.by_id(peer)
         if target is None or frozenset((self.node_id, peer)) not in self.network.connections:
             self.push(RequestFailed(peer, protocol, request_id, "not connected", time.time()))
-            return request_id
+            return
         channel = self.network.next_id()
         self.network.channels[channel] = (self, request_id, protocol)
         target.push(RequestReceived(self.node_id, protocol, channel, payload, time.time()))
-        return request_id
 
     def respond(self, channel: int, payload: bytes) -> None:
         entry = self.network.channels.pop(channel, None)
@@ -101,19 +129,10 @@ class MemoryLinkEngine:
             requester, request_id, protocol = entry
             requester.push(ResponseReceived(self.node_id, protocol, request_id, payload, time.time()))
 
-    async def next_events(self, timeout: float) -> list[LinkEngineEvent]:
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return []
-        events = [first]
-        while not self._queue.empty():
-            events.append(self._queue.get_nowait())
-        return events
-
     def shutdown(self) -> None:
         """Stop as a crash would: every connection resets."""
         for pair in [p for p in self.network.connections if self.node_id in p]:
             (other,) = pair - {self.node_id}
             self.network.close(self, other, "connection reset by peer")
         self.stopped = True
+        self._queue.put_nowait(None)
