@@ -213,8 +213,9 @@ class LinksService:
         self.metrics.links.set(len(self.policy.connections))
 
     def tick(self, now: float, *, traffic_window: bool) -> None:
+        sealed = self.sources.announcements()
         candidates = tuple(
-            Candidate(m.node_id, m.link, m.capabilities, self.sources.announcements().get(m.node_id, ""))
+            Candidate(m.node_id, m.link, m.capabilities, sealed.get(m.node_id, ""))
             for m in self.sources.members()
             if m.verified and m.status == "alive" and not m.is_self and m.link
         )
