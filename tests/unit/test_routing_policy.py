@@ -407,3 +407,15 @@ def test_introduced_candidates_are_bounded_and_expire() -> None:
         routing_module.MAX_INTRODUCED = original
     r.handle_timer(T0 + 71)
     assert r._introduced == {}  # noqa: SLF001
+
+
+def test_hello_beyond_max_is_answered_full_then_closed_unless_the_peer_leaves_first() -> None:
+    r = make(RoutingConfig(min_connections=0, target_degree=0, max_connections=1, refusal_grace=1.0))
+    r.connections["a"] = link("a")
+    hello = encode(Hello(version=1, announcement=ann(POOL[0])))
+    out = r.receive(RequestReceived(POOL[0].node_id, HYPHAL_PROTOCOL, 1, hello, T0))
+    assert decode_response(of(Respond, out)[0].payload) == Refusal(reason="full") and not of(Disconnect, out)
+    assert Disconnect(POOL[0].node_id, "full") in r.handle_timer(T0 + 1.0)
+    out = r.receive(RequestReceived(POOL[1].node_id, HYPHAL_PROTOCOL, 2, hello, T0 + 2))
+    r.receive(LinkDown(POOL[1].node_id, "closed by peer", T0 + 2.5))  # it hung up on its own
+    assert of(Disconnect, r.handle_timer(T0 + 3.5)) == []

@@ -29,8 +29,8 @@ Per-peer transitions (``theirs`` = their Hello verified, ``acked`` = our Hello a
     HANDSHAKING  --their Hello verifies-->                theirs=True (answer HelloAck)
     HANDSHAKING  --HelloAck-->                            acked=True
     HANDSHAKING  --theirs and acked-->                    (none) + Fused
-    HANDSHAKING  --their Hello fails / Refusal / request failed / timeout-->
-                                                          (none) + Refused + Disconnect
+    HANDSHAKING  --their Hello fails-->                   (none) + Refusal answer + Refused(answered)
+    HANDSHAKING  --Refusal / request failed / timeout-->  (none) + Refused + Disconnect
     HANDSHAKING  --connection closed-->                   (none)
 
 The class never reads a clock: every call passes ``now``.
@@ -96,12 +96,18 @@ class Fused:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A handshake ended without a link; ``by`` says which end gave up."""
+    """A handshake ended without a link; ``by`` says which end gave up.
+
+    ``answered``: we told the peer why (a ``Refusal``); the caller closes the
+    connection after a short grace so that answer is not lost with it.
+    Otherwise a :class:`Disconnect` is part of the same output.
+    """
 
     peer: str
     reason: str
     detail: str
     by: str  # "us" | "them"
+    answered: bool = False
 
 
 Output = LinkInstruction | Fused | Refused
@@ -219,7 +225,9 @@ class Anastomosis:
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
 
     def _refuse(self, peer: str, reason: str, detail: str, channel: int) -> list[Output]:
-        return [Respond(channel, encode(Refusal(reason=reason))), *self._drop(peer, reason, detail, by="us")]
+        self._count(reason)
+        self.connection_closed(peer)
+        return [Respond(channel, encode(Refusal(reason=reason))), Refused(peer, reason, detail, "us", answered=True)]
 
     def _drop(self, peer: str, reason: str, detail: str, *, by: str) -> list[Output]:
         self._count(reason)

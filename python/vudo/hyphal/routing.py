@@ -113,6 +113,8 @@ class RoutingConfig:
     handshake_timeout: float = 10.0
     dial_timeout: float = 15.0
     goodbye_timeout: float = 5.0
+    #: After answering a Refusal, keep the connection this long so the answer arrives, then close it.
+    refusal_grace: float = 1.0
     #: A fused link silent (no RTT, request or answer) this long is dropped as failed.
     link_timeout: float = 30.0
     backoff_base: float = 1.0
@@ -282,6 +284,7 @@ class AdaptiveRouting:
         self._backoff: dict[str, _Backoff] = {}
         self._cooldown: dict[str, float] = {}  # peer -> no redial until
         self._closing: dict[str, float] = {}  # peer -> Goodbye sent at
+        self._lingering: dict[str, tuple[float, str]] = {}  # refused peer -> (disconnect at, reason)
         self._requests: dict[int, tuple[_Purpose, str]] = {}
         self._asked: dict[str, float] = {}  # peer -> last introduction request
         self._answered: dict[str, float] = {}  # peer -> last introductions we answered it
@@ -387,6 +390,7 @@ class AdaptiveRouting:
     def _link_down(self, event: LinkDown) -> list[Output]:
         peer = event.peer
         self.anastomosis.connection_closed(peer)
+        self._lingering.pop(peer, None)
         self._dialing.pop(peer, None)
         self._closing.pop(peer, None)
         for request_id in [r for r, (_, p) in self._requests.items() if p == peer]:
@@ -417,6 +421,8 @@ class AdaptiveRouting:
                 out.extend(self._fused(item))
             elif isinstance(item, Refused):
                 self._dialing.pop(item.peer, None)
+                if item.answered:
+                    self._lingering[item.peer] = (now + self.config.refusal_grace, item.reason)
                 if item.by == "us" and item.reason in ("impostor", "bad_announcement", "stale_announcement"):
                     self.reputation.verified(item.peer, now, honest=False)
                 self._back_off(item.peer, now)
@@ -486,7 +492,8 @@ class AdaptiveRouting:
                 self._dialing.pop(peer, None)
             elif peer not in self.anastomosis and len(self.connections) + len(self.anastomosis) >= self.config.max_connections:
                 self._count(FULL)
-                return [Respond(event.channel, encode(Refusal(reason=FULL))), Disconnect(peer, FULL)]
+                self._lingering[peer] = (event.now + self.config.refusal_grace, FULL)
+                return [Respond(event.channel, encode(Refusal(reason=FULL)))]
             return self._anastomosis(self.anastomosis.hello_received(peer, event.channel, message, event.now), event.now)
         if peer not in self.connections:
             self._count(UNEXPECTED)  # only fused peers may ask for anything but a handshake
@@ -600,6 +607,10 @@ class AdaptiveRouting:
         for peer in sorted(p for p, t in self._dialing.items() if now - t >= self.config.dial_timeout):
             del self._dialing[peer]
             self._back_off(peer, now)
+        for peer in sorted(p for p, (due, _) in self._lingering.items() if due <= now):
+            _, reason = self._lingering.pop(peer)
+            if peer not in self.connections and peer not in self.anastomosis:
+                out.append(Disconnect(peer, reason))
         for peer in sorted(p for p, t in self._closing.items() if now - t >= self.config.goodbye_timeout):
             del self._closing[peer]
             out.append(Disconnect(peer, PRUNED))
