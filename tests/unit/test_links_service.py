@@ -7,6 +7,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vudo import __version__
@@ -119,7 +120,9 @@ def test_services_link_up_show_views_and_drop_a_crashed_peer(tmp_path: Path) -> 
         await asyncio.gather(*tasks, return_exceptions=True)
         assert sink.events == []
 
-    asyncio.run(scenario())
+    # asyncio.run on its own thread: a session-wide Playwright driver may already run a loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
 
 
 def test_routing_config_comes_from_the_node_config() -> None:
