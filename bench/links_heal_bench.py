@@ -79,14 +79,6 @@ async def measure(size: int, root: Path, seed: int, interval_ms: int, limit_s: f
             dead = {v.node_id for v in victims}
             survivors = {n.node_id: n.api for n in cluster.nodes if n.node_id not in dead}
 
-            async def one_component() -> bool:
-                graph = await read_graph(client, survivors)
-                return graph is not None and not graph.dangling() and not graph.asymmetric() and len(graph.components()) == 1
-
-            async def degrees_back() -> bool:
-                graph = await read_graph(client, survivors)
-                return graph is not None and graph.healthy(min_degree=MIN_DEGREE, max_degree=MAX_DEGREE)
-
             async def detected() -> bool:
                 async def sees_all_dead(api: str) -> bool:
                     try:
@@ -97,10 +89,22 @@ async def measure(size: int, root: Path, seed: int, interval_ms: int, limit_s: f
 
                 return all(await asyncio.gather(*(sees_all_dead(a) for a in survivors.values())))
 
+            # One graph read per poll decides both heal conditions, so they are never out of order.
+            t_component = t_degrees = t_detect = None
             deadline = t_kill + limit_s
-            t_component, t_degrees, t_detect = await asyncio.gather(
-                _until(one_component, deadline), _until(degrees_back, deadline), _until(detected, deadline)
-            )
+            while time.time() < deadline and None in (t_component, t_degrees, t_detect):
+                started = time.time()
+                graph, seen_dead = await asyncio.gather(read_graph(client, survivors), detected())
+                now = time.time()
+                if graph is not None:
+                    component = not graph.dangling() and not graph.asymmetric() and len(graph.components()) == 1
+                    if component and t_component is None:
+                        t_component = now
+                    if component and graph.healthy(min_degree=MIN_DEGREE, max_degree=MAX_DEGREE) and t_degrees is None:
+                        t_degrees = now
+                if seen_dead and t_detect is None:
+                    t_detect = now
+                await asyncio.sleep(max(0.0, POLL_S - (time.time() - started)))
         return {
             "nodes": size,
             "killed": len(victims),

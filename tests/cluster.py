@@ -192,6 +192,7 @@ class NodeProc:
     api_port: int
     argv: list[str]
     node_id: str = ""
+    link_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     _client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0), repr=False)
@@ -331,7 +332,8 @@ class LocalCluster:
         self.gossip_interval_ms = gossip_interval_ms
         self.cluster_id = cluster_id or f"test-{os.getpid()}-{id(self):x}"
         gossip_ports = free_ports(size, socket.SOCK_DGRAM)
-        api_ports = free_ports(size, socket.SOCK_STREAM)
+        tcp_ports = free_ports(2 * size, socket.SOCK_STREAM)  # one call, so API and link ports never collide
+        api_ports, link_ports = tcp_ports[:size], tcp_ports[size:]
         seed_addrs = [f"127.0.0.1:{p}" for p in gossip_ports[:max(1, seeds)]]
         self.nodes: list[NodeProc] = []
         for i in range(size):
@@ -341,6 +343,7 @@ class LocalCluster:
                 "--data-dir", str(data_dir),
                 "--gossip-port", str(gossip_ports[i]),
                 "--api-port", str(api_ports[i]),
+                "--link-port", str(link_ports[i]),
                 "--gossip-interval-ms", str(gossip_interval_ms),
                 "--cluster-id", self.cluster_id,
                 *extra_args,
@@ -348,7 +351,7 @@ class LocalCluster:
             for seed in seed_addrs:
                 if seed != f"127.0.0.1:{gossip_ports[i]}":
                     argv += ["--seed", seed]
-            self.nodes.append(NodeProc(i, data_dir, gossip_ports[i], api_ports[i], argv))
+            self.nodes.append(NodeProc(i, data_dir, gossip_ports[i], api_ports[i], argv, link_port=link_ports[i]))
         self._inited = False
 
     # -- context manager ----------------------------------------------------------

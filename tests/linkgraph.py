@@ -83,8 +83,15 @@ async def read_graph(client: httpx.AsyncClient, apis: dict[str, str]) -> LinkGra
 
 
 def graph_of(apis: Iterable[tuple[str, str]], timeout: float = 5.0) -> LinkGraph | None:
-    async def main() -> LinkGraph | None:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            return await read_graph(client, dict(apis))
-
-    return asyncio.run(main())
+    """Synchronous :func:`read_graph` (usable where an event loop already runs, e.g. under Playwright)."""
+    links: dict[str, frozenset[str]] = {}
+    with httpx.Client(timeout=timeout) as client:
+        for node_id, api in apis:
+            try:
+                response = client.get(api + "/v1/links")
+            except httpx.HTTPError:
+                return None
+            if response.status_code != 200:
+                return None
+            links[node_id] = frozenset(link["peer"] for link in response.json()["links"])
+    return LinkGraph(links)

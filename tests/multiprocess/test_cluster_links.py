@@ -15,11 +15,13 @@ import os
 import random
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from vudo.services.link_engine import LinkEngine
+from playwright.sync_api import Page, expect
 
+from browser_support import UI_TIMEOUT_MS
 from cluster import LocalCluster, NodeProc, metric_value, wait_for
 from linkgraph import LinkGraph, graph_of
 from vudo import __version__
@@ -29,6 +31,7 @@ from vudo.hyphal.capability import Compute
 from vudo.hyphal.linkproto import HYPHAL_PROTOCOL, Dial, LinkUp, RequestReceived, ResponseReceived, SendRequest
 from vudo.hyphal.linkwire import Hello, Refusal, decode_response, encode
 from vudo.identity import Identity, load_identity
+from vudo.services.link_engine import LinkEngine
 
 MIN = NodeConfig().link_min_connections
 MAX = NodeConfig().link_max_connections
@@ -112,7 +115,9 @@ def _engine_session(identity: Identity, target: NodeProc, payload_for: Any) -> t
         finally:
             await engine.stop()
 
-    return asyncio.run(main())
+    # asyncio.run on its own thread: a session-wide Playwright driver may already run a loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 def test_an_impostor_key_is_refused_and_counted(make_cluster: Any) -> None:
@@ -158,5 +163,22 @@ def test_garbage_and_half_open_connections_on_the_link_port_do_no_harm(make_clus
     finally:
         for s in half_open:
             s.close()
-    wait_for(lambda: metric_value(target.metrics(), "vudo_links", {}) >= MIN, what="the target to keep its links")
+    wait_for(lambda: len(target.get("/v1/links").json()["links"]) >= MIN, what="the target to keep its links")
+    assert "vudo_links " in target.metrics()
     assert target.ready()
+
+
+def test_dashboard_draws_the_real_link_graph(make_cluster: Any, built_web: Any, page: Page) -> None:
+    cluster: LocalCluster = make_cluster(3, gossip_interval_ms=200)
+    cluster.start()
+    wait_healthy(cluster.nodes, "3 nodes to link up")  # target degree 4 > 2 peers: a triangle
+    observer, victim = cluster.nodes[0], cluster.nodes[2]
+    page.goto(observer.api + "/")
+    page.wait_for_function("() => window.__vudoDashboard && window.__vudoDashboard.topology.edges === 3", timeout=UI_TIMEOUT_MS)
+    graph = page.locator("#topology-graph")
+    expect(graph.locator("g.node-self")).to_have_attribute("data-node-id", observer.node_id)
+    expect(graph.locator("line.edge-own")).to_have_count(2)
+    victim.kill()
+    page.wait_for_function("() => window.__vudoDashboard.topology.edges === 1", timeout=UI_TIMEOUT_MS)
+    expect(graph.locator("line.edge")).to_have_count(1)
+    assert not page.vudo_errors  # type: ignore[attr-defined]

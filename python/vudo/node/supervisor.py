@@ -42,7 +42,8 @@ from vudo.node.lifecycle import (
 from vudo.node.runtime import remove_runtime_file, write_runtime_file
 from vudo.services.api import ApiService
 from vudo.services.base import Service
-from vudo.services.links import LinksService, LinkView
+from vudo.services.link_engine import LinkEngine
+from vudo.services.links import LinksService, LinksSources, LinkView
 from vudo.services.membership import GradientsView, MembershipService, MemberView
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritsService, SpiritView
 from vudo.substrate.measure import ResourceMeter
@@ -146,11 +147,20 @@ class Node:
         self.started_at = time.time()
         self.lifecycle = Lifecycle(leave_grace_s=config.leave_grace_ms / 1000)
         self.queries = NodeQueries(self)
-        self.membership = MembershipService(config, self.identity, self.metrics, self.capabilities, meter, network=network)
+        self.membership = MembershipService(
+            config, self.identity, self.metrics, self.capabilities, meter, link_addr=config.link_advertise, network=network
+        )
+        m = self.membership
+        self.links: LinksService | None = LinksService(
+            config, self.identity, self.metrics, self.capabilities,
+            LinksSources(m.members, m.sealed_announcements, m.own_announcement, m.link_lists),
+            # The policies compare event times with signed timestamps: the engine's clock is wall-clock time.
+            lambda: LinkEngine(self.identity, config.link_listen, max_connections=config.max_connections, clock=time.time),
+        )
+        m.publishers.append(self.links.gossip_values)
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
-        self.links: LinksService | None = None  # once the link engine is wired in
         self.api = ApiService(config, create_app(self.queries))
-        self.services: Sequence[Service] = (self.membership, self.spirits, self.api)
+        self.services: Sequence[Service] = (self.membership, self.links, self.spirits, self.api)
         self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
     # -- the supervisor's inbox ----------------------------------------------------

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from vudo import _core
 from vudo.config import NodeConfig
+from vudo.errors import ConfigError
 from vudo.hyphal.capability import Capability
 from vudo.hyphal.linkproto import (
     Dial,
@@ -55,6 +57,7 @@ from vudo.hyphal.routing import (
 from vudo.hyphal.topology import LINKS_KEY, TopologyView, build_topology, publish_links
 from vudo.identity import Identity
 from vudo.metrics import NodeMetrics
+from vudo.portcheck import explain_in_use
 from vudo.services.base import NodeEvents
 from vudo.services.membership import MemberView
 
@@ -237,7 +240,11 @@ class LinksService:
         if own:  # the membership service starts first and has signed it by now
             self.policy.receive(AnnouncementRefreshed(own, time.time()))
         engine = self._engine_factory()
-        await engine.start()
+        try:
+            await engine.start()
+        except _core.AddressInUseError:
+            port = self.config.effective_link_port
+            raise ConfigError(explain_in_use(self.config.host, port, udp=False, what="link", flag="--link-port")) from None
         self.engine = engine
         self._running = True
 
