@@ -69,6 +69,8 @@ def test_link_port_and_connection_limit_are_validated(tmp_path: Path) -> None:
         load_config({"data_dir": str(tmp_path), "max_connections": 0}, env={})
     with pytest.raises(ConfigError, match="link_port must be"):
         load_config({"data_dir": str(tmp_path), "link_port": 70000}, env={})
+
+
 def test_link_settings_and_degree_rule(tmp_path: Path) -> None:
     cfg = load_config({"data_dir": str(tmp_path)}, env={"VUDO_LINK_TARGET_DEGREE": "5"})
     assert (cfg.link_min_connections, cfg.link_target_degree, cfg.link_max_connections) == (2, 5, 8)
