@@ -276,7 +276,7 @@ def decode_frame(data: bytes, *, max_bytes: int = MAX_FRAME) -> Frame:
         if "Expected `bytes` of length <=" in str(err):
             raise RemoteValueError(OVERSIZE, str(err)) from None
         raise RemoteValueError(MALFORMED, str(err)) from None
-    except msgspec.DecodeError as err:
+    except (msgspec.DecodeError, UnicodeDecodeError) as err:
         raise RemoteValueError(MALFORMED, f"not a msgpack frame ({err})") from None
     if isinstance(frame, Push) and frame.hops > frame.signal.ttl:
         raise RemoteValueError(HOPS_EXCEEDED, f"{frame.hops} hops on a signal whose TTL is {frame.signal.ttl}")

@@ -1,0 +1,287 @@
+"""SignalNetwork: validation order, counting, limits, reputation, priorities and handlers — driven by hand."""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+
+from vudo.hyphal.linkproto import HYPHAL_PROTOCOL, LinkDown, LinkUp, RequestFailed, RequestReceived, Respond, ResponseReceived, SendRequest
+from vudo.signals import envelope as env
+from vudo.signals.envelope import SIGNAL_PROTOCOL, ActionPotential, Directed, Flood, Gradient, Push, Quorum, decode_frame, encode_frame
+from vudo.signals.network import (
+    ActionPotentialIgnored,
+    Delivered,
+    MembershipChanged,
+    PeerPenalized,
+    QuorumFired,
+    SignalConfig,
+    SignalHandlers,
+    SignalNetwork,
+    SignalRejected,
+    TopologyChanged,
+)
+from vudo.testing.signalsim import identities
+
+T0 = 1_800_000_000.0
+ME, PEER, SRC, FAR = identities(4)
+
+
+def node(**config: object) -> SignalNetwork:
+    n = SignalNetwork(ME, config=SignalConfig(**config), rng=random.Random(1))  # type: ignore[arg-type]
+    n.receive(LinkUp(PEER.node_id, "/memory/1", "inbound", T0))
+    n.receive(LinkUp(FAR.node_id, "/memory/3", "outbound", T0))
+    return n
+
+
+def signal(signal_type: env.SignalType = Flood(), *, ttl: int = 8, now: float = T0, payload: bytes = b"x", nonce: int = 0) -> env.Signal:
+    return env.create(SRC, signal_type, payload, ttl=ttl, now=now, nonce=nonce.to_bytes(8, "big"))
+
+
+_channel = iter(range(1, 1_000_000))
+
+
+def push(n: SignalNetwork, s: env.Signal, *, hops: int = 1, now: float = T0, peer: str = PEER.node_id) -> list[object]:
+    return list(n.receive(RequestReceived(peer, SIGNAL_PROTOCOL, next(_channel), encode_frame(Push(s, hops)), now)))
+
+
+def raw(n: SignalNetwork, data: bytes, *, now: float = T0, peer: str = PEER.node_id) -> list[object]:
+    return list(n.receive(RequestReceived(peer, SIGNAL_PROTOCOL, next(_channel), data, now)))
+
+
+def delivered(out: list[object]) -> list[Delivered]:
+    return [o for o in out if isinstance(o, Delivered)]
+
+
+def reasons(out: list[object]) -> list[str]:
+    return [o.reason for o in out if isinstance(o, SignalRejected)]
+
+
+def sent(n: SignalNetwork) -> list[tuple[str, env.Frame]]:
+    return [(r.peer, decode_frame(r.payload)) for r in n.poll_sends()]
+
+
+def test_a_valid_flood_is_handled_answered_and_forwarded_once() -> None:
+    n = node()
+    s = signal()
+    out = push(n, s)
+    assert isinstance(out[0], Respond) and out[0].payload == b""
+    [d] = delivered(out)
+    assert d.signal == s and d.hops == 1 and d.strength is None
+    assert sent(n) == [(FAR.node_id, Push(s, 2))]
+    # Replay: answered, counted, not handled again.
+    assert delivered(push(n, s)) == [] and n.rejected[env.DUPLICATE] == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: msgspec.structs.replace(signal(), signature=bytes(64)), env.BAD_SIGNATURE),
+        (lambda: msgspec.structs.replace(signal(), ttl=30), env.BAD_ID),  # TTL inflated in flight
+        (lambda: signal(now=T0 - 61), env.EXPIRED),
+        (lambda: signal(now=T0 + 31), env.FUTURE),
+        (lambda: signal(ttl=40), env.TTL_TOO_LARGE),  # validly signed, above this node's cap
+        (lambda: signal(payload=b"x" * 5000), env.OVERSIZE),
+    ],
+    ids=["forged", "ttl-inflated", "expired", "future", "ttl-cap", "payload-cap"],
+)
+def test_invalid_signals_are_counted_and_never_handled_nor_forwarded(make: object, reason: str) -> None:
+    n = node()
+    out = push(n, make())  # type: ignore[operator]
+    assert reasons(out) == [reason]
+    assert out[0] == Respond(out[0].channel, reason.encode())  # type: ignore[attr-defined]
+    assert delivered(out) == [] and n.poll_sends() == []
+    assert n.rejected[reason] == 1
+
+
+def test_garbage_and_oversize_frames() -> None:
+    n = node(max_payload=100)
+    assert reasons(raw(n, b"\xff\x00garbage")) == [env.MALFORMED]
+    assert reasons(raw(n, b"\x00" * 3000)) == [env.OVERSIZE]
+    assert reasons(raw(n, encode_frame(Push(signal(ttl=2), 3)))) == [env.HOPS_EXCEEDED]
+
+
+def test_a_copy_with_another_signature_is_a_forgery_not_a_duplicate() -> None:
+    n = node()
+    s = signal()
+    push(n, s)
+    assert reasons(push(n, msgspec.structs.replace(s, signature=bytes(64)))) == [env.BAD_SIGNATURE]
+
+
+def test_replay_after_the_dedup_memory_overflowed_is_refused() -> None:
+    n = node(dedup_capacity=4, peer_rate=1e6, peer_burst=1e6)
+    first = signal(now=T0 - 10)
+    push(n, first)
+    for i in range(1, 8):  # a flood of unique ids pushes the first one out early
+        push(n, signal(nonce=i, now=T0 - 10 + i))
+    assert len(n.dedup) == 4
+    assert reasons(push(n, first)) == [env.REPLAY_WINDOW]
+
+
+def test_rate_limit_per_peer() -> None:
+    n = node(peer_rate=1.0, peer_burst=3.0)
+    out = [push(n, signal(nonce=i)) for i in range(5)]
+    assert [reasons(o) for o in out] == [[], [], [], [env.RATE_LIMITED], [env.RATE_LIMITED]]
+    # Another peer has its own bucket; time refills this one.
+    assert reasons(push(n, signal(nonce=10), peer=FAR.node_id)) == []
+    assert reasons(push(n, signal(nonce=11), now=T0 + 1.0)) == []
+    # Rate limiting is not the peer's fault: no penalty.
+    assert n.penalty(PEER.node_id, T0 + 1) == 0.0
+
+
+def test_a_peer_that_keeps_sending_invalid_signals_is_penalized_once_and_quarantined() -> None:
+    n = node(penalty_limit=5.0, penalty_half_life=10.0, peer_rate=1e6, peer_burst=1e6)
+    bad = msgspec.structs.replace(signal(), signature=bytes(64))
+    outs = [o for _ in range(8) for o in push(n, bad)]
+    penalized = [o for o in outs if isinstance(o, PeerPenalized)]
+    assert len(penalized) == 1 and penalized[0].peer == PEER.node_id and penalized[0].last_reason == env.BAD_SIGNATURE
+    # Quarantined: even a valid signal is refused now...
+    assert reasons(push(n, signal(nonce=1))) == [env.QUARANTINED]
+    # ...until the score has decayed below half the limit.
+    assert reasons(push(n, signal(nonce=2, now=T0 + 30), now=T0 + 30)) == []
+    assert n.penalty(PEER.node_id, T0 + 30) < 2.5
+
+
+def test_gradient_reads_strength_from_hops_and_stops_below_threshold() -> None:
+    n = node(min_strength=0.2)
+    s = signal(Gradient(0.5, "cpu"))
+    [d] = delivered(push(n, s, hops=2))
+    assert d.strength == pytest.approx(0.25)
+    assert n.poll_sends() == []  # 0.125 < 0.2: not forwarded
+    assert n.read_gradient("cpu", now=T0) == [(SRC.node_id, pytest.approx(0.25))]
+    # A shorter path arrives later: the reading rises, it is forwarded, not handled twice.
+    assert delivered(push(n, s, hops=1, peer=FAR.node_id)) == []
+    assert n.read_gradient("cpu", now=T0) == [(SRC.node_id, pytest.approx(0.5))]
+    assert sent(n) == [(PEER.node_id, Push(s, 2))]
+
+
+def test_directed_is_handled_by_the_target_only_and_routed_by_the_view() -> None:
+    n = node()
+    s = signal(Directed(ME.node_id))
+    assert len(delivered(push(n, s))) == 1 and n.poll_sends() == []
+    other = identities(6)[5].node_id
+    n.receive(TopologyChanged(((FAR.node_id, other),), T0))
+    t = signal(Directed(other), nonce=1)
+    assert delivered(push(n, t)) == []
+    assert sent(n) == [(FAR.node_id, Push(t, 2))]
+    # The routed push failed: no other known path, so spread it (never back to the sender).
+    rid = 0
+    n.receive(TopologyChanged((), T0))
+    t2 = signal(Directed(other), nonce=2)
+    push(n, t2, peer=FAR.node_id)
+    [req] = n.poll_sends()
+    rid = req.request_id
+    assert decode_frame(req.payload) == Push(t2, 2, spread=True) and req.peer == PEER.node_id
+    n.receive(ResponseReceived(PEER.node_id, SIGNAL_PROTOCOL, rid, b"", T0))
+
+
+def test_directed_fails_over_to_the_next_link_then_spreads() -> None:
+    n = node()
+    target = identities(6)[5].node_id
+    n.receive(TopologyChanged(((FAR.node_id, target), (PEER.node_id, target)), T0))
+    s, _ = n.emit(Directed(target), b"hi", now=T0)
+    [first] = n.poll_sends()
+    n.receive(RequestFailed(first.peer, SIGNAL_PROTOCOL, first.request_id, "timeout", T0 + 1))
+    [second] = n.poll_sends()
+    assert {first.peer, second.peer} == {FAR.node_id, PEER.node_id}
+    n.receive(RequestFailed(second.peer, SIGNAL_PROTOCOL, second.request_id, "timeout", T0 + 2))
+    spread = sent(n)
+    assert {p for p, _ in spread} == {FAR.node_id, PEER.node_id} and all(isinstance(f, Push) and f.spread for _, f in spread)
+
+
+def test_failed_pushes_are_retried_while_the_link_is_up() -> None:
+    n = node(push_retries=1)
+    n.emit(Flood(), b"", now=T0)
+    reqs = n.poll_sends()
+    assert len(reqs) == 2
+    far = next(r for r in reqs if r.peer == FAR.node_id)
+    peer = next(r for r in reqs if r.peer == PEER.node_id)
+    n.receive(RequestFailed(FAR.node_id, SIGNAL_PROTOCOL, far.request_id, "timeout", T0 + 1))
+    [retry] = n.poll_sends()
+    assert retry.peer == FAR.node_id and retry.payload == far.payload
+    n.receive(RequestFailed(FAR.node_id, SIGNAL_PROTOCOL, retry.request_id, "timeout", T0 + 2))
+    assert n.poll_sends() == []  # retries exhausted
+    n.receive(LinkDown(PEER.node_id, "closed", T0 + 2))
+    n.receive(RequestFailed(PEER.node_id, SIGNAL_PROTOCOL, peer.request_id, "closed", T0 + 2))
+    assert n.poll_sends() == []  # link gone: nothing to retry on
+    assert n.stats["push_retried"] == 1 and n.stats["push_failed"] == 3
+
+
+def test_quorum_fires_on_the_node_once_membership_allows() -> None:
+    n = node()
+    members = frozenset({ME.node_id, SRC.node_id, PEER.node_id, FAR.node_id})
+    out = push(n, signal(Quorum(0.5, "go")))
+    assert [o for o in out if isinstance(o, QuorumFired)] == []  # size unknown
+    fired = n.receive(MembershipChanged(members, T0))
+    assert [(f.key, f.contributors, f.network_size) for f in fired if isinstance(f, QuorumFired)] == []  # 1/4
+    _, out2 = n.emit(Quorum(0.5, "go"), b"", now=T0)
+    [f] = [o for o in out2 if isinstance(o, QuorumFired)]
+    assert (f.key, f.contributors, f.network_size) == ("go", 2, 4)
+    _, out3 = n.emit(Quorum(0.5, "go"), b"", now=T0 + 1)
+    assert [o for o in out3 if isinstance(o, QuorumFired)] == []
+
+
+def test_action_potential_goes_ahead_of_queued_traffic_and_respects_refractory() -> None:
+    n = node()
+    for i in range(5):
+        n.emit(Flood(), bytes([i]), now=T0)
+    ap = signal(ActionPotential(1000, "alarm"))
+    [d] = delivered(push(n, ap))
+    assert d.urgent
+    [first] = n.poll_sends(1)
+    assert decode_frame(first.payload) == Push(ap, 2) and first.peer == FAR.node_id
+    # Another action potential of the same key inside the period: ignored, not forwarded.
+    queued = n.queued
+    out = push(n, signal(ActionPotential(1000, "alarm"), nonce=1, now=T0 + 0.5), now=T0 + 0.5)
+    assert delivered(out) == [] and [type(o) for o in out if isinstance(o, ActionPotentialIgnored)] == [ActionPotentialIgnored]
+    assert n.queued == queued
+    # After the period it fires again.
+    assert len(delivered(push(n, signal(ActionPotential(1000, "alarm"), nonce=2, now=T0 + 1), now=T0 + 1))) == 1
+
+
+def test_emit_checks_its_arguments_and_handles_its_own_signal() -> None:
+    n = node(max_ttl=10, default_ttl=5, max_payload=10)
+    with pytest.raises(ValueError, match="ttl"):
+        n.emit(Flood(), b"", now=T0, ttl=11)
+    with pytest.raises(ValueError, match="payload"):
+        n.emit(Flood(), b"x" * 11, now=T0)
+    s, out = n.emit(Gradient(0.5), b"", now=T0)
+    [d] = delivered(out)
+    assert d.hops == 0 and d.strength == 1.0
+    with pytest.raises(ValueError):
+        SignalConfig(default_ttl=50)
+    with pytest.raises(ValueError):
+        SignalConfig(max_payload=0)
+    with pytest.raises(ValueError):
+        SignalConfig(max_age=0)
+
+
+def test_other_protocols_and_unknown_responses_are_ignored() -> None:
+    n = node()
+    assert n.receive(RequestReceived(PEER.node_id, HYPHAL_PROTOCOL, 1, b"junk", T0)) == []
+    assert n.receive(ResponseReceived(PEER.node_id, SIGNAL_PROTOCOL, 999, b"", T0)) == []
+    assert n.receive(RequestFailed(PEER.node_id, SIGNAL_PROTOCOL, 999, "timeout", T0)) == []
+    n.emit(Flood(), b"", now=T0)
+    r: SendRequest = n.poll_sends()[0]
+    n.receive(ResponseReceived(r.peer, SIGNAL_PROTOCOL, r.request_id, b"rate_limited", T0))
+    assert n.stats["refused_by_peer:rate_limited"] == 1
+
+
+def test_handlers_per_kind() -> None:
+    n = node()
+    handlers = SignalHandlers()
+    seen: list[str] = []
+    handlers.register("flood", lambda d: seen.append(d.signal.id))
+
+    def broken(_: Delivered) -> None:
+        raise RuntimeError("handler bug")
+
+    handlers.register("flood", broken)
+    s, out = n.emit(Flood(), b"", now=T0)
+    assert handlers.dispatch(out) == 2
+    assert seen == [s.id] and handlers.errors == 1
+    _, out = n.emit(Gradient(0.5), b"", now=T0)
+    assert handlers.dispatch(out) == 0
+    with pytest.raises(ValueError, match="unknown signal kind"):
+        handlers.register("telepathy", lambda d: None)
