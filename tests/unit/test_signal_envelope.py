@@ -15,8 +15,8 @@ from vudo.signals.envelope import (
     Announce,
     Directed,
     Flood,
-    Graft,
     Gradient,
+    Graft,
     IHave,
     Prune,
     Push,
@@ -28,12 +28,13 @@ from vudo.signals.envelope import (
 )
 from vudo.testing.signalsim import identities
 
+FLOOD = Flood()
 T0 = 1_800_000_000.0
 ME, OTHER = identities(2)
 NONCE = b"\x01" * 8
 
 
-def make(signal_type: env.SignalType = Flood(), payload: bytes = b"hello", ttl: int = 8, ident: Identity = ME) -> Signal:
+def make(signal_type: env.SignalType = FLOOD, payload: bytes = b"hello", ttl: int = 8, ident: Identity = ME) -> Signal:
     return env.create(ident, signal_type, payload, ttl=ttl, now=T0, nonce=NONCE)
 
 

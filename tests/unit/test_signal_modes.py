@@ -10,17 +10,18 @@ from vudo.signals import envelope as env
 from vudo.signals.action_potential import Refractory
 from vudo.signals.dedup import DedupCache
 from vudo.signals.directed import TopologyView
-from vudo.signals.envelope import Announce, Flood, Graft, Gradient, IHave, Prune, Push
+from vudo.signals.envelope import Announce, Flood, Gradient, Graft, IHave, Prune, Push
 from vudo.signals.flood import Out, PlainFlood, Plumtree
 from vudo.signals.gradient import GradientField, strength
 from vudo.signals.quorum import QuorumState
 from vudo.testing.signalsim import identities
 
+FLOOD = Flood()
 T0 = 1_800_000_000.0
 ME, SRC = identities(2)
 
 
-def signal(ttl: int = 8, signal_type: env.SignalType = Flood(), now: float = T0, nonce: bytes = b"\x00" * 8) -> env.Signal:
+def signal(ttl: int = 8, signal_type: env.SignalType = FLOOD, now: float = T0, nonce: bytes = b"\x00" * 8) -> env.Signal:
     return env.create(SRC, signal_type, b"", ttl=ttl, now=now, nonce=nonce)
 
 

@@ -24,6 +24,7 @@ from vudo.signals.network import (
 )
 from vudo.testing.signalsim import identities
 
+FLOOD = Flood()
 T0 = 1_800_000_000.0
 ME, PEER, SRC, FAR = identities(4)
 
@@ -35,7 +36,7 @@ def node(**config: object) -> SignalNetwork:
     return n
 
 
-def signal(signal_type: env.SignalType = Flood(), *, ttl: int = 8, now: float = T0, payload: bytes = b"x", nonce: int = 0) -> env.Signal:
+def signal(signal_type: env.SignalType = FLOOD, *, ttl: int = 8, now: float = T0, payload: bytes = b"x", nonce: int = 0) -> env.Signal:
     return env.create(SRC, signal_type, payload, ttl=ttl, now=now, nonce=nonce.to_bytes(8, "big"))
 
 
