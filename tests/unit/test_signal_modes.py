@@ -55,21 +55,18 @@ def test_dedup_rejects_bad_parameters() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.floats(0, 50)), max_size=300), st.integers(1, 20))
-def test_dedup_stays_bounded_and_never_forgets_a_young_id_silently(ops: list[tuple[int, float]], capacity: int) -> None:
+@given(st.lists(st.floats(0, 50), max_size=300), st.integers(1, 20))
+def test_dedup_stays_bounded_and_never_forgets_a_young_id_silently(gaps: list[float], capacity: int) -> None:
     d = DedupCache(capacity=capacity, retention=30.0)
     now = T0
-    for ident, dt in ops:
+    inserted: dict[str, float] = {}
+    for i, dt in enumerate(gaps):
         now += dt
-        d.add(str(ident), now, now)
+        d.add(str(i), now, now)
+        inserted[str(i)] = now
         assert len(d) <= capacity
     # Every id inserted within the retention is either remembered or below the floor (refused).
-    now_ids = {}
-    t = T0
-    for ident, dt in ops:
-        t += dt
-        now_ids[str(ident)] = t
-    for ident, ts in now_ids.items():
+    for ident, ts in inserted.items():
         if now - ts < 30.0:
             assert ident in d or d.below_floor(ts)
 
