@@ -86,7 +86,7 @@ class SignalConfig:
     graft_timeout: float = 0.25
     max_graft_attempts: int = 8
     min_strength: float = 0.05
-    #: Resends of a push whose request failed (link still up).
+    #: Resends of a push or an announcement whose request failed (link still up).
     push_retries: int = 2
     #: Penalty score at which a peer is reported and quarantined; it halves every ``penalty_half_life`` s.
     penalty_limit: float = 20.0
@@ -508,7 +508,7 @@ class SignalNetwork:
             rid = next(self._request_ids)
             queue.append(SendRequest(o.peer, SIGNAL_PROTOCOL, rid, env.encode_frame(o.frame)))
             self.stats[f"sent_{type(o.frame).__name__.lower()}"] += 1
-            if isinstance(o.frame, Push):
+            if isinstance(o.frame, Push | IHave):
                 self._pending[rid] = _Pending(o.peer, o.frame, 0, urgent)
                 while len(self._pending) > self.config.max_pending:
                     self._pending.popitem(last=False)
@@ -517,20 +517,19 @@ class SignalNetwork:
         pending = self._pending.pop(event.request_id, None)
         if pending is None:
             return []
-        self.stats["push_failed"] += 1
         frame = pending.frame
-        assert isinstance(frame, Push)
-        signal = frame.signal
-        route = self._routes.get(signal.id)
-        if isinstance(signal.signal_type, Directed) and route is not None and not frame.spread:
-            self._next_hop(signal, route)  # fail over to the next-best link, or spread
-            return []
+        self.stats[f"{type(frame).__name__.lower()}_failed"] += 1
+        if isinstance(frame, Push) and isinstance(frame.signal.signal_type, Directed) and not frame.spread:
+            route = self._routes.get(frame.signal.id)
+            if route is not None:
+                self._next_hop(frame.signal, route)  # fail over to the next-best link, or spread
+                return []
         if pending.peer in self.links and pending.attempts < self.config.push_retries:
             rid = next(self._request_ids)
             queue = self._urgent if pending.urgent else self._normal
             queue.append(SendRequest(pending.peer, SIGNAL_PROTOCOL, rid, env.encode_frame(frame)))
             self._pending[rid] = _Pending(pending.peer, frame, pending.attempts + 1, pending.urgent)
-            self.stats["push_retried"] += 1
+            self.stats[f"{type(frame).__name__.lower()}_retried"] += 1
         return []
 
     # -- outputs -----------------------------------------------------------------------

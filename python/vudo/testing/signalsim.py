@@ -25,7 +25,7 @@ import heapq
 import itertools
 import random
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -130,6 +130,8 @@ class SignalSim:
         self.frames: Counter[str] = Counter()
         self.sent_log: list[tuple[int, int, int, bytes]] = []  # (tick, src, dst, frame)
         self.emitted_at: dict[str, int] = {}
+        #: Fault hook: a request for which ``drop(src, dst, payload)`` is true is lost.
+        self.drop: Callable[[int, int, bytes], bool] | None = None
         for a, b in sorted(self.edges):
             self._link_up(a, b)
         members = frozenset(self.ids)
@@ -252,7 +254,8 @@ class SignalSim:
         self.frames[tag] += 1
         self.sent_log.append((self.ticks, src, dst, req.payload))
         edge = (min(src, dst), max(src, dst))
-        if edge not in self.edges or self.rng.random() < self.loss:
+        dropped = self.drop is not None and self.drop(src, dst, req.payload)
+        if edge not in self.edges or self.rng.random() < self.loss or dropped:
             self._fail_later(src, dst, req.request_id)
             return
         heapq.heappush(self._flights, _Flight(self.ticks + self.latency[edge], next(self._seq), "request", src, dst, req.request_id, req.payload))
