@@ -275,3 +275,16 @@ def test_refractory_period_per_key() -> None:
     assert r.fire("alarm", 1.0, T0 + 1.0)
     assert r.fire("third", 1.0, T0 + 1.0)  # capacity: the oldest deadline is dropped
     assert not r.refractory("other", T0 + 1.0)
+
+
+def test_plumtree_keeps_its_parent_when_the_parent_resends() -> None:
+    p = plumtree()
+    s = signal()
+    p.on_push("a", s, 2, new=True, now=T0)
+    # Our answer to a was lost and a resent the push: a is still our tree parent.
+    assert p.on_push("a", s, 2, new=False, now=T0) == []
+    assert "a" in p.eager
+    # A shorter copy over another link still prunes that link (it is redundant), after adopting its hops.
+    out = p.on_push("b", s, 1, new=False, now=T0)
+    assert out[-1] == Out("b", Prune()) and "b" in p.lazy
+    assert [o.peer for o in out if isinstance(o.frame, IHave)] == ["a", "c"]

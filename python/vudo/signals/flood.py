@@ -60,6 +60,7 @@ class _Held:
     signal: Signal
     hops: int
     expires: float
+    parent: str | None
 
 
 @dataclass(slots=True)
@@ -150,21 +151,22 @@ class Plumtree:
     # -- signals ---------------------------------------------------------------
 
     def broadcast(self, signal: Signal, now: float) -> list[Out]:
-        self._hold(signal, 0, now)
+        self._hold(signal, 0, now, parent=None)
         return self._forward(signal, 0, exclude=None)
 
     def on_push(self, peer: str, signal: Signal, hops: int, *, new: bool, now: float) -> list[Out]:
         if new:
             self._missing.pop(signal.id, None)
-            self._hold(signal, hops, now)
+            self._hold(signal, hops, now, parent=peer)
             self._make_eager(peer)
             return self._forward(signal, hops, exclude=peer)
         held = self._held.get(signal.id)
-        if held is not None and hops < held.hops:
-            return self._improve(held, hops, informer=peer)
+        out = self._improve(held, hops, informer=peer) if held is not None and hops < held.hops else []
+        if held is not None and held.parent == peer:
+            return out  # our tree parent resent it (our answer was lost): the link is still the right one
         # A redundant copy: this link is not needed in the tree.
         self._make_lazy(peer)
-        return [Out(peer, Prune())] if peer in self.lazy else []
+        return out + [Out(peer, Prune())] if peer in self.lazy else out
 
     def on_ihave(self, peer: str, entries: Iterable[Announce], now: float, seen: Callable[[str], bool]) -> list[Out]:
         out: list[Out] = []
@@ -225,11 +227,11 @@ class Plumtree:
 
     # -- internals -------------------------------------------------------------
 
-    def _hold(self, signal: Signal, hops: int, now: float) -> None:
+    def _hold(self, signal: Signal, hops: int, now: float, parent: str | None) -> None:
         self._expire(now)
         while len(self._held) >= self.capacity:
             self._held.popitem(last=False)
-        self._held[signal.id] = _Held(signal, hops, now + self.retention)
+        self._held[signal.id] = _Held(signal, hops, now + self.retention, parent)
 
     def _expire(self, now: float) -> None:
         while self._held:

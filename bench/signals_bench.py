@@ -1,0 +1,124 @@
+"""Signals benchmark: Plumtree broadcast trees beside plain flooding, in simulation.
+
+For each network size N and message-loss rate it builds one seeded random
+connected topology (``vudo.testing.signalsim``: real Ed25519 identities,
+per-link latency of 1..3 ticks, lost requests reported to the sender after a
+timeout as the real request/response links do) and runs, on that same
+topology and the same sequence of sources, each flood algorithm:
+
+* one warm-up broadcast (Plumtree builds its tree on it; its cost is shown
+  in its own column), then ``--signals`` broadcasts from random sources;
+* per broadcast: delivery ratio (nodes that handled it / nodes within the
+  TTL), last-delivery hop (largest hop count at which a node handled it),
+  latency in ticks (emission to last delivery), payload messages (pushes,
+  resends included) and control messages (IHAVE, GRAFT, PRUNE);
+* relative message redundancy, as in Leitão et al. 2007:
+  RMR = payload messages / (nodes reached - 1) - 1.
+
+The anchors: the ideal (every node once, RMR 0, delivery 100 %), and plain
+flooding measured in the same run (the ratio column is Plumtree's payload
+messages over plain flooding's). Nothing is asserted: this is a benchmark.
+
+    .venv/bin/python bench/signals_bench.py [--sizes 30,100,300] [--losses 0,0.1] [--signals 20] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from dataclasses import dataclass
+
+from vudo.signals.envelope import Flood
+from vudo.signals.network import SignalConfig
+from vudo.testing.signalsim import SignalSim, random_connected_edges
+
+
+@dataclass
+class Result:
+    algorithm: str
+    n: int
+    loss: float
+    delivery: float
+    last_hop: float
+    latency_ticks: float
+    rmr: float
+    payload_per_signal: float
+    control_per_signal: float
+    warmup_payload: int
+    wall_s: float
+
+
+def run(algorithm: str, n: int, loss: float, signals: int, seed: int, mean_degree: float) -> Result:
+    edges = random_connected_edges(n, mean_degree, random.Random(seed))
+    sim = SignalSim(n, seed=seed, loss=loss, edges=edges, config=SignalConfig(flood=algorithm))  # type: ignore[arg-type]
+    sources = random.Random(seed + 1).choices(range(n), k=signals + 1)
+    started = time.perf_counter()
+    before = sim.frames["push"]
+    sim.emit(sources[0], Flood(), b"warm-up")
+    sim.run()
+    warmup_payload = sim.frames["push"] - before
+    deliveries, hops, latencies, rmrs, payloads, controls = [], [], [], [], [], []
+    for src in sources[1:]:
+        frames_before = dict(sim.frames)
+        s = sim.emit(src, Flood(), b"benchmark")
+        sim.run()
+        ttl_reach = {i for i, d in sim.distances(src).items() if d <= s.ttl}
+        records = sim.deliveries[s.id]
+        reached = {r.node for r in records}
+        payload = sim.frames["push"] - frames_before.get("push", 0)
+        control = sum(sim.frames[k] - frames_before.get(k, 0) for k in ("ihave", "graft", "prune"))
+        deliveries.append(len(reached & ttl_reach) / len(ttl_reach))
+        hops.append(max(r.event.hops for r in records))
+        latencies.append(max(r.tick for r in records) - sim.emitted_at[s.id])
+        rmrs.append(payload / max(1, len(reached) - 1) - 1)
+        payloads.append(payload)
+        controls.append(control)
+    return Result(
+        algorithm,
+        n,
+        loss,
+        statistics.fmean(deliveries),
+        statistics.fmean(hops),
+        statistics.fmean(latencies),
+        statistics.fmean(rmrs),
+        statistics.fmean(payloads),
+        statistics.fmean(controls),
+        warmup_payload,
+        time.perf_counter() - started,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="30,100,300")
+    parser.add_argument("--losses", default="0,0.1")
+    parser.add_argument("--signals", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mean-degree", type=float, default=5.0)
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    losses = [float(x) for x in args.losses.split(",")]
+
+    print(f"# Signals: Plumtree vs plain flooding (simulation, mean degree {args.mean_degree:g}, {args.signals} broadcasts each, seed {args.seed})\n")
+    print("Anchors: ideal = every node once, RMR 0, delivery 100 %; plain flooding measured on the same topology and sources.\n")
+    print("| N | loss | algorithm | delivery | last-delivery hop | latency (ticks) | RMR | payload msgs / signal | vs ideal (N-1) | vs plain | control msgs / signal | warm-up payload msgs |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in sizes:
+        for loss in losses:
+            results = {a: run(a, n, loss, args.signals, args.seed, args.mean_degree) for a in ("plumtree", "plain")}
+            plain = results["plain"]
+            print(f"| {n} | {loss:.0%} | ideal | 100.0 % | – | – | 0.00 | {n - 1} | 1.00 | – | 0 | – |")
+            for name in ("plumtree", "plain"):
+                r = results[name]
+                print(
+                    f"| {n} | {loss:.0%} | {name} | {r.delivery:.1%} | {r.last_hop:.1f} | {r.latency_ticks:.1f} | {r.rmr:.2f} "
+                    f"| {r.payload_per_signal:.0f} | {r.payload_per_signal / (n - 1):.2f} | {r.payload_per_signal / plain.payload_per_signal:.2f} "
+                    f"| {r.control_per_signal:.0f} | {r.warmup_payload} |"
+                )
+    print("\nReal processes (10 nodes over the links): not measured yet — needs the links service.")
+
+
+if __name__ == "__main__":
+    main()
