@@ -288,3 +288,25 @@ def test_plumtree_keeps_its_parent_when_the_parent_resends() -> None:
     out = p.on_push("b", s, 1, new=False, now=T0)
     assert out[-1] == Out("b", Prune()) and "b" in p.lazy
     assert [o.peer for o in out if isinstance(o.frame, IHave)] == ["a", "c"]
+
+
+def test_quorum_sybil_contributors_cannot_crowd_out_members() -> None:
+    q = QuorumState(retention=60.0, capacity=4, max_contributors=5)
+    q.set_members(frozenset({"m1", "m2"}), T0)
+    for i in range(50):
+        assert q.contribute("k", 1.0, f"sybil{i}", T0) is None
+    acc = q.accumulator("k", 1.0)
+    assert acc is not None and len(acc.contributors) == 5
+    q.contribute("k", 1.0, "m1", T0)
+    fired = q.contribute("k", 1.0, "m2", T0)
+    assert fired is not None and fired.contributors == 2
+
+
+def test_plumtree_bounds_the_signals_it_waits_for() -> None:
+    from vudo.signals import flood
+
+    p = plumtree()
+    ids = [f"{i:032x}" for i in range(flood.MAX_MISSING + 10)]
+    for chunk in range(0, len(ids), 64):
+        p.on_ihave("a", [Announce(i, 1) for i in ids[chunk : chunk + 64]], T0, lambda _id: False)
+    assert p.missing == flood.MAX_MISSING and p.announcements_dropped == 10

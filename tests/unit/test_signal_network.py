@@ -6,10 +6,26 @@ import random
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vudo.hyphal.linkproto import HYPHAL_PROTOCOL, LinkDown, LinkUp, RequestFailed, RequestReceived, Respond, ResponseReceived, SendRequest
 from vudo.signals import envelope as env
-from vudo.signals.envelope import SIGNAL_PROTOCOL, ActionPotential, Directed, Flood, Gradient, Push, Quorum, decode_frame, encode_frame
+from vudo.signals.envelope import (
+    SIGNAL_PROTOCOL,
+    ActionPotential,
+    Announce,
+    Directed,
+    Flood,
+    Gradient,
+    Graft,
+    IHave,
+    Prune,
+    Push,
+    Quorum,
+    decode_frame,
+    encode_frame,
+)
 from vudo.signals.network import (
     ActionPotentialIgnored,
     Delivered,
@@ -286,3 +302,63 @@ def test_handlers_per_kind() -> None:
     assert handlers.dispatch(out) == 0
     with pytest.raises(ValueError, match="unknown signal kind"):
         handlers.register("telepathy", lambda d: None)
+
+
+_KEYS = identities(8)[4:]
+_TYPES = [Flood(), Gradient(0.5), Directed(ME.node_id), Directed(FAR.node_id), Quorum(0.5, "q"), ActionPotential(100, "a")]
+
+
+@st.composite
+def _signals(draw: st.DrawFn) -> env.Signal:
+    return env.create(
+        draw(st.sampled_from(_KEYS)),
+        draw(st.sampled_from(_TYPES)),
+        draw(st.sampled_from([b"", b"x"])),
+        ttl=draw(st.sampled_from([1, 8, 40])),
+        now=T0 + draw(st.sampled_from([-70.0, -10.0, 0.0, 10.0, 40.0])),
+        nonce=draw(st.integers(0, 255)).to_bytes(8, "big"),
+    )
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> list[tuple[str, bytes, float]]:
+    """Requests drawn from a small pool of signals, so replays and duplicates are common."""
+    pool = draw(st.lists(_signals(), min_size=1, max_size=8))
+    out = []
+    for _ in range(draw(st.integers(0, 40))):
+        peer = draw(st.sampled_from([PEER.node_id, FAR.node_id]))
+        dt = draw(st.floats(0, 0.5))
+        s = draw(st.sampled_from(pool))
+        choice = draw(st.integers(0, 4))
+        if choice <= 1:
+            data = encode_frame(Push(s, draw(st.integers(0, s.ttl))))
+        elif choice == 2:
+            wire = bytearray(encode_frame(Push(s, 0)))
+            wire[draw(st.integers(0, len(wire) - 1))] ^= draw(st.integers(1, 255))
+            data = bytes(wire)
+        elif choice == 3:
+            data = encode_frame(draw(st.sampled_from([IHave([Announce(s.id, 1)]), Graft(s.id), Graft(None), Prune()])))
+        else:
+            data = draw(st.binary(max_size=200))
+        out.append((peer, data, dt))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(_requests())
+def test_any_sequence_of_requests_is_answered_once_and_never_handled_twice(requests: list[tuple[str, bytes, float]]) -> None:
+    n = node(dedup_capacity=4, peer_rate=5.0, peer_burst=10.0)
+    n.receive(MembershipChanged(frozenset(k.node_id for k in _KEYS) | {ME.node_id}, T0))
+    now = T0
+    handled: list[str] = []
+    for i, (peer, data, dt) in enumerate(requests):
+        now += dt
+        out = n.receive(RequestReceived(peer, SIGNAL_PROTOCOL, i, data, now))
+        assert [o.channel for o in out if isinstance(o, Respond)] == [i]
+        for d in delivered(list(out)):
+            env.verify(d.signal)
+            handled.append(d.signal.id)
+        n.handle_timer(now)
+        n.poll_sends()
+        assert len(n.dedup) <= 4
+    assert len(handled) == len(set(handled))

@@ -45,6 +45,8 @@ from vudo.signals.envelope import Announce, Frame, Graft, IHave, Prune, Push, Si
 
 #: How many announcers of one missing signal are remembered.
 MAX_ANNOUNCERS = 16
+#: How many missing signals are tracked at once (announcements beyond it are ignored until some resolve).
+MAX_MISSING = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,7 @@ class Plumtree:
         self._held: OrderedDict[str, _Held] = OrderedDict()
         self._missing: dict[str, _Missing] = {}
         self.grafts_sent = 0
+        self.announcements_dropped = 0
 
     # -- links -----------------------------------------------------------------
 
@@ -180,6 +183,9 @@ class Plumtree:
                 continue  # handled already and no longer held: nothing to ask for
             missing = self._missing.get(entry.id)
             if missing is None:
+                if len(self._missing) >= MAX_MISSING:
+                    self.announcements_dropped += 1
+                    continue
                 missing = self._missing[entry.id] = _Missing(deadline=now + self.ihave_timeout)
             if len(missing.announcers) < MAX_ANNOUNCERS and all(p != peer for p, _ in missing.announcers):
                 missing.announcers.append((peer, entry.hops))

@@ -254,7 +254,7 @@ class SignalNetwork:
             else PlainFlood()
         )
         self.gradients = GradientField(min_strength=cfg.min_strength, retention=retention, capacity=cfg.dedup_capacity)
-        self.quorum = QuorumState(retention=retention, capacity=10_000)
+        self.quorum = QuorumState(retention=retention, capacity=1024)
         self.refractory = Refractory()
         self.topology = TopologyView(self.node_id)
         self.links: set[str] = set()

@@ -14,7 +14,9 @@ the accumulator fires: exactly once on this node, never before the ratio is
 reached, and never with an unknown (zero) network size. It is checked both
 when a contribution arrives and when membership changes. Accumulators are
 forgotten ``retention`` seconds after their last contribution; at most
-``capacity`` are kept (the oldest are dropped first).
+``capacity`` are kept (the oldest are dropped first), each remembering at
+most ``max_contributors`` sources that are not members, so keys made up by
+the thousand cost bounded memory and cannot crowd out real members.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Accumulator:
 
 
 class QuorumState:
-    def __init__(self, *, retention: float, capacity: int, max_contributors: int = 100_000) -> None:
+    def __init__(self, *, retention: float, capacity: int, max_contributors: int = 4096) -> None:
         self.retention = retention
         self.capacity = capacity
         self.max_contributors = max_contributors
@@ -74,7 +76,8 @@ class QuorumState:
             acc = Accumulator(key, threshold)
         self._accumulators[slot] = acc  # most recently touched last
         acc.expires = now + self.retention
-        if len(acc.contributors) < self.max_contributors:
+        # Members always count; sources not (yet) in the membership are kept up to a bound.
+        if source in self.members or len(acc.contributors) < self.max_contributors:
             acc.contributors.add(source)
         return self._check(acc, now)
 
