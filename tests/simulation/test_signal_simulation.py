@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 
-from vudo.hyphal.linkproto import RequestReceived
 from vudo.signals import envelope as env
-from vudo.signals.envelope import SIGNAL_PROTOCOL, ActionPotential, Directed, Flood, Gradient, Push, Quorum, decode_frame
+from vudo.signals.envelope import ActionPotential, Directed, Flood, Gradient, Push, Quorum, decode_frame
 from vudo.signals.network import SignalConfig, SignalRejected, TopologyChanged
-from vudo.testing.signalsim import SignalSim
+from vudo.testing.signalsim import SignalSim, identities
 
 N = 120
 
@@ -238,15 +238,11 @@ def test_forged_and_replayed_signals_go_no_further_than_the_first_honest_node() 
     victim = sim.neighbours(liar)[0]
     real = sim.emit(7, Flood(), b"genuine")
     sim.run()
-    import msgspec
-
     forged = msgspec.structs.replace(real, payload=b"evil", signature=bytes(64))
     body = env.signed_bytes(1, real.source, real.signal_type, b"evil", real.ttl, real.timestamp, real.nonce)
     forged = msgspec.structs.replace(forged, id=env.signal_id(body))
     for frame in (Push(forged, 1), Push(real, 1)):  # a forgery, then a replay
-        out = sim.nodes[victim].receive(RequestReceived(sim.ids[liar], SIGNAL_PROTOCOL, 10**9, env.encode_frame(frame), sim.now))
-        sim._open[10**9] = (liar, victim, 0)
-        sim._record(victim, out)
+        sim.inject(liar, victim, env.encode_frame(frame))
     sim.run()
     assert sim.handled_by(forged.id) == {}
     assert max(sim.handled_by(real.id).values()) == 1
@@ -262,3 +258,25 @@ def test_topology_views_can_change_between_signals() -> None:
     s = sim.emit(1, Directed(sim.ids[2]))
     sim.run()
     assert_exactly_once(sim, s.id, {2})
+
+
+def test_a_flood_of_unique_signals_keeps_memory_bounded_and_honest_signals_flowing() -> None:
+    config = SignalConfig(dedup_capacity=64, peer_rate=20.0, peer_burst=40.0)
+    sim = SignalSim(N, seed=25, config=config)
+    attacker = 8
+    victim = sim.neighbours(attacker)[0]
+    sybils = identities(N + 50)[N:]
+    honest = []
+    for burst in range(5):  # 100 valid signals a second from made-up keys, each with a new id
+        for i in range(100):
+            s = env.create(sybils[i % 50], Flood(), b"spam", ttl=16, now=sim.now, nonce=(burst * 100 + i).to_bytes(8, "big"))
+            sim.inject(attacker, victim, env.encode_frame(Push(s, 1)))
+        honest.append(sim.emit(100 + burst, Flood(), b"still here"))
+        sim.run_for(100)  # one second
+        assert all(len(node.dedup) <= 64 for node in sim.nodes)
+    sim.run()
+    limited = [o for i, o in sim.outputs if i == victim and isinstance(o, SignalRejected) and o.peer == sim.ids[attacker]]
+    assert len(limited) >= 500 - 40 - 4 * 20 and {o.reason for o in limited} == {env.RATE_LIMITED}
+    assert sim.nodes[victim].dedup.evicted_early > 0
+    for h in honest:
+        assert_exactly_once(sim, h.id, set(range(N)))

@@ -362,3 +362,19 @@ def test_any_sequence_of_requests_is_answered_once_and_never_handled_twice(reque
         n.poll_sends()
         assert len(n.dedup) <= 4
     assert len(handled) == len(set(handled))
+
+
+def test_a_push_refused_as_rate_limited_is_resent_later() -> None:
+    n = node(retry_delay=0.2, push_retries=2)
+    n.emit(Flood(), b"", now=T0)
+    req = next(r for r in n.poll_sends() if r.peer == PEER.node_id)
+    n.receive(ResponseReceived(PEER.node_id, SIGNAL_PROTOCOL, req.request_id, env.RATE_LIMITED.encode(), T0))
+    assert n.poll_sends() == [] and n.next_timer() == pytest.approx(T0 + 0.2)
+    n.handle_timer(T0 + 0.1)
+    assert n.poll_sends() == []
+    n.handle_timer(T0 + 0.2)
+    [again] = n.poll_sends()
+    assert again.peer == PEER.node_id and again.payload == req.payload
+    # Refused again: the wait doubles.
+    n.receive(ResponseReceived(PEER.node_id, SIGNAL_PROTOCOL, again.request_id, env.RATE_LIMITED.encode(), T0 + 0.2))
+    assert n.next_timer() == pytest.approx(T0 + 0.6)

@@ -33,6 +33,7 @@ route, action potential to every link at once. See each mode's module.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import random
 from collections import Counter, OrderedDict, deque
@@ -88,6 +89,8 @@ class SignalConfig:
     min_strength: float = 0.05
     #: Resends of a push or an announcement whose request failed (link still up).
     push_retries: int = 2
+    #: First wait before resending a frame the peer refused as rate limited (doubles each time).
+    retry_delay: float = 0.2
     #: Penalty score at which a peer is reported and quarantined; it halves every ``penalty_half_life`` s.
     penalty_limit: float = 20.0
     penalty_half_life: float = 60.0
@@ -264,6 +267,7 @@ class SignalNetwork:
         self._penalties: dict[str, Penalty] = {}
         self._routes: OrderedDict[str, _Route] = OrderedDict()
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._delayed: list[tuple[float, int, _Pending]] = []
         self._urgent: deque[SendRequest] = deque()
         self._normal: deque[SendRequest] = deque()
         self._request_ids = itertools.count(1)
@@ -302,10 +306,13 @@ class SignalNetwork:
                 return []
             case RequestReceived():
                 return self._on_request(event)
-            case ResponseReceived(protocol=protocol, request_id=rid, payload=payload) if protocol == SIGNAL_PROTOCOL:
+            case ResponseReceived(protocol=protocol, request_id=rid, payload=payload, now=now) if protocol == SIGNAL_PROTOCOL:
                 pending = self._pending.pop(rid, None)
                 if payload and pending is not None:
                     self.stats[f"refused_by_peer:{payload[:32].decode(errors='replace')}"] += 1
+                    if payload == env.RATE_LIMITED.encode():
+                        # Honest traffic over a busy link: try again later rather than lose it.
+                        self._retry(pending, now, delay=self.config.retry_delay * 2**pending.attempts)
                 return []
             case RequestFailed(protocol=protocol) if protocol == SIGNAL_PROTOCOL:
                 return self._on_failed(event)
@@ -319,11 +326,17 @@ class SignalNetwork:
     def handle_timer(self, now: float) -> list[SignalOutput]:
         self.dedup.expire(now)
         self._enqueue(self.broadcast.handle_timer(now), urgent=False)
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, pending = heapq.heappop(self._delayed)
+            self._retry(pending, now, delay=0.0)
         return []
 
     def next_timer(self) -> float | None:
         """When :meth:`handle_timer` next has work (None: nothing scheduled)."""
-        return self.broadcast.next_deadline() if isinstance(self.broadcast, Plumtree) else None
+        deadlines = [self._delayed[0][0]] if self._delayed else []
+        if isinstance(self.broadcast, Plumtree) and (d := self.broadcast.next_deadline()) is not None:
+            deadlines.append(d)
+        return min(deadlines, default=None)
 
     def poll_sends(self, limit: int | None = None) -> list[SendRequest]:
         """Frames to send, urgent first (``limit``: at most this many)."""
@@ -524,13 +537,23 @@ class SignalNetwork:
             if route is not None:
                 self._next_hop(frame.signal, route)  # fail over to the next-best link, or spread
                 return []
-        if pending.peer in self.links and pending.attempts < self.config.push_retries:
-            rid = next(self._request_ids)
-            queue = self._urgent if pending.urgent else self._normal
-            queue.append(SendRequest(pending.peer, SIGNAL_PROTOCOL, rid, env.encode_frame(frame)))
-            self._pending[rid] = _Pending(pending.peer, frame, pending.attempts + 1, pending.urgent)
-            self.stats[f"{type(frame).__name__.lower()}_retried"] += 1
+        self._retry(pending, event.now, delay=0.0)
         return []
+
+    def _retry(self, pending: _Pending, now: float, *, delay: float) -> None:
+        """Send ``pending`` again (after ``delay`` seconds) while its link is up and tries remain."""
+        if pending.peer not in self.links or pending.attempts >= self.config.push_retries:
+            return
+        if delay > 0:
+            if len(self._delayed) < self.config.max_pending:
+                heapq.heappush(self._delayed, (now + delay, next(self._request_ids), pending))
+            return
+        frame = pending.frame
+        rid = next(self._request_ids)
+        queue = self._urgent if pending.urgent else self._normal
+        queue.append(SendRequest(pending.peer, SIGNAL_PROTOCOL, rid, env.encode_frame(frame)))
+        self._pending[rid] = _Pending(pending.peer, frame, pending.attempts + 1, pending.urgent)
+        self.stats[f"{type(frame).__name__.lower()}_retried"] += 1
 
     # -- outputs -----------------------------------------------------------------------
 

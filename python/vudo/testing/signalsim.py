@@ -193,6 +193,13 @@ class SignalSim:
         self._flush(node)
         return signal
 
+    def inject(self, src: int, dst: int, payload: bytes) -> None:
+        """Deliver raw bytes to ``dst`` now, as if ``src`` sent them (an attacker's frame)."""
+        channel = next(self._channels)
+        self._open[channel] = (src, dst, 0)
+        self._record(dst, self.nodes[dst].receive(RequestReceived(self.ids[src], SIGNAL_PROTOCOL, channel, payload, self.now)))
+        self._flush(dst)
+
     def step(self) -> None:
         """Advance one tick: deliver what is due, run due timers, send queued frames."""
         self.ticks += 1
