@@ -154,3 +154,28 @@ def test_subscription_drops_the_oldest_when_the_reader_falls_behind() -> None:
         assert sub.queue.qsize() == 2 and sub.dropped == 2
 
     run_network(2, [(0, 1)], body)
+
+
+def test_metrics_count_handled_rejected_and_sent() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from vudo.hyphal.linkproto import RequestReceived
+    from vudo.signals.envelope import SIGNAL_PROTOCOL
+
+    registry = CollectorRegistry()
+    a, b = identities(2)
+    hub = MemoryLinkHub()
+
+    async def main() -> None:
+        service = SignalsService(a, lambda: hub.port(a.node_id), SignalsSources(frozenset, tuple), registry=registry)
+        await service.start()
+        hub.link(a.node_id, b.node_id)
+        service.receive(await hub.port(a.node_id).next_event())  # type: ignore[arg-type]
+        service.emit("flood", b"x")
+        service.receive(RequestReceived(b.node_id, SIGNAL_PROTOCOL, 1, b"garbage", 0.0))
+
+    asyncio.run(main())
+    text = generate_latest(registry).decode()
+    assert 'vudo_signals_handled_total{type="flood"} 1.0' in text
+    assert 'vudo_signals_rejected_total{reason="malformed"} 1.0' in text
+    assert "vudo_signals_frames_sent_total 1.0" in text

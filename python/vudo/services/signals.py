@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from prometheus_client import CollectorRegistry, Counter
+
 from vudo.hyphal.linkproto import LinkDown, LinkUp, RequestFailed, RequestReceived, Respond, ResponseReceived, SendRequest
 from vudo.identity import Identity
 from vudo.services.base import NodeEvents
@@ -47,6 +49,17 @@ from vudo.signals.network import (
 )
 
 log = logging.getLogger("vudo.signals")
+
+
+class SignalMetrics:
+    """The signals service's Prometheus counters, in the node's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.handled = Counter("vudo_signals_handled", "Signals handled by this node", ["type"], registry=registry)
+        self.rejected = Counter("vudo_signals_rejected", "Signal frames dropped because they failed a check", ["reason"], registry=registry)
+        self.quorum_fired = Counter("vudo_signals_quorum_fired", "Quorum accumulators that fired on this node", registry=registry)
+        self.penalized = Counter("vudo_signals_peers_penalized", "Peers quarantined for sending invalid signals", registry=registry)
+        self.sent = Counter("vudo_signals_frames_sent", "Signal frames sent on the links", registry=registry)
 
 TICK_S = 0.1
 HISTORY = 256
@@ -157,7 +170,9 @@ class SignalsService:
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
         history: int = HISTORY,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        self.metrics = SignalMetrics(registry or CollectorRegistry())
         self.identity = identity
         self.policy = SignalNetwork(identity, config=config, rng=rng or random.Random())
         self.handlers = SignalHandlers()
@@ -212,14 +227,18 @@ class SignalsService:
                 if self.port is not None:
                     self.port.execute(o)
             elif isinstance(o, Delivered):
+                self.metrics.handled.labels(o.signal.kind).inc()
                 self._delivered(o)
             elif isinstance(o, QuorumFired):
+                self.metrics.quorum_fired.inc()
                 log.info("event %d: quorum %r fired (%d of %d nodes)", o.id, o.key, o.contributors, o.network_size)
                 self._publish("quorum_fired", {"key": o.key, "threshold": o.threshold, "contributors": o.contributors, "network_size": o.network_size, "at": o.now})
             elif isinstance(o, SignalRejected):
+                self.metrics.rejected.labels(o.reason).inc()
                 log.debug("event %d: signal from %s rejected: %s (%s)", o.id, o.peer, o.reason, o.detail)
                 self._publish("rejected", {"peer": o.peer, "reason": o.reason})
             elif isinstance(o, PeerPenalized):
+                self.metrics.penalized.inc()
                 log.warning("event %d: peer %s keeps sending invalid signals (%s); quarantined", o.id, o.peer, o.last_reason)
                 self._publish("penalized", {"peer": o.peer, "score": o.score, "reason": o.last_reason})
             elif isinstance(o, ActionPotentialIgnored):
@@ -246,6 +265,7 @@ class SignalsService:
         if self.port is None:
             return
         for request in self.policy.poll_sends():
+            self.metrics.sent.inc()
             self.port.execute(request)
 
     def receive(self, event: SignalLinkEvent) -> None:
