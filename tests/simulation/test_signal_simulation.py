@@ -241,7 +241,7 @@ def test_forged_and_replayed_signals_go_no_further_than_the_first_honest_node() 
     forged = msgspec.structs.replace(real, payload=b"evil", signature=bytes(64))
     body = env.signed_bytes(1, real.source, real.signal_type, b"evil", real.ttl, real.timestamp, real.nonce)
     forged = msgspec.structs.replace(forged, id=env.signal_id(body))
-    for frame in (Push(forged, 1), Push(real, 1)):  # a forgery, then a replay
+    for frame in (Push(forged, 2), Push(real, 2)):  # a forgery, then a replay
         sim.inject(liar, victim, env.encode_frame(frame))
     sim.run()
     assert sim.handled_by(forged.id) == {}
@@ -270,7 +270,7 @@ def test_a_flood_of_unique_signals_keeps_memory_bounded_and_honest_signals_flowi
     for burst in range(5):  # 100 valid signals a second from made-up keys, each with a new id
         for i in range(100):
             s = env.create(sybils[i % 50], Flood(), b"spam", ttl=16, now=sim.now, nonce=(burst * 100 + i).to_bytes(8, "big"))
-            sim.inject(attacker, victim, env.encode_frame(Push(s, 1)))
+            sim.inject(attacker, victim, env.encode_frame(Push(s, 2)))
         honest.append(sim.emit(100 + burst, Flood(), b"still here"))
         sim.run_for(100)  # one second
         assert all(len(node.dedup) <= 64 for node in sim.nodes)

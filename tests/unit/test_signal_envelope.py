@@ -110,7 +110,7 @@ def test_oversize_frame_and_payload() -> None:
     assert reason_of(decode_frame, b"\x00" * (env.MAX_FRAME + 1)) == env.OVERSIZE
     s = make()
     big = msgspec.structs.replace(s, payload=b"x" * (env.MAX_PAYLOAD + 1))
-    wire = encode_frame(Push(big, 0))
+    wire = encode_frame(Push(big, 1))
     assert reason_of(lambda: decode_frame(wire, max_bytes=env.MAX_FRAME * 2)) == env.OVERSIZE
 
 
@@ -186,7 +186,7 @@ _signal_types = st.one_of(
 @given(_signal_types, st.binary(max_size=256), st.integers(1, 32), st.data())
 def test_a_flipped_byte_never_yields_a_different_valid_signal(signal_type: env.SignalType, payload: bytes, ttl: int, data: st.DataObject) -> None:
     s = env.create(ME, signal_type, payload, ttl=ttl, now=T0, nonce=NONCE)
-    wire = bytearray(encode_frame(Push(s, 0)))
+    wire = bytearray(encode_frame(Push(s, 1)))
     pos = data.draw(st.integers(0, len(wire) - 1))
     wire[pos] ^= data.draw(st.integers(1, 255))
     try:

@@ -59,7 +59,7 @@ def signal(signal_type: env.SignalType = FLOOD, *, ttl: int = 8, now: float = T0
 _channel = iter(range(1, 1_000_000))
 
 
-def push(n: SignalNetwork, s: env.Signal, *, hops: int = 1, now: float = T0, peer: str = PEER.node_id) -> list[object]:
+def push(n: SignalNetwork, s: env.Signal, *, hops: int = 2, now: float = T0, peer: str = PEER.node_id) -> list[object]:
     return list(n.receive(RequestReceived(peer, SIGNAL_PROTOCOL, next(_channel), encode_frame(Push(s, hops)), now)))
 
 
@@ -85,8 +85,8 @@ def test_a_valid_flood_is_handled_answered_and_forwarded_once() -> None:
     out = push(n, s)
     assert isinstance(out[0], Respond) and out[0].payload == b""
     [d] = delivered(out)
-    assert d.signal == s and d.hops == 1 and d.strength is None
-    assert sent(n) == [(FAR.node_id, Push(s, 2))]
+    assert d.signal == s and d.hops == 2 and d.strength is None
+    assert sent(n) == [(FAR.node_id, Push(s, 3))]
     # Replay: answered, counted, not handled again.
     assert delivered(push(n, s)) == [] and n.rejected[env.DUPLICATE] == 1
 
@@ -110,6 +110,15 @@ def test_invalid_signals_are_counted_and_never_handled_nor_forwarded(make: objec
     assert out[0] == Respond(out[0].channel, reason.encode())  # type: ignore[attr-defined]
     assert delivered(out) == [] and n.poll_sends() == []
     assert n.rejected[reason] == 1
+
+
+def test_a_forwarder_cannot_claim_to_be_the_source() -> None:
+    n = node()
+    s = signal(Gradient(0.5))
+    assert reasons(push(n, s, hops=1)) == [env.BAD_HOPS]  # PEER is not SRC: a copy from it has crossed 2+ links
+    assert n.penalty(PEER.node_id, T0) == 1.0
+    [d] = delivered(push(n, s, hops=1, peer=SRC.node_id))
+    assert d.strength == 0.5
 
 
 def test_garbage_and_oversize_frames() -> None:
@@ -167,10 +176,10 @@ def test_gradient_reads_strength_from_hops_and_stops_below_threshold() -> None:
     assert d.strength == pytest.approx(0.25)
     assert n.poll_sends() == []  # 0.125 < 0.2: not forwarded
     assert n.read_gradient("cpu", now=T0) == [(SRC.node_id, pytest.approx(0.25))]
-    # A shorter path arrives later: the reading rises, it is forwarded, not handled twice.
-    assert delivered(push(n, s, hops=1, peer=FAR.node_id)) == []
+    # A shorter path arrives later (from the source itself): the reading rises, it is forwarded, not handled twice.
+    assert delivered(push(n, s, hops=1, peer=SRC.node_id)) == []
     assert n.read_gradient("cpu", now=T0) == [(SRC.node_id, pytest.approx(0.5))]
-    assert sent(n) == [(PEER.node_id, Push(s, 2))]
+    assert sorted(sent(n)) == sorted([(PEER.node_id, Push(s, 2)), (FAR.node_id, Push(s, 2))])
 
 
 def test_directed_is_handled_by_the_target_only_and_routed_by_the_view() -> None:
@@ -181,7 +190,7 @@ def test_directed_is_handled_by_the_target_only_and_routed_by_the_view() -> None
     n.receive(TopologyChanged(((FAR.node_id, other),), T0))
     t = signal(Directed(other), nonce=1)
     assert delivered(push(n, t)) == []
-    assert sent(n) == [(FAR.node_id, Push(t, 2))]
+    assert sent(n) == [(FAR.node_id, Push(t, 3))]
     # The routed push failed: no other known path, so spread it (never back to the sender).
     rid = 0
     n.receive(TopologyChanged((), T0))
@@ -189,7 +198,7 @@ def test_directed_is_handled_by_the_target_only_and_routed_by_the_view() -> None
     push(n, t2, peer=FAR.node_id)
     [req] = n.poll_sends()
     rid = req.request_id
-    assert decode_frame(req.payload) == Push(t2, 2, spread=True) and req.peer == PEER.node_id
+    assert decode_frame(req.payload) == Push(t2, 3, spread=True) and req.peer == PEER.node_id
     n.receive(ResponseReceived(PEER.node_id, SIGNAL_PROTOCOL, rid, b"", T0))
 
 
@@ -247,7 +256,7 @@ def test_action_potential_goes_ahead_of_queued_traffic_and_respects_refractory()
     [d] = delivered(push(n, ap))
     assert d.urgent
     [first] = n.poll_sends(1)
-    assert decode_frame(first.payload) == Push(ap, 2) and first.peer == FAR.node_id
+    assert decode_frame(first.payload) == Push(ap, 3) and first.peer == FAR.node_id
     # Another action potential of the same key inside the period: ignored, not forwarded.
     queued = n.queued
     out = push(n, signal(ActionPotential(1000, "alarm"), nonce=1, now=T0 + 0.5), now=T0 + 0.5)
@@ -331,9 +340,9 @@ def _requests(draw: st.DrawFn) -> list[tuple[str, bytes, float]]:
         s = draw(st.sampled_from(pool))
         choice = draw(st.integers(0, 4))
         if choice <= 1:
-            data = encode_frame(Push(s, draw(st.integers(0, s.ttl))))
+            data = encode_frame(Push(s, draw(st.integers(1, s.ttl))))
         elif choice == 2:
-            wire = bytearray(encode_frame(Push(s, 0)))
+            wire = bytearray(encode_frame(Push(s, 1)))
             wire[draw(st.integers(0, len(wire) - 1))] ^= draw(st.integers(1, 255))
             data = bytes(wire)
         elif choice == 3:

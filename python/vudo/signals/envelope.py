@@ -15,9 +15,12 @@ What changes from hop to hop travels *outside* the signature, in the frame
 that carries the signal: only ``hops``. The remaining TTL is ``ttl - hops``
 and a gradient's strength is ``decay_factor ** hops``, so neither can be
 inflated by a forwarder beyond what the source signed: ``hops`` is bounded
-by the signed origin TTL (a frame with more hops is refused), and a forwarder
-that *lowers* ``hops`` can at most give the signal the reach its source
-already allowed.
+by the signed origin TTL (a frame with more hops is refused), it is 1 only
+on a copy sent by its source itself and at least 2 on any other (checked
+against the authenticated sender), so a forwarder that *lowers* ``hops`` can
+at most pretend to be next to the source: its neighbours then read the
+strength and reach of a node two hops from it, never more than the source
+allowed.
 
 Frames (:data:`Frame`) are msgpack, one per request on ``/vudo/signal/1``:
 
@@ -67,6 +70,7 @@ EXPIRED: Final = "expired"
 FUTURE: Final = "future"
 TTL_TOO_LARGE: Final = "ttl_too_large"
 HOPS_EXCEEDED: Final = "hops_exceeded"
+BAD_HOPS: Final = "bad_hops"
 DUPLICATE: Final = "duplicate"
 REPLAY_WINDOW: Final = "replay_window"
 RATE_LIMITED: Final = "rate_limited"
@@ -81,6 +85,7 @@ REASONS: Final = (
     FUTURE,
     TTL_TOO_LARGE,
     HOPS_EXCEEDED,
+    BAD_HOPS,
     DUPLICATE,
     REPLAY_WINDOW,
     RATE_LIMITED,
@@ -88,14 +93,15 @@ REASONS: Final = (
 )
 #: Reasons that are the sending peer's fault (they cost it reputation).
 #: ``duplicate``, ``expired`` and ``rate_limited`` happen to honest peers too.
-PEER_FAULTS: Final = frozenset({MALFORMED, OVERSIZE, UNSUPPORTED_VERSION, BAD_ID, BAD_SIGNATURE, TTL_TOO_LARGE, HOPS_EXCEEDED, FUTURE})
+PEER_FAULTS: Final = frozenset({MALFORMED, OVERSIZE, UNSUPPORTED_VERSION, BAD_ID, BAD_SIGNATURE, TTL_TOO_LARGE, HOPS_EXCEEDED, BAD_HOPS, FUTURE})
 
 NodeIdStr = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 SignalId = Annotated[str, msgspec.Meta(pattern=f"^[0-9a-f]{{{ID_HEX_LEN}}}$")]
 Key = Annotated[str, msgspec.Meta(max_length=128)]
 Unit = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 Ttl = Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL)]
-Hops = Annotated[int, msgspec.Meta(ge=0, le=MAX_TTL)]
+#: Links crossed by a copy on the wire: at least 1 (the source's own copy, 0, is never sent).
+Hops = Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL)]
 Timestamp = Annotated[float, msgspec.Meta(ge=0.0, le=1e11)]
 Payload = Annotated[bytes, msgspec.Meta(max_length=MAX_PAYLOAD)]
 Nonce = Annotated[bytes, msgspec.Meta(min_length=8, max_length=8)]

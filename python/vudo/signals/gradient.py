@@ -6,7 +6,8 @@ The strength of a gradient signal is never carried on the wire: it is
 ``decay_factor ** hops``, with ``decay_factor`` signed by the source and
 ``hops`` the links the copy crossed (1.0 at the source). A forwarder cannot
 make a signal stronger than the source allowed, only report fewer hops —
-which at worst gives a copy the strength of a node one hop from the source.
+which at worst gives its neighbours the strength of nodes two hops from the
+source (a copy with one hop must come from the source itself).
 
 A node forwards a gradient copy to every link but the one it came on, as
 long as the next hop would still read at least ``min_strength`` and the TTL

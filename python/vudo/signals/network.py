@@ -397,6 +397,8 @@ class SignalNetwork:
             raise RemoteValueError(env.OVERSIZE, f"payload of {len(signal.payload)} bytes, limit {cfg.max_payload}")
         if signal.ttl > cfg.max_ttl:
             raise RemoteValueError(env.TTL_TOO_LARGE, f"ttl {signal.ttl}, limit {cfg.max_ttl}")
+        if hops < 2 and peer != signal.source:
+            raise RemoteValueError(env.BAD_HOPS, f"{hops} hop from {peer}, which is not the source {signal.source}")
         known = self.dedup.tag(signal.id)
         if known is not None:
             if known != signal.signature:
