@@ -131,9 +131,9 @@ def test_plumtree_answers_a_graft_and_adopts_shorter_paths() -> None:
     s = signal(ttl=4)
     p.on_push("a", s, 4, new=True, now=T0)  # at the TTL: nothing forwarded
     assert p.on_graft("b", s.id, T0) == []
-    # A neighbour announces a 2-hop path: forward now, as on first receipt (not to the informer).
+    # A neighbour announces a 2-hop path: forward now, as on first receipt (not to a or c: they have it).
     out = p.on_ihave("c", [Announce(s.id, 2)], T0, lambda _id: True)
-    assert {o.peer for o in out} == {"a", "b"}
+    assert {o.peer for o in out} == {"b"}
     assert p.on_graft("b", s.id, T0) == [Out("b", Push(s, 3))]
     assert p.on_graft("b", None, T0) == []
     # A further improvement is only announced.
@@ -310,3 +310,13 @@ def test_plumtree_bounds_the_signals_it_waits_for() -> None:
     for chunk in range(0, len(ids), 64):
         p.on_ihave("a", [Announce(i, 1) for i in ids[chunk : chunk + 64]], T0, lambda _id: False)
     assert p.missing == flood.MAX_MISSING and p.announcements_dropped == 10
+
+
+def test_plumtree_sends_nothing_to_peers_that_already_hold_the_signal() -> None:
+    p = plumtree()
+    p.on_prune("c")  # c is lazy
+    s = signal()
+    # c announced it before it reached us through a: no announcement goes back to c.
+    p.on_ihave("c", [Announce(s.id, 3)], T0, lambda _id: False)
+    out = p.on_push("a", s, 2, new=True, now=T0)
+    assert out == [Out("b", Push(s, 3))]

@@ -45,6 +45,8 @@ from vudo.signals.envelope import Announce, Frame, Graft, IHave, Prune, Push, Si
 
 #: How many announcers of one missing signal are remembered.
 MAX_ANNOUNCERS = 16
+#: How many holders of one signal are remembered.
+MAX_HOLDERS = 64
 #: How many missing signals are tracked at once (announcements beyond it are ignored until some resolve).
 MAX_MISSING = 10_000
 
@@ -63,6 +65,8 @@ class _Held:
     hops: int
     expires: float
     parent: str | None
+    #: Peers known to hold it already (they pushed or announced it to us): nothing is sent to them.
+    holders: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -155,15 +159,20 @@ class Plumtree:
 
     def broadcast(self, signal: Signal, now: float) -> list[Out]:
         self._hold(signal, 0, now, parent=None)
-        return self._forward(signal, 0, exclude=None)
+        return self._forward(signal, 0, exclude=set())
 
     def on_push(self, peer: str, signal: Signal, hops: int, *, new: bool, now: float) -> list[Out]:
         if new:
-            self._missing.pop(signal.id, None)
-            self._hold(signal, hops, now, parent=peer)
+            missing = self._missing.pop(signal.id, None)
+            fresh = self._hold(signal, hops, now, parent=peer)
+            fresh.holders.add(peer)
+            if missing is not None:
+                fresh.holders.update(p for p, _ in missing.announcers)
             self._make_eager(peer)
-            return self._forward(signal, hops, exclude=peer)
+            return self._forward(signal, hops, exclude=fresh.holders)
         held = self._held.get(signal.id)
+        if held is not None and len(held.holders) < MAX_HOLDERS:
+            held.holders.add(peer)
         out = self._improve(held, hops, informer=peer) if held is not None and hops < held.hops else []
         if held is not None and held.parent == peer:
             return out  # our tree parent resent it (our answer was lost): the link is still the right one
@@ -176,6 +185,8 @@ class Plumtree:
         for entry in entries:
             held = self._held.get(entry.id)
             if held is not None:
+                if len(held.holders) < MAX_HOLDERS:
+                    held.holders.add(peer)
                 if entry.hops < held.hops:
                     out += self._improve(held, entry.hops, informer=peer)
                 continue
@@ -233,11 +244,12 @@ class Plumtree:
 
     # -- internals -------------------------------------------------------------
 
-    def _hold(self, signal: Signal, hops: int, now: float, parent: str | None) -> None:
+    def _hold(self, signal: Signal, hops: int, now: float, parent: str | None) -> _Held:
         self._expire(now)
         while len(self._held) >= self.capacity:
             self._held.popitem(last=False)
-        self._held[signal.id] = _Held(signal, hops, now + self.retention, parent)
+        held = self._held[signal.id] = _Held(signal, hops, now + self.retention, parent)
+        return held
 
     def _expire(self, now: float) -> None:
         while self._held:
@@ -246,13 +258,13 @@ class Plumtree:
                 break
             del self._held[key]
 
-    def _forward(self, signal: Signal, hops: int, exclude: str | None) -> list[Out]:
+    def _forward(self, signal: Signal, hops: int, exclude: set[str]) -> list[Out]:
         if hops >= signal.ttl:
             return []
         push = Push(signal, hops + 1)
         ihave = IHave([Announce(signal.id, hops + 1)])
-        out = [Out(p, push) for p in sorted(self.eager) if p != exclude]
-        out += [Out(p, ihave) for p in sorted(self.lazy) if p != exclude]
+        out = [Out(p, push) for p in sorted(self.eager - exclude)]
+        out += [Out(p, ihave) for p in sorted(self.lazy - exclude)]
         return out
 
     def _improve(self, held: _Held, hops: int, informer: str) -> list[Out]:
@@ -261,7 +273,7 @@ class Plumtree:
         held.hops = hops
         if old >= held.signal.ttl:
             # Too far before to forward anything: forward now as on first receipt.
-            return self._forward(held.signal, hops, exclude=informer)
+            return self._forward(held.signal, hops, exclude=held.holders | {informer})
         if hops >= held.signal.ttl:
             return []
         ihave = IHave([Announce(held.signal.id, hops + 1)])
