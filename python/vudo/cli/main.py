@@ -17,6 +17,7 @@ import httpx
 
 from vudo import __version__
 from vudo.cli.output import print_json, style, table
+from vudo.cli.signal import signal
 from vudo.config import ENV_PREFIX, default_data_dir, load_config
 from vudo.errors import VudoError
 from vudo.identity import init_data_dir, load_identity
@@ -244,6 +245,7 @@ from vudo.cli.spirit import spirit  # noqa: E402 - the group imports helpers fro
 
 cli.add_command(physarum)
 cli.add_command(spirit)
+cli.add_command(signal)
 
 
 def main() -> None:
