@@ -133,6 +133,64 @@ def test_a_copy_with_another_signature_is_a_forgery_not_a_duplicate() -> None:
     s = signal()
     push(n, s)
     assert reasons(push(n, msgspec.structs.replace(s, signature=bytes(64)))) == [env.BAD_SIGNATURE]
+    # The source may sign the same fields again (another valid Ed25519 signature): a duplicate, no one's fault.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    body = env.signed_bytes(s.v, s.source, s.signal_type, s.payload, s.ttl, s.timestamp, s.nonce)
+    other_sig = _resign(SRC.private_key, body)
+    assert other_sig != s.signature and isinstance(SRC.private_key, Ed25519PrivateKey)
+    out = push(n, msgspec.structs.replace(s, signature=other_sig), peer=FAR.node_id)
+    assert reasons(out) == [] and delivered(out) == [] and n.rejected[env.DUPLICATE] == 1
+    assert n.penalty(FAR.node_id, T0) == 0.0
+
+
+def _resign(key: object, body: bytes) -> bytes:
+    """A second valid Ed25519 signature of ``body`` (random nonce, as a misbehaving signer may produce)."""
+    import hashlib
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+
+    seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())  # type: ignore[attr-defined]
+    h = hashlib.sha512(seed).digest()
+    a = int.from_bytes(bytearray([h[0] & 248]) + h[1:31] + bytes([(h[31] & 127) | 64]), "little")
+    q = 2**252 + 27742317777372353535851937790883648493
+    r = secrets.randbelow(q - 1) + 1
+    big_r = _scalar_mult_base(r)
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)  # type: ignore[attr-defined]
+    k = int.from_bytes(hashlib.sha512(big_r + pub + body).digest(), "little") % q
+    s = (r + k * a) % q
+    return big_r + s.to_bytes(32, "little")
+
+
+def _scalar_mult_base(n: int) -> bytes:
+    """Encode n*B on edwards25519 (plain affine arithmetic; slow, fine for one test)."""
+    p = 2**255 - 19
+    d = -121665 * pow(121666, p - 2, p) % p
+    by = 4 * pow(5, p - 2, p) % p
+    bx = _recover_x(by, 0, p, d)
+
+    def add(P: tuple[int, int], Q: tuple[int, int]) -> tuple[int, int]:
+        (x1, y1), (x2, y2) = P, Q
+        t = d * x1 * x2 * y1 * y2 % p
+        return ((x1 * y2 + x2 * y1) * pow(1 + t, p - 2, p) % p, (y1 * y2 + x1 * x2) * pow(1 - t, p - 2, p) % p)
+
+    result, addend = (0, 1), (bx, by)
+    while n:
+        if n & 1:
+            result = add(result, addend)
+        addend = add(addend, addend)
+        n >>= 1
+    x, y = result
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def _recover_x(y: int, sign: int, p: int, d: int) -> int:
+    x2 = (y * y - 1) * pow(d * y * y + 1, p - 2, p) % p
+    x = pow(x2, (p + 3) // 8, p)
+    if (x * x - x2) % p:
+        x = x * pow(2, (p - 1) // 4, p) % p
+    return x if (x & 1) == sign else p - x
 
 
 def test_replay_after_the_dedup_memory_overflowed_is_refused() -> None:
