@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -20,6 +23,12 @@ from vudo.hyphal.linkproto import (
 )
 from vudo.services.protocol_port import ProtocolPort
 from vudo.signals.envelope import SIGNAL_PROTOCOL
+
+
+def run_async(coro: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` in its own thread: a session-wide Playwright driver may already run a loop in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result(timeout=120)
 
 
 def test_a_port_takes_its_protocol_and_copies_link_events() -> None:
@@ -53,5 +62,5 @@ def test_a_port_takes_its_protocol_and_copies_link_events() -> None:
         port.offer(up)  # link events are never dropped
         assert port.dropped == 2 and port._queue.qsize() == 6
 
-    asyncio.run(main())
+    run_async(main())
     assert sent == [SendRequest("p", SIGNAL_PROTOCOL, 3, b"y"), Respond(2, b"")]

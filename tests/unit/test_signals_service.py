@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,12 @@ from vudo.testing.signalports import MemoryLinkHub
 from vudo.testing.signalsim import identities
 
 TIMEOUT = 30.0
+
+
+def run_async(coro: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` in its own thread: a session-wide Playwright driver may already run a loop in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result(timeout=120)
 
 
 class _Events:
@@ -53,7 +61,7 @@ def run_network(n: int, edges: list[tuple[int, int]], body: Callable[[list[Signa
             hub.close()
             await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
 
-    asyncio.run(main())
+    run_async(main())
 
 
 LINE = [(i, i + 1) for i in range(5)]  # 0-1-2-3-4-5
@@ -174,7 +182,7 @@ def test_metrics_count_handled_rejected_and_sent() -> None:
         service.emit("flood", b"x")
         service.receive(RequestReceived(b.node_id, SIGNAL_PROTOCOL, 1, b"garbage", 0.0))
 
-    asyncio.run(main())
+    run_async(main())
     text = generate_latest(registry).decode()
     assert 'vudo_signals_handled_total{type="flood"} 1.0' in text
     assert 'vudo_signals_rejected_total{reason="malformed"} 1.0' in text
