@@ -136,9 +136,9 @@ def test_plumtree_answers_a_graft_and_adopts_shorter_paths() -> None:
     assert {o.peer for o in out} == {"b"}
     assert p.on_graft("b", s.id, T0) == [Out("b", Push(s, 3))]
     assert p.on_graft("b", None, T0) == []
-    # A further improvement is only announced.
+    # A further improvement is only announced, and not to c, which has a path as short.
     out = p.on_push("a", s, 1, new=False, now=T0)
-    assert {o.peer for o in out} == {"b", "c"} and all(isinstance(o.frame, IHave) for o in out)
+    assert [o.peer for o in out if isinstance(o.frame, IHave)] == ["b"]
 
 
 def test_plain_flood_pushes_to_all_but_the_sender_once() -> None:
@@ -287,7 +287,7 @@ def test_plumtree_keeps_its_parent_when_the_parent_resends() -> None:
     # A shorter copy over another link still prunes that link (it is redundant), after adopting its hops.
     out = p.on_push("b", s, 1, new=False, now=T0)
     assert out[-1] == Out("b", Prune()) and "b" in p.lazy
-    assert [o.peer for o in out if isinstance(o.frame, IHave)] == ["a", "c"]
+    assert [o.peer for o in out if isinstance(o.frame, IHave)] == ["c"]  # a has it one hop from the source already
 
 
 def test_quorum_sybil_contributors_cannot_crowd_out_members() -> None:
@@ -320,3 +320,34 @@ def test_plumtree_sends_nothing_to_peers_that_already_hold_the_signal() -> None:
     p.on_ihave("c", [Announce(s.id, 3)], T0, lambda _id: False)
     out = p.on_push("a", s, 2, new=True, now=T0)
     assert out == [Out("b", Push(s, 3))]
+
+
+def test_plumtree_adopts_the_shortest_announced_path_when_the_signal_arrives() -> None:
+    p = plumtree()
+    s = signal(ttl=3)
+    p.on_ihave("c", [Announce(s.id, 3)], T0, lambda _id: False)
+    p.on_ihave("c", [Announce(s.id, 1)], T0, lambda _id: False)  # the same announcer, a shorter path now
+    out = p.on_push("a", s, 3, new=True, now=T0)  # a long way round, at the TTL
+    # It counts as 1 hop (c's path): b gets it with 2 hops, and c (0 hops) nothing.
+    assert out == [Out("b", Push(s, 2))]
+
+
+def test_plumtree_does_not_announce_shorter_paths_beyond_the_networks_horizon() -> None:
+    p = plumtree()
+    s = signal(ttl=10)
+    p.on_push("a", s, 5, new=True, now=T0)
+    p.horizon = 5  # the view says everything is within 5 hops: 10 - 5 left was enough
+    assert p.on_ihave("b", [Announce(s.id, 2)], T0, lambda _id: True) == []
+    s2 = signal(ttl=10, nonce=b"\x02" * 8)
+    p.on_push("a", s2, 5, new=True, now=T0)
+    p.horizon = 6  # 10 - 5 left is not enough for a 6-hop network: the shorter path is announced
+    assert [o.peer for o in p.on_ihave("b", [Announce(s2.id, 2)], T0, lambda _id: True)] == ["a", "c"]  # a has it at 4 hops
+
+
+def test_topology_eccentricity_needs_a_view_of_the_whole_network() -> None:
+    t = TopologyView("me")
+    t.link_up("a")
+    t.update([("a", "b"), ("b", "c")])
+    assert t.eccentricity(4) == 3
+    assert t.eccentricity(5) is None  # someone is missing from the view
+    assert t.eccentricity(0) is None

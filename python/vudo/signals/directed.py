@@ -80,6 +80,21 @@ class TopologyView:
         self._distances[target] = dist
         return dist
 
+    def eccentricity(self, network_size: int) -> int | None:
+        """Hops from this node to the farthest node of the view; None when the view does not cover
+        ``network_size`` nodes (then nothing is known about how far the network reaches)."""
+        dist = {self.self_id: 0}
+        queue = deque([self.self_id])
+        while queue:
+            node = queue.popleft()
+            for nxt in self._neighbours(node):
+                if nxt not in dist:
+                    dist[nxt] = dist[node] + 1
+                    queue.append(nxt)
+        if network_size <= 0 or len(dist) < network_size:
+            return None
+        return max(dist.values())
+
     def next_hops(self, target: str, *, exclude: Iterable[str] = ()) -> list[str]:
         """This node's live links that lead to ``target``, best first (empty: no known path)."""
         banned = set(exclude)

@@ -25,7 +25,9 @@ smaller hop count (the signal is the same signed object, it is not handled
 twice) and announces it to its other links; a node that had been too far
 to forward at all now forwards normally. Hop counts only ever decrease, so
 this settles, and every node within ``ttl`` hops of the source gets the
-signal when links deliver.
+signal when links deliver. A node whose topology view covers the whole
+network and says everything is within the TTL it had left (its
+``horizon``) skips these announcements: they could not reach anyone new.
 
 :class:`PlainFlood` is the seed's algorithm, kept as the fallback and as the
 benchmark's baseline: on first receipt, push to every link but the sender.
@@ -65,8 +67,9 @@ class _Held:
     hops: int
     expires: float
     parent: str | None
-    #: Peers known to hold it already (they pushed or announced it to us): nothing is sent to them.
-    holders: set[str] = field(default_factory=set)
+    #: Peers known to hold it already (they pushed or announced it to us), with their hop count:
+    #: they are sent nothing, unless we can offer them a shorter path (then only an announcement).
+    holders: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -128,6 +131,9 @@ class Plumtree:
         self._missing: dict[str, _Missing] = {}
         self.grafts_sent = 0
         self.announcements_dropped = 0
+        #: How many hops away this node's farthest node is (from the topology view), or None when unknown.
+        #: A copy with at least that much TTL left reaches everything already: shorter paths need no announcing.
+        self.horizon: int | None = None
 
     # -- links -----------------------------------------------------------------
 
@@ -159,20 +165,25 @@ class Plumtree:
 
     def broadcast(self, signal: Signal, now: float) -> list[Out]:
         self._hold(signal, 0, now, parent=None)
-        return self._forward(signal, 0, exclude=set())
+        return self._forward(signal, 0, holders={})
 
     def on_push(self, peer: str, signal: Signal, hops: int, *, new: bool, now: float) -> list[Out]:
         if new:
+            frame_hops = hops
             missing = self._missing.pop(signal.id, None)
+            if missing is not None and missing.announcers:
+                # Someone announced it over a shorter path before this copy came: that path counts.
+                hops = min(hops, *(h for _, h in missing.announcers))
             fresh = self._hold(signal, hops, now, parent=peer)
-            fresh.holders.add(peer)
+            fresh.holders[peer] = frame_hops - 1
             if missing is not None:
-                fresh.holders.update(p for p, _ in missing.announcers)
+                for p, h in missing.announcers:
+                    fresh.holders[p] = min(fresh.holders.get(p, h - 1), h - 1)
             self._make_eager(peer)
-            return self._forward(signal, hops, exclude=fresh.holders)
+            return self._forward(signal, hops, holders=fresh.holders)
         held = self._held.get(signal.id)
-        if held is not None and len(held.holders) < MAX_HOLDERS:
-            held.holders.add(peer)
+        if held is not None:
+            self._note_holder(held, peer, hops - 1)
         out = self._improve(held, hops, informer=peer) if held is not None and hops < held.hops else []
         if held is not None and held.parent == peer:
             return out  # our tree parent resent it (our answer was lost): the link is still the right one
@@ -185,8 +196,7 @@ class Plumtree:
         for entry in entries:
             held = self._held.get(entry.id)
             if held is not None:
-                if len(held.holders) < MAX_HOLDERS:
-                    held.holders.add(peer)
+                self._note_holder(held, peer, entry.hops - 1)
                 if entry.hops < held.hops:
                     out += self._improve(held, entry.hops, informer=peer)
                 continue
@@ -198,7 +208,10 @@ class Plumtree:
                     self.announcements_dropped += 1
                     continue
                 missing = self._missing[entry.id] = _Missing(deadline=now + self.ihave_timeout)
-            if len(missing.announcers) < MAX_ANNOUNCERS and all(p != peer for p, _ in missing.announcers):
+            known = next((k for k, (p, _) in enumerate(missing.announcers) if p == peer), None)
+            if known is not None:
+                missing.announcers[known] = (peer, min(missing.announcers[known][1], entry.hops))
+            elif len(missing.announcers) < MAX_ANNOUNCERS:
                 missing.announcers.append((peer, entry.hops))
         return out
 
@@ -258,23 +271,36 @@ class Plumtree:
                 break
             del self._held[key]
 
-    def _forward(self, signal: Signal, hops: int, exclude: set[str]) -> list[Out]:
+    def _forward(self, signal: Signal, hops: int, holders: dict[str, int]) -> list[Out]:
+        """Push on eager links, announce on lazy ones; holders get only an announcement of a shorter path."""
         if hops >= signal.ttl:
             return []
         push = Push(signal, hops + 1)
         ihave = IHave([Announce(signal.id, hops + 1)])
-        out = [Out(p, push) for p in sorted(self.eager - exclude)]
-        out += [Out(p, ihave) for p in sorted(self.lazy - exclude)]
+        out: list[Out] = []
+        for p in sorted(self.peers):
+            have = holders.get(p)
+            if have is None:
+                out.append(Out(p, push if p in self.eager else ihave))
+            elif have > hops + 1:
+                out.append(Out(p, ihave))
         return out
+
+    @staticmethod
+    def _note_holder(held: _Held, peer: str, hops: int) -> None:
+        if peer in held.holders or len(held.holders) < MAX_HOLDERS:
+            held.holders[peer] = min(held.holders.get(peer, hops), hops)
 
     def _improve(self, held: _Held, hops: int, informer: str) -> list[Out]:
         """A shorter path to the source was found: adopt it and tell the other links."""
         old = held.hops
         held.hops = hops
+        if self.horizon is not None and held.signal.ttl - old >= self.horizon:
+            return []  # the copy we had already reached as far as the network goes
         if old >= held.signal.ttl:
             # Too far before to forward anything: forward now as on first receipt.
-            return self._forward(held.signal, hops, exclude=held.holders | {informer})
+            return self._forward(held.signal, hops, holders=held.holders)
         if hops >= held.signal.ttl:
             return []
         ihave = IHave([Announce(held.signal.id, hops + 1)])
-        return [Out(p, ihave) for p in sorted(self.peers) if p != informer]
+        return [Out(p, ihave) for p in sorted(self.peers) if p != informer and held.holders.get(p, hops + 2) > hops + 1]

@@ -294,12 +294,14 @@ class SignalNetwork:
                 self.links.add(peer)
                 self.broadcast.link_up(peer)
                 self.topology.link_up(peer)
+                self._update_horizon()
                 self._buckets[peer] = TokenBucket(self.config.peer_rate, self.config.peer_burst, self.config.peer_burst, now)
                 return []
             case LinkDown(peer=peer):
                 self.links.discard(peer)
                 self.broadcast.link_down(peer)
                 self.topology.link_down(peer)
+                self._update_horizon()
                 self._buckets.pop(peer, None)
                 return []
             case RequestReceived(protocol=protocol) if protocol != SIGNAL_PROTOCOL:
@@ -317,11 +319,18 @@ class SignalNetwork:
             case RequestFailed(protocol=protocol) if protocol == SIGNAL_PROTOCOL:
                 return self._on_failed(event)
             case MembershipChanged(members=members, now=now):
-                return [self._fired(f) for f in self.quorum.set_members(members, now)]
+                fired = self.quorum.set_members(members, now)
+                self._update_horizon()
+                return [self._fired(f) for f in fired]
             case TopologyChanged(edges=edges):
                 self.topology.update(edges)
+                self._update_horizon()
                 return []
         return []
+
+    def _update_horizon(self) -> None:
+        if isinstance(self.broadcast, Plumtree):
+            self.broadcast.horizon = self.topology.eccentricity(self.quorum.network_size)
 
     def handle_timer(self, now: float) -> list[SignalOutput]:
         self.dedup.expire(now)
