@@ -445,3 +445,15 @@ def test_a_push_refused_as_rate_limited_is_resent_later() -> None:
     # Refused again: the wait doubles.
     n.receive(ResponseReceived(PEER.node_id, SIGNAL_PROTOCOL, again.request_id, env.RATE_LIMITED.encode(), T0 + 0.2))
     assert n.next_timer() == pytest.approx(T0 + 0.6)
+
+
+def test_memory_for_payloads_is_bounded() -> None:
+    n = node(held_capacity=10, max_pending=20, peer_rate=1e6, peer_burst=1e6)
+    signals = [signal(nonce=i, payload=b"p" * 1000) for i in range(30)]
+    for s in signals:
+        push(n, s)
+    assert len(n.broadcast._held) == 10  # type: ignore[union-attr]
+    assert len(n._pending) <= 20
+    # The oldest is no longer held: a graft for it is answered with nothing; the newest is pushed.
+    assert n.broadcast.on_graft(PEER.node_id, signals[0].id, T0) == []
+    assert len(n.broadcast.on_graft(PEER.node_id, signals[-1].id, T0)) == 1

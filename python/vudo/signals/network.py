@@ -94,7 +94,10 @@ class SignalConfig:
     #: Penalty score at which a peer is reported and quarantined; it halves every ``penalty_half_life`` s.
     penalty_limit: float = 20.0
     penalty_half_life: float = 60.0
-    max_pending: int = 100_000
+    #: Unanswered pushes remembered for resending, and signals held to answer grafts: each may hold a
+    #: payload, so these bound the memory a flood of large signals can take (10 000 x 4 KiB = 40 MiB).
+    max_pending: int = 10_000
+    held_capacity: int = 10_000
 
     def __post_init__(self) -> None:
         if not 1 <= self.default_ttl <= self.max_ttl <= env.MAX_TTL:
@@ -250,7 +253,7 @@ class SignalNetwork:
                 ihave_timeout=cfg.ihave_timeout,
                 graft_timeout=cfg.graft_timeout,
                 max_graft_attempts=cfg.max_graft_attempts,
-                capacity=cfg.dedup_capacity,
+                capacity=cfg.held_capacity,
                 retention=retention,
             )
             if cfg.flood == "plumtree"
