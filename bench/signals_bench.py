@@ -28,9 +28,10 @@ import argparse
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from vudo.signals.envelope import Flood
+from vudo.signals.envelope import ActionPotential, Directed, Flood, Gradient, SignalType
 from vudo.signals.network import SignalConfig
 from vudo.testing.signalsim import SignalSim, random_connected_edges
 
@@ -117,7 +118,45 @@ def main() -> None:
                     f"| {r.payload_per_signal:.0f} | {r.payload_per_signal / (n - 1):.2f} | {r.payload_per_signal / plain.payload_per_signal:.2f} "
                     f"| {r.control_per_signal:.0f} | {r.warmup_payload} |"
                 )
+    modes(args.seed, args.mean_degree)
     print("\nReal processes (10 nodes over the links): not measured yet — needs the links service.")
+
+
+def modes(seed: int, mean_degree: float, n: int = 100, signals: int = 10) -> None:
+    """Cost of the other modes on one topology (no loss): payload messages per signal, and who handled it."""
+    edges = random_connected_edges(n, mean_degree, random.Random(seed))
+    sim = SignalSim(n, seed=seed, edges=edges)
+    rng = random.Random(seed + 2)
+    print(f"\n# The other modes (simulation, N = {n}, no loss, {signals} signals each)\n")
+    print("| mode | payload msgs / signal | anchor (same signals) | anchor msgs | ratio | handled by exactly the expected nodes |")
+    print("|---|---:|---|---:|---:|---|")
+    kinds: list[tuple[str, str, Callable[[int], SignalType], str]] = [
+        ("gradient (decay 0.5, floor 0.05)", "nodes within 4 hops", lambda _: Gradient(0.5), "plain flood to 4 hops"),
+        ("directed (full topology view)", "the target only", lambda t: Directed(sim.ids[t]), "shortest path length"),
+        ("action potential", "every node", lambda k: ActionPotential(0, f"k{k}"), "plain flood"),
+    ]
+    for name, expected, make, anchor in kinds:
+        payloads, correct, anchors = [], 0, []
+        for k in range(signals):
+            src, target = rng.randrange(n), rng.randrange(n)
+            before = sim.frames["push"]
+            s = sim.emit(src, make(target if "directed" in name else k))
+            sim.run()
+            payloads.append(sim.frames["push"] - before)
+            dist = sim.distances(src)
+            handled = set(sim.handled_by(s.id))
+            if "gradient" in name:
+                want = {i for i, d in dist.items() if d <= 4}
+                anchors.append(sum(len(sim.neighbours(i)) - (i != src) for i in want if dist[i] < 4))
+            elif "directed" in name:
+                want = {target}
+                anchors.append(dist[target])
+            else:
+                want = set(range(n))
+                anchors.append(sum(len(sim.neighbours(i)) - (i != src) for i in range(n)))
+            correct += handled == want
+        mean, ideal = statistics.fmean(payloads), statistics.fmean(anchors)
+        print(f"| {name} | {mean:.0f} | {anchor} | {ideal:.0f} | {mean / ideal:.2f} | {expected}: {correct}/{signals} |")
 
 
 if __name__ == "__main__":
