@@ -91,3 +91,28 @@ def test_watch_prints_what_the_node_handles(api: tuple[str, SignalsService]) -> 
     [line] = out[0].strip().splitlines()
     event = json.loads(line)
     assert event["event"] == "signal" and event["id"] == emitted and event["type"] == "flood" and event["hops"] == 0
+
+
+def test_watch_as_a_table_shows_quorum_firings(api: tuple[str, SignalsService]) -> None:
+    url, service = api
+    out: list[str] = []
+    subscribers_before = len(service._subscribers)
+    watcher = threading.Thread(target=lambda: out.append(CliRunner().invoke(cli, ["signal", "watch", "--count", "2", "--api", url]).output))
+    watcher.start()
+    deadline = time.monotonic() + 30
+    while len(service._subscribers) == subscribers_before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    emitted = httpx.post(url + "/v1/signals", json={"type": "quorum", "threshold": 1.0, "key": "solo"}, headers={"Authorization": f"Bearer {TOKEN}"}).json()["id"]
+    watcher.join(30)
+    signal_line, fired_line = out[0].strip().splitlines()
+    assert signal_line.split()[:3] == ["signal", emitted, "quorum"]
+    assert fired_line.split()[:4] == ["quorum_fired", "solo", "quorum", "1/1"]
+
+
+def test_cli_without_a_reachable_node_says_so(tmp_path: object) -> None:
+    result = CliRunner().invoke(cli, ["signal", "emit", "--type", "flood", "--api", "http://127.0.0.1:9", "--token", TOKEN])
+    assert result.exit_code == 1 and "cannot reach" in result.output
+    result = CliRunner().invoke(cli, ["signal", "watch", "--api", "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and "lost" in result.output
+    result = CliRunner().invoke(cli, ["signal", "emit", "--type", "flood", "--api", "http://127.0.0.1:9", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--token" in result.output
