@@ -110,7 +110,7 @@ def main() -> None:
         for loss in losses:
             results = {a: run(a, n, loss, args.signals, args.seed, args.mean_degree) for a in ("plumtree", "plain")}
             plain = results["plain"]
-            print(f"| {n} | {loss:.0%} | ideal | 100.0 % | – | – | 0.00 | {n - 1} | 1.00 | – | 0 | – |")
+            print(f"| {n} | {loss:.0%} | ideal | 100.0% | – | – | 0.00 | {n - 1} | 1.00 | – | 0 | – |")
             for name in ("plumtree", "plain"):
                 r = results[name]
                 print(
