@@ -30,6 +30,7 @@ from vudo.api.models import (
     TopologyOut,
 )
 from vudo.api.query import NodeQuery
+from vudo.api.signals import SignalsQuery, signals_router
 from vudo.hyphal.capability import is_witness
 from vudo.services.spirits import SpiritView
 from vudo.spirits.errors import PackageError, SpiritError
@@ -70,7 +71,7 @@ def _spirit_error(err: SpiritError) -> JSONResponse:
     return JSONResponse({"detail": str(err), "reason": err.reason}, status_code=status)
 
 
-def create_app(node: NodeQuery) -> FastAPI:
+def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None) -> FastAPI:
     app = FastAPI(
         title="VUDO node API",
         version=__version__,
@@ -236,6 +237,8 @@ def create_app(node: NodeQuery) -> FastAPI:
             raise HTTPException(404, "physarum.wasm is not built on this node; run scripts/build-wasm.sh")
         return FileResponse(WASM_PATH, media_type="application/wasm")
 
+    if signals is not None:
+        app.include_router(signals_router(signals, node.token_matches))
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -16,6 +16,7 @@ from vudo.api.query import NodeInfo
 from vudo.hyphal.topology import TopologyView
 from vudo.services.links import LinkView
 from vudo.services.membership import GradientsView, MemberView
+from vudo.services.signals import Kind, SignalRecord, Subscription
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritView
 
 
@@ -74,8 +75,24 @@ class _SchemaOnly:
         self._never()
 
 
+class _SchemaOnlySignals:
+    """The signal routes' query, for the schema only."""
+
+    def _never(self) -> NoReturn:
+        raise AssertionError("schema-only signals query: no node behind it")
+
+    def emit(self, kind: Kind, payload: bytes, *, ttl: int | None = None, **params: object) -> str:
+        self._never()
+
+    def recent(self) -> list[SignalRecord]:
+        self._never()
+
+    def subscribe(self, size: int = 0) -> Subscription:
+        self._never()
+
+
 def document() -> dict[str, Any]:
-    return create_app(_SchemaOnly()).openapi()
+    return create_app(_SchemaOnly(), signals=_SchemaOnlySignals()).openapi()
 
 
 def main() -> None:

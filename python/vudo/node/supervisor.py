@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from vudo import _core
 from vudo.api.query import NodeInfo
 from vudo.config import NodeConfig
+from vudo.hyphal.linkproto import HYPHAL_PROTOCOL
 from vudo.hyphal.topology import TopologyView, build_topology
 from vudo.identity import Identity, load_api_token, load_identity
 from vudo.metrics import NodeMetrics
@@ -45,7 +46,9 @@ from vudo.services.base import Service
 from vudo.services.link_engine import LinkEngine
 from vudo.services.links import LinksService, LinksSources, LinkView
 from vudo.services.membership import GradientsView, MembershipService, MemberView
+from vudo.services.signals import SignalsService, SignalsSources
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritsService, SpiritView
+from vudo.signals.envelope import SIGNAL_PROTOCOL
 from vudo.substrate.measure import ResourceMeter
 
 log = logging.getLogger("vudo.node")
@@ -155,12 +158,24 @@ class Node:
             config, self.identity, self.metrics, self.capabilities,
             LinksSources(m.members, m.sealed_announcements, m.own_announcement, m.link_lists),
             # The policies compare event times with signed timestamps: the engine's clock is wall-clock time.
-            lambda: LinkEngine(self.identity, config.link_listen, max_connections=config.max_connections, clock=time.time),
+            lambda: LinkEngine(
+                self.identity, config.link_listen, protocols=(HYPHAL_PROTOCOL, SIGNAL_PROTOCOL), max_connections=config.max_connections, clock=time.time
+            ),
         )
         m.publishers.append(self.links.gossip_values)
+        links = self.links
+        self.signals = SignalsService(
+            self.identity,
+            lambda: links.port(SIGNAL_PROTOCOL),
+            SignalsSources(
+                members=lambda: frozenset(v.node_id for v in m.members() if v.verified and v.status == "alive"),
+                topology=lambda: links.topology().edges,
+            ),
+            registry=self.metrics.registry,
+        )
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
-        self.api = ApiService(config, create_app(self.queries))
-        self.services: Sequence[Service] = (self.membership, self.links, self.spirits, self.api)
+        self.api = ApiService(config, create_app(self.queries, signals=self.signals))
+        self.services: Sequence[Service] = (self.membership, self.links, self.signals, self.spirits, self.api)
         self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
     # -- the supervisor's inbox ----------------------------------------------------

@@ -60,6 +60,7 @@ from vudo.metrics import NodeMetrics
 from vudo.portcheck import explain_in_use
 from vudo.services.base import NodeEvents
 from vudo.services.membership import MemberView
+from vudo.services.protocol_port import ProtocolPort
 
 log = logging.getLogger("vudo.links")
 
@@ -152,6 +153,7 @@ class LinksService:
         )
         self._traffic: dict[str, int] = {}  # peer -> bytes this window
         self._link_list: tuple[frozenset[str], float, str] | None = None  # (peers, signed at, value)
+        self.ports: list[ProtocolPort] = []  # other services' protocols on the same engine
         self._running = False
 
     # -- read side ----------------------------------------------------------------
@@ -209,9 +211,24 @@ class LinksService:
         else:
             log.debug("links: %s", event)
 
+    def port(self, protocol: str) -> ProtocolPort:
+        """The engine shared with another service for ``protocol`` (it must be one the engine speaks)."""
+        port = ProtocolPort(protocol, self._execute_for_port)
+        self.ports.append(port)
+        return port
+
+    def _execute_for_port(self, instruction: LinkInstruction) -> None:
+        if isinstance(instruction, SendRequest):
+            self._traffic[instruction.peer] = self._traffic.get(instruction.peer, 0) + len(instruction.payload)
+        if self.engine is not None:
+            self.engine.execute(instruction)
+
     def receive(self, event: LinkEngineEvent) -> None:
         if isinstance(event, RequestReceived | ResponseReceived):
             self._traffic[event.peer] = self._traffic.get(event.peer, 0) + len(event.payload)
+        for port in self.ports:
+            if port.offer(event):
+                return
         self._execute(self.policy.receive(event))
         self.metrics.links.set(len(self.policy.connections))
 
@@ -281,3 +298,5 @@ class LinksService:
         self._running = False
         if self.engine is not None:
             await self.engine.stop()
+        for port in self.ports:
+            port.close()

