@@ -5,17 +5,26 @@ members: a flood is handled exactly once by every node; a gradient reads
 lower with hop distance; a directed signal reaches its target only; a quorum
 fires once on every node when the threshold is reached, never before; a
 second action potential inside the refractory period is ignored; a forged
-signal pushed by a raw engine is refused.
+signal pushed by an outsider's engine is refused and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cluster import LocalCluster, NodeProc, wait_for
+import msgspec
+
+from cluster import LocalCluster, NodeProc, metric_value, wait_for
 from linkgraph import graph_of
+from vudo.hyphal.linkproto import HYPHAL_PROTOCOL, Dial, LinkUp, ResponseReceived, SendRequest
+from vudo.identity import Identity
+from vudo.services.link_engine import LinkEngine
+from vudo.signals import envelope as env
+from vudo.signals.envelope import SIGNAL_PROTOCOL, Flood, Push
 
 DEADLINE = 180.0
 N = 10
@@ -105,3 +114,39 @@ def test_ten_nodes_signal_each_other(make_cluster: Any) -> None:
     second = emit(nodes[5], {"type": "action_potential", "refractory_ms": 60_000, "key": "alarm"})
     time.sleep(2.0)
     assert not any(handled(n, second) for n in nodes)
+
+    # A forgery pushed on the wire by an outsider's engine: refused with its reason, handled by nobody.
+    victim = nodes[6]
+    genuine = env.create(Identity.generate(), Flood(), b"genuine", ttl=8, now=time.time(), nonce=b"\x07" * 8)
+    forged = msgspec.structs.replace(genuine, payload=b"evil")
+    body = env.signed_bytes(1, forged.source, forged.signal_type, forged.payload, forged.ttl, forged.timestamp, forged.nonce)
+    forged = msgspec.structs.replace(forged, id=env.signal_id(body))
+    answer = _push_raw(victim, env.encode_frame(Push(forged, 2)))
+    assert answer == env.BAD_SIGNATURE.encode()
+    assert metric_value(victim.metrics(), "vudo_signals_rejected_total", {"reason": "bad_signature"}) == 1.0
+    assert not any(handled(n, forged.id) for n in nodes)
+
+
+def _push_raw(target: NodeProc, frame: bytes) -> bytes:
+    """Dial ``target`` with a fresh key and send one signal frame; returns the node's answer."""
+
+    async def main() -> bytes:
+        engine = LinkEngine(Identity.generate(), "/ip4/127.0.0.1/tcp/0", protocols=(HYPHAL_PROTOCOL, SIGNAL_PROTOCOL), clock=time.time)
+        await engine.start()
+        try:
+            port = int(target.members()[target.node_id]["link"].rsplit("/", 1)[1])
+            engine.execute(Dial(f"/ip4/127.0.0.1/tcp/{port}", target.node_id))
+            deadline = time.monotonic() + DEADLINE
+            while time.monotonic() < deadline:
+                event = await asyncio.wait_for(engine.next_event(), timeout=max(0.1, deadline - time.monotonic()))
+                if isinstance(event, LinkUp):
+                    engine.execute(SendRequest(target.node_id, SIGNAL_PROTOCOL, 1, frame))
+                if isinstance(event, ResponseReceived) and event.protocol == SIGNAL_PROTOCOL:
+                    return event.payload
+            raise AssertionError(f"no answer from {target}")
+        finally:
+            await engine.stop()
+
+    # asyncio.run on its own thread: a session-wide Playwright driver may already run a loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
