@@ -30,6 +30,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from vudo.signals.envelope import ActionPotential, Directed, Flood, Gradient, SignalType
 from vudo.signals.network import SignalConfig
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--signals", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mean-degree", type=float, default=5.0)
+    parser.add_argument("--real", type=int, default=10, help="also N real `vudo node` processes on loopback (0: skip)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     losses = [float(x) for x in args.losses.split(",")]
@@ -119,7 +121,68 @@ def main() -> None:
                     f"| {r.control_per_signal:.0f} | {r.warmup_payload} |"
                 )
     modes(args.seed, args.mean_degree)
-    print("\nReal processes (10 nodes over the links): not measured yet — needs the links service.")
+    if args.real:
+        real_processes(args.real, args.signals)
+
+
+def real_processes(n: int, signals: int) -> None:
+    """Floods between real node processes over their links (Plumtree, no injected loss)."""
+    import shutil
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from cluster import LocalCluster, metric_value, wait_for
+    from linkgraph import graph_of
+
+    root = Path(tempfile.mkdtemp(prefix="vudo-signals-bench-"))
+    try:
+        with LocalCluster(root, n, seeds=2, gossip_interval_ms=200) as cluster:
+            cluster.start()
+            nodes = cluster.nodes
+
+            def ready() -> bool:
+                g = graph_of((x.node_id, x.api) for x in nodes)
+                if g is None or not all(g.links.get(x.node_id) for x in nodes):
+                    return False
+                return all(sum(1 for m in x.members().values() if m["verified"] and m["status"] == "alive") == n for x in nodes)
+
+            wait_for(ready, timeout=180, what="the nodes linked and verified", interval=0.5)
+
+            def pushes() -> float:
+                return sum(metric_value(x.metrics(), "vudo_signals_frames_sent_total", {"frame": "push"}) for x in nodes)
+
+            def control() -> float:
+                return sum(metric_value(x.metrics(), "vudo_signals_frames_sent_total", {"frame": k}) for x in nodes for k in ("ihave", "graft", "prune"))
+
+            rows = []
+            for k in range(signals + 1):
+                src = nodes[k % n]
+                p0, c0 = pushes(), control()
+                t0 = time.time()
+                r = src.post("/v1/signals", json={"type": "flood", "payload": f"bench {k}"}, headers={"Authorization": f"Bearer {src.token}"})
+                sid = r.json()["id"]
+
+                def entries(sid: str = sid) -> list[dict[str, Any]] | None:
+                    got = [next((e for e in x.get("/v1/signals").json()["signals"] if e["id"] == sid), None) for x in nodes]
+                    return None if any(e is None for e in got) else got  # type: ignore[return-value]
+
+                got = wait_for(entries, timeout=60, what=f"flood {k} everywhere", interval=0.05)
+                time.sleep(0.5)  # let late duplicates and announcements land before counting
+                if k == 0:
+                    continue  # warm-up: builds the tree
+                payload, ctrl = pushes() - p0, control() - c0
+                rows.append((1.0, max(e["hops"] for e in got), max(e["received_at"] for e in got) - t0, payload / (n - 1) - 1, payload, ctrl))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"\n# Real processes: {n} `vudo node` processes on loopback, {signals} floods (Plumtree), no injected loss\n")
+    print("| N | algorithm | delivery | last-delivery hop | latency (ms, wall clock, polled) | RMR | payload msgs / signal | vs ideal (N-1) | control msgs / signal |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {n} | ideal | 100.0% | – | – | 0.00 | {n - 1} | 1.00 | 0 |")
+    mean = [statistics.fmean(col) for col in zip(*rows)]
+    print(f"| {n} | plumtree | {mean[0]:.1%} | {mean[1]:.1f} | {mean[2] * 1000:.0f} | {mean[3]:.2f} | {mean[4]:.1f} | {mean[4] / (n - 1):.2f} | {mean[5]:.1f} |")
+    print("\n(10 % loss is not injected between real processes: TCP links do not lose single messages.)")
 
 
 def modes(seed: int, mean_degree: float, n: int = 100, signals: int = 10) -> None:

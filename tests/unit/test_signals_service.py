@@ -186,4 +186,4 @@ def test_metrics_count_handled_rejected_and_sent() -> None:
     text = generate_latest(registry).decode()
     assert 'vudo_signals_handled_total{type="flood"} 1.0' in text
     assert 'vudo_signals_rejected_total{reason="malformed"} 1.0' in text
-    assert "vudo_signals_frames_sent_total 1.0" in text
+    assert 'vudo_signals_frames_sent_total{frame="push"} 1.0' in text

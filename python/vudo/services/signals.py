@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter
 from vudo.hyphal.linkproto import LinkDown, LinkUp, RequestFailed, RequestReceived, Respond, ResponseReceived, SendRequest
 from vudo.identity import Identity
 from vudo.services.base import NodeEvents
-from vudo.signals.envelope import ActionPotential, Directed, Flood, Gradient, Quorum, SignalType
+from vudo.signals.envelope import ActionPotential, Directed, Flood, Gradient, Quorum, SignalType, frame_kind
 from vudo.signals.network import (
     ActionPotentialIgnored,
     Delivered,
@@ -59,7 +59,7 @@ class SignalMetrics:
         self.rejected = Counter("vudo_signals_rejected", "Signal frames dropped because they failed a check", ["reason"], registry=registry)
         self.quorum_fired = Counter("vudo_signals_quorum_fired", "Quorum accumulators that fired on this node", registry=registry)
         self.penalized = Counter("vudo_signals_peers_penalized", "Peers quarantined for sending invalid signals", registry=registry)
-        self.sent = Counter("vudo_signals_frames_sent", "Signal frames sent on the links", registry=registry)
+        self.sent = Counter("vudo_signals_frames_sent", "Signal frames sent on the links, by kind (push carries a signal)", ["frame"], registry=registry)
 
 TICK_S = 0.1
 HISTORY = 256
@@ -265,7 +265,7 @@ class SignalsService:
         if self.port is None:
             return
         for request in self.policy.poll_sends():
-            self.metrics.sent.inc()
+            self.metrics.sent.labels(frame_kind(request.payload)).inc()
             self.port.execute(request)
 
     def receive(self, event: SignalLinkEvent) -> None:

@@ -265,6 +265,12 @@ class Prune(msgspec.Struct, frozen=True, tag="prune", array_like=True):
 Frame = Push | IHave | Graft | Prune
 
 
+def frame_kind(data: bytes) -> str:
+    """The tag of an encoded frame of ours (``push``, ``ihave``, ``graft``, ``prune``), without decoding it."""
+    # A frame is a msgpack array whose first element is its tag, a short string (fixstr).
+    return data[2 : 2 + (data[1] & 0x1F)].decode() if len(data) > 2 else "?"
+
+
 def encode_frame(frame: Frame) -> bytes:
     return _encoder.encode(frame)
 

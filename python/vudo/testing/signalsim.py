@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vudo.hyphal.linkproto import LinkDown, LinkUp, RequestFailed, RequestReceived, Respond, ResponseReceived, SendRequest
 from vudo.identity import Identity
-from vudo.signals.envelope import SIGNAL_PROTOCOL, Signal, SignalType
+from vudo.signals.envelope import SIGNAL_PROTOCOL, Signal, SignalType, frame_kind
 from vudo.signals.network import (
     ActionPotentialIgnored,
     Delivered,
@@ -257,7 +257,7 @@ class SignalSim:
 
     def _send(self, src: int, req: SendRequest) -> None:
         dst = self.index[req.peer]
-        tag = _frame_kind(req.payload)
+        tag = frame_kind(req.payload)
         self.frames[tag] += 1
         self.sent_log.append((self.ticks, src, dst, req.payload))
         edge = (min(src, dst), max(src, dst))
@@ -291,6 +291,3 @@ class SignalSim:
         return Counter(r.node for r in self.deliveries[signal_id])
 
 
-def _frame_kind(payload: bytes) -> str:
-    # A frame is a msgpack array whose first element is its tag, a short string (fixstr).
-    return payload[2 : 2 + (payload[1] & 0x1F)].decode()
