@@ -1,18 +1,39 @@
-"""Physarum kernel benchmark: steps/s and CG iterations/step on lattice graphs of
-~1k, 10k and 50k tubes, for
+"""Physarum kernel benchmark: the whole run (warm-up, then steps through the
+pruning phase) on jittered square lattices of ~1k, 10k, 50k and 200k tubes.
 
-* the wasm module under wasmtime (``vudo.physarum.WasmPhysarum``),
-* the same module in headless Chromium (Playwright driving /usr/bin/chromium),
-* the native build via ``vudo._core`` (if built),
-* a NumPy/SciPy implementation of the same step written here (scipy.sparse
-  Laplacian + scipy.sparse.linalg.cg, Jacobi preconditioner, warm start) — the
-  anchor; ratios are steps/s relative to it, measured in the same run.
+Implementations, all timed over the **same steps after the same warm-up**:
 
-Model for all: sigmoid, gamma 1.8, I0 1, dt 0.2, one_to_all over 6 food cells.
-The NumPy version does flow + adaptation + pruning only (no growth, nutrients
-or oscillations, which are O(E) and cheap in the kernel).
+* the kernel: native (``vudo._core``), the wasm module under wasmtime, and the
+  same module in headless Chromium (Playwright driving Debian's /usr/bin/chromium);
+* anchors, the same model written with NumPy/SciPy (flow, sigmoid adaptation,
+  pruning; the system compacted to the unpinned cells):
+  - ``scipy-splu``: SuperLU, MMD(AᵀA+A) ordering, symmetric mode, rebuilt every step;
+  - ``cholmod``: CHOLMOD (scikit-sparse over Debian's SuiteSparse), symbolic
+    analysis once per sparsity pattern, numeric refactorization every step,
+    supernodal (library default) and simplicial;
+  - ``pyamg``: classical (Ruge–Stüben) AMG hierarchy built each step, CG-accelerated;
+  - ``scipy-cg``: CG + Jacobi, warm-started.
+  Missing optional packages (scikit-sparse, pyamg, Playwright) drop that row.
 
-    python bench/physarum_bench.py [--quick]
+Timing is paired: every implementation advances through the run in chunks of
+steps, interleaved (rotating order), so load from other processes on the
+machine hits all of them alike. Each run is repeated and medians reported.
+Ratios are against the **best anchor** (highest steps/s) of the same repeat.
+
+Agreement: the anchors replay the kernel's source sequence (one_to_all picks a
+random source each step; the sequence is recorded from the native kernel) and
+must end within 1e-9 relative (max-norm) of the kernel's conductivities; the
+wasm builds must be bit-identical to native. Any mismatch fails the run
+(exit 1). Memory: peak RSS growth of a separate process that builds the
+implementation and runs the warm-up plus a few steps (the peak comes first,
+when the network is largest); for the kernel also its own array bytes
+relative to the graph's (``px_peak_memory_bytes / px_graph_bytes``) and the
+wasm linear memory (which never shrinks: its size is the module's peak).
+
+Model: sigmoid, gamma 1.8, I0 1, dt 0.2, one_to_all over 6 food cells, prune 0.03.
+
+    python bench/physarum_bench.py            # 1k, 10k, 50k, 200k tubes; steps 6-205
+    python bench/physarum_bench.py --quick    # 1k, 10k, 50k tubes; steps 6-105, one repeat
 """
 
 from __future__ import annotations
@@ -20,23 +41,42 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import os
+import statistics
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-from scipy.sparse import coo_matrix, diags
-from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import LinearOperator, cg
+# One BLAS thread: every implementation gets one core (the kernel is single-threaded).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from vudo.physarum import PhysarumParams
-from vudo.physarum.wasm import WASM_PATH, WasmPhysarum
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+from scipy.sparse import coo_matrix, csc_matrix  # noqa: E402
+from scipy.sparse.csgraph import connected_components  # noqa: E402
+from scipy.sparse.linalg import LinearOperator, cg, splu  # noqa: E402
+
+from vudo.physarum import PhysarumParams  # noqa: E402
+from vudo.physarum.wasm import WASM_PATH, WasmPhysarum  # noqa: E402
 
 PARAMS = PhysarumParams(model="sigmoid", gamma=1.8, i0=1.0, dt=0.2, scheme="one_to_all", prune_threshold=0.03)
+WARM = 5
+AGREE_TOL = 1e-9
+# The flags of tests/browser_support.py (Debian Chromium, headless, no network chatter).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+Graph = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], list[int]]
 
 
-def lattice(side: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], list[int]]:
+def lattice(side: int) -> Graph:
+    """side x side jittered square lattice (2·side·(side−1) tubes) with 6 food cells."""
     rng = np.random.default_rng(side)
     xs, ys = np.meshgrid(np.arange(side, dtype=float), np.arange(side, dtype=float))
     xyz = np.column_stack([xs.ravel(), ys.ravel(), np.zeros(side * side)])
@@ -49,123 +89,251 @@ def lattice(side: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], 
     return xyz, ends.astype(np.int64), food
 
 
-class NumpyPhysarum:
-    """The same step with NumPy/SciPy: Kirchhoff solve, sigmoid adaptation, pruning."""
+# ------------------------------------------------------------------ anchors ---
 
-    def __init__(self, xyz: npt.NDArray[np.float64], ends: npt.NDArray[np.int64], food: list[int], seed: int) -> None:
+
+class PyPhysarum:
+    """The kernel's flow + adaptation + pruning step in NumPy/SciPy, with a
+    pluggable linear solver. The pressure system is compacted to the unpinned
+    cells (one pinned cell per component: its first food cell, else its lowest
+    id, as in the kernel); its CSC pattern is built once per sparsity pattern
+    and refilled by one bincount per step. Sources are replayed from `sources`."""
+
+    def __init__(self, g: Graph, solver: str, sources: list[int]) -> None:
+        xyz, ends, food = g
         self.n = len(xyz)
-        self.a, self.b = ends[:, 0], ends[:, 1]
-        self.length = np.linalg.norm(xyz[self.a] - xyz[self.b], axis=1)
+        self.a, self.b = ends[:, 0].copy(), ends[:, 1].copy()
+        diff = xyz[self.a] - xyz[self.b]
+        self.length = np.sqrt((diff * diff).sum(axis=1))
         self.d = np.full(len(ends), PARAMS.initial_conductivity)
         self.alive = np.ones(len(ends), dtype=bool)
-        self.food = np.array(food)
+        self.food = list(food)
         self.p = np.zeros(self.n)
-        self.rng = np.random.default_rng(seed)
-        self.iters = 0
+        self.solver = solver
+        self.sources = sources
+        self.steps = 0
+        self.iterations = 0
+        self.fill = 0  # nnz of the factor(s) at the last factorization
+        self.n_alive = -1
+        self.factor: Any = None
+
+    def _pattern(self) -> None:
+        n = self.n
+        idx = np.flatnonzero(self.alive)
+        a, b = self.a[idx], self.b[idx]
+        ncomp, comp = connected_components(coo_matrix((np.ones(len(idx)), (a, b)), shape=(n, n)), directed=False)
+        ground = np.full(ncomp, -1, dtype=np.int64)
+        for f in reversed(self.food):
+            ground[comp[f]] = f
+        lowest = np.full(ncomp, n, dtype=np.int64)
+        np.minimum.at(lowest, comp, np.arange(n))
+        ground = np.where(ground < 0, lowest, ground)
+        grounded = np.zeros(n, dtype=bool)
+        grounded[ground] = True
+        keep = ~grounded
+        pos = np.cumsum(keep) - 1
+        m = int(keep.sum())
+        ka, kb = keep[a], keep[b]
+        off = ka & kb
+        rows = np.concatenate([pos[a[off]], pos[b[off]], np.arange(m)])
+        cols = np.concatenate([pos[b[off]], pos[a[off]], np.arange(m)])
+        key = cols * m + rows
+        uniq, inv = np.unique(key, return_inverse=True)
+        self.inv = inv
+        self.indices = (uniq % m).astype(np.int32)
+        self.indptr = np.searchsorted(uniq // m, np.arange(m + 1)).astype(np.int32)
+        self.nnz = len(uniq)
+        self.idx, self.off, self.ka, self.kb = idx, off, ka, kb
+        self.pos_a, self.pos_b = pos[a], pos[b]
+        self.keep, self.m, self.comp = keep, m, comp
+        self.n_alive = len(idx)
+        self.factor = None
 
     def step(self) -> None:
         P = PARAMS
-        w = np.where(self.alive, self.d / self.length, 0.0)
-        n = self.n
-        lap = coo_matrix((np.concatenate([-w, -w]), (np.concatenate([self.a, self.b]), np.concatenate([self.b, self.a]))), shape=(n, n)).tocsr()
-        deg = -np.asarray(lap.sum(axis=1)).ravel()
-        lap = lap + diags(deg)
-        _, comp = connected_components(lap != 0, directed=False)
-        # Ground one cell per component (the first food cell, else the lowest id).
-        grounded = np.zeros(n, dtype=bool)
-        seen: set[int] = set()
-        for c in self.food.tolist() + list(np.unique(comp, return_index=True)[1]):
-            if comp[c] not in seen:
-                seen.add(int(comp[c]))
-                grounded[c] = True
-        src = int(self.rng.integers(len(self.food)))
-        rhs = np.zeros(n)
-        rhs[self.food] = -P.i0 / (len(self.food) - 1)
-        rhs[self.food[src]] = P.i0
-        keep = diags((~grounded).astype(float))
-        a_mat = (keep @ lap @ keep + diags(grounded.astype(float))).tocsr()
-        rhs[grounded] = 0.0
-        dinv = 1.0 / np.where(a_mat.diagonal() > 0, a_mat.diagonal(), 1.0)
-        m = LinearOperator((n, n), matvec=lambda x: dinv * x)
+        if int(self.alive.sum()) != self.n_alive:
+            self._pattern()
+        idx = self.idx
+        w = self.d[idx] / self.length[idx]
+        m = self.m
+        diag = np.bincount(self.pos_a[self.ka], w[self.ka], minlength=m) + np.bincount(self.pos_b[self.kb], w[self.kb], minlength=m)
+        diag[diag == 0.0] = 1.0
+        vals = np.concatenate([-w[self.off], -w[self.off], diag])
+        data = np.bincount(self.inv, vals, minlength=self.nnz)
+        mat = csc_matrix((data, self.indices, self.indptr), shape=(m, m))
+        # Right-hand side exactly as the kernel builds it (food.rs).
+        src = self.sources[self.steps]
+        k = len(self.food)
+        rhs_full = np.zeros(self.n)
+        share = P.i0 / (k - 1)
+        for j, f in enumerate(self.food):
+            rhs_full[f] += P.i0 if j == src else -share
+        sums: dict[int, list[float]] = {}
+        for f in self.food:
+            if rhs_full[f] != 0.0:
+                c = int(self.comp[f])
+                s = sums.setdefault(c, [0.0, 0.0])
+                s[0] += rhs_full[f]
+                s[1] += 1
+        for f in self.food:
+            if rhs_full[f] != 0.0:
+                s = sums[int(self.comp[f])]
+                rhs_full[f] -= s[0] / s[1]
+        rhs = rhs_full[self.keep]
+        x = self._solve(mat, rhs, self.p[self.keep])
+        self.p[:] = 0.0
+        self.p[self.keep] = x
+        q = w * (self.p[self.a[idx]] - self.p[self.b[idx]])
+        qg = np.abs(q) ** P.gamma
+        d = self.d[idx]
+        d_new = d + P.dt * (P.growth_rate * qg / (1.0 + qg) - P.decay * d)
+        d_new[~(d_new > 1e-200)] = 0.0
+        r = np.sqrt(np.sqrt(d_new))
+        dead = (d_new == 0.0) | (r < P.prune_threshold)
+        d_new = np.where(r > P.max_thickness, P.max_thickness**4, d_new)
+        d_new[dead] = 0.0
+        self.d[idx] = d_new
+        self.alive[idx[dead]] = False
+        self.steps += 1
+
+    def _solve(self, mat: csc_matrix, rhs: npt.NDArray[np.float64], x0: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        tol = PARAMS.cg_tol * PARAMS.i0
+        if self.solver == "scipy-splu":
+            lu = splu(mat, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+            self.fill = lu.L.nnz + lu.U.nnz - 2 * self.m
+            return np.asarray(lu.solve(rhs))
+        if self.solver.startswith("cholmod"):
+            from sksparse.cholmod import analyze
+
+            if self.factor is None:
+                mode = "simplicial" if self.solver.endswith("simplicial") else "supernodal"
+                self.factor = analyze(mat, mode=mode)
+                self.factor.cholesky_inplace(mat)
+                self.fill = self.factor.L().nnz - self.m
+            else:
+                self.factor.cholesky_inplace(mat)
+            return np.asarray(self.factor(rhs))
+        if self.solver == "pyamg":
+            import pyamg
+
+            ml = pyamg.ruge_stuben_solver(mat.tocsr())
+            res: list[float] = []
+            x = ml.solve(rhs, x0=x0, tol=tol / max(float(np.linalg.norm(rhs)), 1e-300), accel="cg", maxiter=2000, residuals=res)
+            self.iterations += max(len(res) - 1, 0)
+            return np.asarray(x)
+        dinv = 1.0 / mat.diagonal()
         count = [0]
 
         def cb(_: Any) -> None:
             count[0] += 1
 
-        self.p[grounded] = 0.0
-        self.p, _ = cg(a_mat, rhs, x0=self.p, rtol=0.0, atol=1e-12 * P.i0, maxiter=P.cg_max_iter, M=m, callback=cb)
-        self.iters += count[0]
-        q = w * (self.p[self.a] - self.p[self.b])
-        qg = np.abs(q) ** P.gamma
-        self.d = self.d + P.dt * (P.growth_rate * qg / (1 + qg) - P.decay * self.d)
-        dead = self.alive & (self.d ** 0.25 < P.prune_threshold)
-        self.alive &= ~dead
-        self.d[~self.alive] = 0.0
+        x, _ = cg(mat, rhs, x0=x0, rtol=0.0, atol=tol, maxiter=PARAMS.cg_max_iter,
+                  M=LinearOperator(mat.shape, matvec=lambda v: dinv * v), callback=cb)
+        self.iterations += count[0]
+        return np.asarray(x)
 
 
-def timed(step: Any, steps: int) -> float:
-    t = time.perf_counter()
-    step(steps)
-    return steps / (time.perf_counter() - t)
-
-
-def bench_wasmtime(g: Any, warm: int, steps: int) -> tuple[float, float]:
-    k = WasmPhysarum(PARAMS.to_array(), seed=1)
-    k.add_nodes(g[0])
-    k.add_edges(g[1])
-    k.set_food(g[2])
-    k.step(warm)
-    it0 = k.total_cg_iterations
-    rate = timed(k.step, steps)
-    return rate, (k.total_cg_iterations - it0) / steps
-
-
-def bench_native(g: Any, warm: int, steps: int) -> tuple[float, float] | None:
+def available_anchors() -> list[str]:
+    names = ["scipy-splu"]
     try:
-        from vudo.physarum.native import NativeKernel
+        import sksparse.cholmod  # noqa: F401
+
+        names += ["cholmod", "cholmod-simplicial"]
     except ImportError:
-        return None
-    k = NativeKernel(PARAMS.to_array(), seed=1)
+        print("# scikit-sparse missing: CHOLMOD anchors skipped (VUDO_BENCH_EXTRAS=1 scripts/setup.sh)", file=sys.stderr)
+    try:
+        import pyamg  # noqa: F401
+
+        names.append("pyamg")
+    except ImportError:
+        print("# pyamg missing: AMG anchor skipped", file=sys.stderr)
+    names.append("scipy-cg")
+    return names
+
+
+# ------------------------------------------------------------------ runners ---
+
+
+@dataclass
+class Runner:
+    """One implementation advancing through the run; `advance(n)` returns seconds."""
+
+    name: str
+    advance: Callable[[int], float]
+    conductivity: Callable[[], npt.NDArray[np.float64]]
+    work: Callable[[int], str]
+    times: list[float] = field(default_factory=list)
+
+
+def kernel_runner(name: str, g: Graph) -> Runner:
+    if name == "native":
+        from vudo.physarum.native import NativeKernel
+
+        k: Any = NativeKernel(PARAMS.to_array(), seed=1)
+    else:
+        k = WasmPhysarum(PARAMS.to_array(), seed=1)
     k.add_nodes(g[0])
     k.add_edges(g[1])
     k.set_food(g[2])
-    k.step(warm)
-    it0 = k.total_cg_iterations
-    rate = timed(k.step, steps)
-    return rate, (k.total_cg_iterations - it0) / steps
+    k.step(WARM)
+    start = (k.total_cg_iterations, k.total_factor_flops, k.factor_nnz)
+
+    def advance(n: int) -> float:
+        t = time.perf_counter()
+        k.step(n)
+        return time.perf_counter() - t
+
+    def work(steps: int) -> str:
+        it = (k.total_cg_iterations - start[0]) / steps
+        mf = (k.total_factor_flops - start[1]) / steps / 1e6
+        return f"nnz(L) {start[2] / 1e3:.0f}k, {mf:.1f} M madd, {it:.1f} CG it"
+
+    return Runner(name, advance, lambda: np.asarray(k.conductivity()), work)
 
 
-def bench_numpy(g: Any, warm: int, steps: int) -> tuple[float, float]:
-    k = NumpyPhysarum(g[0], g[1], g[2], seed=1)
-    for _ in range(warm):
+def anchor_runner(name: str, g: Graph, sources: list[int]) -> Runner:
+    k = PyPhysarum(g, name, sources)
+    for _ in range(WARM):
         k.step()
-    it0 = k.iters
+    fill0, it0 = k.fill, k.iterations
 
-    def run(n: int) -> None:
+    def advance(n: int) -> float:
+        t = time.perf_counter()
         for _ in range(n):
             k.step()
+        return time.perf_counter() - t
 
-    rate = timed(run, steps)
-    return rate, (k.iters - it0) / steps
+    def work(steps: int) -> str:
+        if name.startswith(("scipy-cg", "pyamg")):
+            return f"{(k.iterations - it0) / steps:.1f} CG it"
+        return f"nnz({'L+U' if name == 'scipy-splu' else 'L'}) {fill0 / 1e3:.0f}k"
+
+    return Runner(name, advance, lambda: k.d.copy(), work)
 
 
-CHROMIUM_JS = """async ([xyz, ends, food, params, warm, steps]) => {
-  const { instance } = await WebAssembly.instantiateStreaming(fetch('/physarum.wasm'), {});
-  const x = instance.exports;
+CHROMIUM_SETUP = """async ([xyz, ends, food, params, warm]) => {
+  if (!window.__pxi) {
+    const { instance } = await WebAssembly.instantiateStreaming(fetch('/physarum.wasm'), {});
+    window.__pxi = instance.exports;
+  }
+  const x = window.__pxi;
   const put = (arr) => { const p = x.px_alloc(arr.byteLength);
     new Uint8Array(x.memory.buffer, p, arr.byteLength).set(new Uint8Array(arr.buffer)); return p; };
+  if (window.__pxh) x.px_free_sim(window.__pxh);
   const pp = new Float64Array(params);
   const h = x.px_new(put(pp), pp.length, 1n);
   x.px_add_nodes(h, put(new Float64Array(xyz)), xyz.length / 3);
   x.px_add_edges(h, put(new Uint32Array(ends)), 0, ends.length / 2);
   x.px_set_food(h, put(new Uint32Array(food)), food.length);
   x.px_step(h, warm);
-  const it0 = x.px_total_cg_iterations(h);
-  const t = performance.now();
-  x.px_step(h, steps);
-  const dt = (performance.now() - t) / 1000;
-  return [steps / dt, (x.px_total_cg_iterations(h) - it0) / steps];
+  window.__pxh = h;
+  return [x.px_total_cg_iterations(h), x.px_total_factor_flops(h), x.px_factor_nnz(h)];
 }"""
+CHROMIUM_STEP = """(n) => { const x = window.__pxi; const t = performance.now(); x.px_step(window.__pxh, n);
+  return (performance.now() - t) / 1000; }"""
+CHROMIUM_READ = """() => { const x = window.__pxi, h = window.__pxh, ne = x.px_edge_count(h);
+  return [Array.from(new Float64Array(x.memory.buffer, x.px_conductivity(h), ne)),
+          x.px_total_cg_iterations(h), x.px_total_factor_flops(h), x.memory.buffer.byteLength]; }"""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -184,59 +352,240 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def bench_chromium(graphs: list[Any], warm: int, steps_for: list[int]) -> list[tuple[float, float] | None]:
-    try:
+class Chromium:
+    """Headless Debian Chromium serving physarum.wasm from a loopback server."""
+
+    def __init__(self) -> None:
         from playwright.sync_api import sync_playwright
-    except ImportError:
-        return [None] * len(graphs)
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    out: list[tuple[float, float] | None] = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{srv.server_address[1]}/")
-            for g, steps in zip(graphs, steps_for):
-                args = [g[0].ravel().tolist(), g[1].ravel().tolist(), g[2], PARAMS.to_array(), warm, steps]
-                r = page.evaluate(CHROMIUM_JS, args)
-                out.append((float(r[0]), float(r[1])))
-            browser.close()
-    finally:
-        srv.shutdown()
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.pw = sync_playwright().start()
+        self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        self.page = self.browser.new_page()
+        self.page.goto(f"http://127.0.0.1:{self.srv.server_address[1]}/")
+        self.linear_memory = 0
+
+    def runner(self, g: Graph) -> Runner:
+        args = [g[0].ravel().tolist(), g[1].ravel().tolist(), g[2], PARAMS.to_array(), WARM]
+        start = self.page.evaluate(CHROMIUM_SETUP, args)
+
+        def advance(n: int) -> float:
+            return float(self.page.evaluate(CHROMIUM_STEP, n))
+
+        def read() -> npt.NDArray[np.float64]:
+            d, *_ = self.page.evaluate(CHROMIUM_READ)
+            return np.asarray(d, dtype=np.float64)
+
+        def work(steps: int) -> str:
+            _, it, fl, mem = self.page.evaluate(CHROMIUM_READ)
+            self.linear_memory = int(mem)
+            return f"nnz(L) {start[2] / 1e3:.0f}k, {(fl - start[1]) / steps / 1e6:.1f} M madd, {(it - start[0]) / steps:.1f} CG it"
+
+        return Runner("chromium", advance, read, work)
+
+    def close(self) -> None:
+        self.browser.close()
+        self.pw.stop()
+        self.srv.shutdown()
+
+
+# ------------------------------------------------------------------- memory ---
+
+
+def memory_probe(name: str, side: int, steps: int) -> dict[str, float]:
+    """Run in a child process: build `name`, warm up, run `steps` steps; report
+    the peak RSS growth over the process's RSS before building (MiB)."""
+    g = lattice(side)
+    sources = [] if name in ("native", "wasmtime") else source_sequence(g, WARM + steps)
+
+    def status_mib(key: str) -> float:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+        raise RuntimeError(f"{key} missing from /proc/self/status")
+
+    # Reset the peak-RSS watermark (Linux >= 4.0), so only what follows counts.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = status_mib("VmRSS")
+    out: dict[str, float] = {}
+    if name in ("native", "wasmtime"):
+        if name == "native":
+            from vudo.physarum.native import NativeKernel
+
+            k: Any = NativeKernel(PARAMS.to_array(), seed=1)
+        else:
+            k = WasmPhysarum(PARAMS.to_array(), seed=1)
+        k.add_nodes(g[0])
+        k.add_edges(g[1])
+        k.set_food(g[2])
+        k.step(WARM + steps)
+        out["own_peak_mib"] = k.peak_memory_bytes / 2**20
+        out["graph_mib"] = k.graph_bytes / 2**20
+        if name == "wasmtime":
+            out["linear_mib"] = k.linear_memory_bytes / 2**20
+    else:
+        a = PyPhysarum(g, name, sources)
+        for _ in range(WARM + steps):
+            a.step()
+    out["rss_mib"] = max(status_mib("VmHWM") - base, 0.0)
     return out
+
+
+def probe_in_child(name: str, side: int, steps: int) -> dict[str, float] | None:
+    proc = subprocess.run([sys.executable, __file__, "--memory-probe", name, "--side", str(side), "--probe-steps", str(steps)],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        print(f"# memory probe {name} failed: {proc.stderr[-400:]}", file=sys.stderr)
+        return None
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --------------------------------------------------------------------- main ---
+
+
+def source_sequence(g: Graph, steps: int) -> list[int]:
+    """Index (into the food list) of the source the kernel picks at each step
+    (native build if present; the wasm module gives the same sequence)."""
+    try:
+        from vudo.physarum.native import NativeKernel
+
+        k: Any = NativeKernel(PARAMS.to_array(), seed=1)
+    except ImportError:
+        k = WasmPhysarum(PARAMS.to_array(), seed=1)
+    k.add_nodes(g[0])
+    k.add_edges(g[1])
+    k.set_food(g[2])
+    out = []
+    for _ in range(steps):
+        k.step(1)
+        out.append(g[2].index(k.last_source))
+    return out
+
+
+def run_once(g: Graph, steps: int, chunk: int, anchors: list[str], chromium: Chromium | None,
+             kernels: list[str]) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
+    """One paired run. Returns steps/s, work description and agreement per implementation."""
+    sources = source_sequence(g, WARM + steps)
+    runners = [kernel_runner(k, g) for k in kernels]
+    if chromium is not None:
+        runners.append(chromium.runner(g))
+    runners += [anchor_runner(a, g, sources) for a in anchors]
+    done = 0
+    rnd = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        order = runners[rnd % len(runners):] + runners[: rnd % len(runners)]
+        for r in order:
+            r.times.append(r.advance(n))
+        done += n
+        rnd += 1
+    rate = {r.name: steps / sum(r.times) for r in runners}
+    work = {r.name: r.work(steps) for r in runners}
+    ref = runners[0].conductivity()
+    scale = float(np.max(np.abs(ref)))
+    agree: dict[str, float] = {}
+    for r in runners[1:]:
+        d = r.conductivity()
+        if r.name in ("wasmtime", "chromium", "native"):
+            agree[r.name] = 0.0 if d.tobytes() == ref.tobytes() else float("inf")
+        else:
+            agree[r.name] = float(np.max(np.abs(d - ref))) / scale
+    return rate, work, agree
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer steps (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="1k-50k tubes, steps 6-105, one repeat (a few minutes)")
+    ap.add_argument("--sides", default="", help="comma-separated lattice sides (overrides the size list)")
+    ap.add_argument("--repeats", type=int, default=0, help="repeats per size (default: 3 below 100k tubes, else 1; --quick 1)")
+    ap.add_argument("--no-chromium", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    ap.add_argument("--memory-probe", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--side", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--probe-steps", type=int, default=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    sides = [23, 71, 159]  # 2*s*(s-1) tubes: 1012, 9940, 50244
-    steps_for = [100, 20, 5] if args.quick else [400, 80, 20]
-    warm = 5
-    graphs = [lattice(s) for s in sides]
-    chromium = bench_chromium(graphs, warm, steps_for)
+    if args.memory_probe:
+        print(json.dumps(memory_probe(args.memory_probe, args.side, args.probe_steps)))
+        return
+    sides = [int(s) for s in args.sides.split(",")] if args.sides else ([23, 71, 159] if args.quick else [23, 71, 159, 317])
+    steps = 100 if args.quick else 200
+    chunk = 10 if args.quick else 20
+    anchors = available_anchors()
+    kernels = ["native", "wasmtime"]
+    try:
+        import vudo._core  # noqa: F401
+    except ImportError:
+        kernels = ["wasmtime"]
+        print("# vudo._core not built: native kernel skipped", file=sys.stderr)
+    chromium: Chromium | None = None
+    if not args.no_chromium:
+        try:
+            chromium = Chromium()
+        except Exception as e:  # noqa: BLE001 - the browser is optional for a bench run
+            print(f"# Chromium unavailable ({e}); its row is skipped", file=sys.stderr)
     rows: list[dict[str, Any]] = []
-    for g, steps, ch in zip(graphs, steps_for, chromium):
-        anchor = bench_numpy(g, warm, max(2, steps // 4))
-        results: dict[str, tuple[float, float] | None] = {
-            "numpy/scipy": anchor,
-            "wasmtime": bench_wasmtime(g, warm, steps),
-            "chromium": ch,
-            "native": bench_native(g, warm, steps),
-        }
-        for name, r in results.items():
-            if r is not None:
-                rows.append({"edges": len(g[1]), "impl": name, "steps_per_s": r[0], "cg_iter_per_step": r[1],
-                             "ratio_vs_numpy": r[0] / anchor[0]})
-    print(f"{'edges':>7}  {'implementation':<12} {'steps/s':>10} {'CG it/step':>11} {'vs numpy':>9}")
+    failed = False
+    try:
+        for side in sides:
+            g = lattice(side)
+            tubes = len(g[1])
+            repeats = args.repeats or (1 if args.quick or tubes > 100_000 else 3)
+            rates: dict[str, list[float]] = {}
+            ratios: dict[str, list[float]] = {}
+            agree_all: dict[str, float] = {}
+            work: dict[str, str] = {}
+            for rep in range(repeats):
+                t0 = time.perf_counter()
+                rate, work, agree = run_once(g, steps, chunk, anchors, chromium, kernels)
+                best = max(rate[a] for a in anchors)
+                for name, r in rate.items():
+                    rates.setdefault(name, []).append(r)
+                    ratios.setdefault(name, []).append(r / best)
+                for name, v in agree.items():
+                    agree_all[name] = max(agree_all.get(name, 0.0), v)
+                print(f"# {tubes} tubes, repeat {rep + 1}/{repeats}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            probes = {name: probe_in_child(name, side, 5) for name in rates if name != "chromium"}
+            med = {name: statistics.median(v) for name, v in rates.items()}
+            best_anchor = max(anchors, key=lambda a: med[a])
+            for name in rates:
+                pr = probes.get(name) or {}
+                if name == "chromium":
+                    mem = f"linear {chromium.linear_memory / 2**20:.0f} MiB" if chromium else "-"
+                else:
+                    mem = f"{pr.get('rss_mib', float('nan')):.0f} MiB"
+                    if "own_peak_mib" in pr:
+                        mem += f" (arrays {pr['own_peak_mib']:.1f} MiB = {pr['own_peak_mib'] / pr['graph_mib']:.1f}× graph"
+                        mem += f", linear {pr['linear_mib']:.0f} MiB)" if "linear_mib" in pr else ")"
+                if name == kernels[0]:
+                    agreement = "reference"
+                elif name in ("wasmtime", "chromium"):
+                    agreement = "bit-identical" if agree_all[name] == 0.0 else "DIFFERS"
+                else:
+                    agreement = f"{agree_all[name]:.1e}"
+                if name in agree_all and agree_all[name] > AGREE_TOL:
+                    failed = True
+                    agreement += " FAIL"
+                rows.append({"tubes": tubes, "impl": name + (" (best anchor)" if name == best_anchor else ""),
+                             "steps_per_s": med[name], "ratio": statistics.median(ratios[name]), "work": work[name],
+                             "memory": mem, "agreement": agreement, "repeats": repeats})
+    finally:
+        if chromium is not None:
+            chromium.close()
+    print(f"\nSteps {WARM + 1}-{WARM + steps} after {WARM} warm-up steps; medians of paired, interleaved runs; "
+          "ratio = steps/s ÷ best anchor's steps/s in the same repeat.\n")
+    print("| tubes | implementation | steps/s | vs best anchor | solver work / step | peak memory | agreement |")
+    print("|---:|---|---:|---:|---|---|---|")
     for r in rows:
-        print(f"{r['edges']:>7}  {r['impl']:<12} {r['steps_per_s']:>10.1f} {r['cg_iter_per_step']:>11.1f} {r['ratio_vs_numpy']:>8.2f}x")
+        print(f"| {r['tubes']} | {r['impl']} | {r['steps_per_s']:.1f} | {r['ratio']:.2f}× | {r['work']} | {r['memory']} | {r['agreement']} |")
     if args.json:
         print(json.dumps(rows))
+    if failed:
+        print(f"\nFAIL: an implementation disagrees with the kernel by more than {AGREE_TOL:g} (or wasm is not bit-identical).")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

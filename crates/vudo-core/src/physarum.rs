@@ -120,6 +120,41 @@ impl NativePhysarum {
     fn converged(&self) -> bool {
         self.sim.last_stats.converged
     }
+    /// Off-diagonal entries of the current sparse Cholesky factor (0 before the first factorization).
+    #[getter]
+    fn factor_nnz(&self) -> u64 {
+        self.sim.factor_stats().0.nnz_l as u64
+    }
+    /// Unknowns of the current sparse Cholesky factor.
+    #[getter]
+    fn factor_n(&self) -> u64 {
+        self.sim.factor_stats().0.n as u64
+    }
+    /// Symbolic analyses (orderings) done so far by the Cholesky solver.
+    #[getter]
+    fn analyses(&self) -> u64 {
+        self.sim.factor_stats().1
+    }
+    /// Multiply-add pairs spent in Cholesky factorizations over all steps.
+    #[getter]
+    fn total_factor_flops(&self) -> f64 {
+        self.sim.total_factor_flops
+    }
+    /// Bytes held by the simulation's arrays now (network + solver).
+    #[getter]
+    fn memory_bytes(&self) -> u64 {
+        self.sim.memory_bytes() as u64
+    }
+    /// Largest memory_bytes seen after a step.
+    #[getter]
+    fn peak_memory_bytes(&self) -> u64 {
+        self.sim.peak_memory_bytes as u64
+    }
+    /// Bytes held by the network's own arrays (cells, tubes, food).
+    #[getter]
+    fn graph_bytes(&self) -> u64 {
+        self.sim.net.memory_bytes() as u64
+    }
     #[getter]
     fn total_length(&self) -> f64 {
         self.sim.net.total_length()

@@ -42,7 +42,7 @@ pub extern "C" fn px_error_len() -> u32 {
 /// ABI version; bumped on any incompatible change.
 #[no_mangle]
 pub extern "C" fn px_abi_version() -> u32 {
-    1
+    2
 }
 
 /// Allocate `n_bytes` (8-byte aligned) of linear memory for the host to fill.
@@ -283,6 +283,20 @@ scalar_getter!(/// Kuramoto order parameter of the phases (1 = synchronised).
     px_order_parameter -> f64, f64::NAN, |s| s.order_parameter());
 scalar_getter!(/// Food cell that was the source in the last step, or -1.
     px_last_source -> i32, -1, |s| s.last_source as i32);
+scalar_getter!(/// Off-diagonal entries of the current sparse Cholesky factor (0 before the first factorization).
+    px_factor_nnz -> f64, 0.0, |s| s.factor_stats().0.nnz_l as f64);
+scalar_getter!(/// Unknowns of the current sparse Cholesky factor.
+    px_factor_n -> f64, 0.0, |s| s.factor_stats().0.n as f64);
+scalar_getter!(/// Symbolic analyses (orderings) done so far by the Cholesky solver.
+    px_analyses -> f64, 0.0, |s| s.factor_stats().1 as f64);
+scalar_getter!(/// Multiply–add pairs spent in Cholesky factorizations over all steps.
+    px_total_factor_flops -> f64, 0.0, |s| s.total_factor_flops);
+scalar_getter!(/// Bytes held by the simulation's arrays now (network + solver).
+    px_memory_bytes -> f64, 0.0, |s| s.memory_bytes() as f64);
+scalar_getter!(/// Largest `px_memory_bytes` seen after a step.
+    px_peak_memory_bytes -> f64, 0.0, |s| s.peak_memory_bytes as f64);
+scalar_getter!(/// Bytes held by the network's own arrays (cells, tubes, food).
+    px_graph_bytes -> f64, 0.0, |s| s.net.memory_bytes() as f64);
 
 macro_rules! array_getter {
     ($(#[$m:meta])* $name:ident -> $t:ty, |$s:ident| $body:expr) => {

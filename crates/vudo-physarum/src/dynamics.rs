@@ -8,8 +8,10 @@
 //! 1. **compute_flow** (Tero et al. 2007). The food scheme chooses which food
 //!    cells inject and drain the total flux I0 this step (right-hand side b).
 //!    Pressures solve Kirchhoff's law Σ_j (D_ij/L_ij)(p_i − p_j) = b_i, a sparse
-//!    SPD system once one cell per connected component is grounded; it is solved
-//!    by Jacobi-preconditioned CG warm-started from the previous pressures. The
+//!    SPD system once one cell per connected component is grounded; by default
+//!    it is solved by a sparse Cholesky factorization of the compacted system
+//!    (`cholesky`; CG with Jacobi / IC(0) / MIC(0) stays selectable, `solver`),
+//!    warm-started from the previous pressures. The
 //!    flux through a tube is Q_ij = (D_ij/L_ij)(p_i − p_j); the Kirchhoff
 //!    residual max_i |Σ_j Q_ij − b_i| / I0 is recorded.
 //! 2. **adapt_tubes**: dD/dt = growth_rate·f(|Q|) − decay·D with a power-law or
@@ -57,6 +59,10 @@ pub struct Simulation {
     /// Largest Kirchhoff residual seen over all steps, relative to I0.
     pub max_residual: f64,
     pub total_cg_iterations: u64,
+    /// Multiply–add pairs spent in Cholesky factorizations over all steps.
+    pub total_factor_flops: f64,
+    /// Largest `memory_bytes()` seen after a step.
+    pub peak_memory_bytes: usize,
     pub last_source: i64,
 }
 
@@ -76,6 +82,8 @@ impl Simulation {
             last_residual: 0.0,
             max_residual: 0.0,
             total_cg_iterations: 0,
+            total_factor_flops: 0.0,
+            peak_memory_bytes: 0,
             last_source: -1,
         })
     }
@@ -113,6 +121,20 @@ impl Simulation {
 
     pub fn order_parameter(&self) -> f64 {
         growth::order_parameter(&self.net)
+    }
+
+    /// Bytes held by the simulation: the network's arrays plus the solver's
+    /// (vector capacities; the allocator's own overhead is not included).
+    pub fn memory_bytes(&self) -> usize {
+        self.net.memory_bytes()
+            + self.ws.memory_bytes()
+            + 8 * (self.b.capacity() + self.w.capacity())
+            + self.grounded.capacity()
+    }
+
+    /// The sparse Cholesky factor's size and cost, and analyses done so far.
+    pub fn factor_stats(&self) -> (crate::cholesky::FactorStats, u64) {
+        (self.ws.chol.stats, self.ws.chol.analyses)
     }
 
     /// max_i |Σ_j Q_ij − b_i| / I0 for the current flows and right-hand side.
@@ -193,6 +215,7 @@ impl PhysarumDynamics for Simulation {
         }
         self.last_stats = stats;
         self.total_cg_iterations += stats.iterations as u64;
+        self.total_factor_flops += stats.factor_flops;
         self.last_residual = self.kirchhoff_residual();
         if self.last_residual > self.max_residual {
             self.max_residual = self.last_residual;
@@ -220,5 +243,6 @@ impl PhysarumDynamics for Simulation {
         self.synchronize_oscillations();
         // Pressures array must cover cells added by exploration (add_cell does).
         self.steps += 1;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(self.memory_bytes());
     }
 }

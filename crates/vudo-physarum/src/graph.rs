@@ -53,6 +53,21 @@ impl Network {
         self.length.len()
     }
 
+    /// Bytes held by the network's arrays (vector capacities).
+    pub fn memory_bytes(&self) -> usize {
+        8 * (self.position.capacity()
+            + self.nutrient.capacity()
+            + self.phase.capacity()
+            + self.pressure.capacity()
+            + self.length.capacity()
+            + self.conductivity.capacity()
+            + self.flow.capacity()
+            + self.age.capacity())
+            + self.is_food.capacity()
+            + self.alive.capacity()
+            + 4 * (self.ends.capacity() + self.food.capacity())
+    }
+
     pub fn n_alive(&self) -> usize {
         self.n_alive
     }

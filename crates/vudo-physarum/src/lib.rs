@@ -6,10 +6,12 @@
 
 pub mod abi;
 pub mod adaptation;
+pub mod cholesky;
 pub mod dynamics;
 pub mod food;
 pub mod graph;
 pub mod growth;
+pub mod ordering;
 pub mod params;
 pub mod rng;
 pub mod solver;

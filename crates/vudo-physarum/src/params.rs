@@ -75,7 +75,8 @@ pub struct Params {
     pub max_cells: usize,
     /// Conductivity of the tubes of the input graph at t = 0.
     pub initial_conductivity: f64,
-    /// CG preconditioner (slot 21: 0 = Jacobi, 1 = IC(0), 2 = modified IC(0)).
+    /// Pressure solver (slot 21: 0 = CG + Jacobi, 1 = CG + IC(0), 2 = CG +
+    /// modified IC(0), 3 = sparse Cholesky).
     pub cg_precond: Precond,
 }
 
@@ -103,7 +104,7 @@ impl Default for Params {
             nutrient_decay: 0.05,
             max_cells: 100_000,
             initial_conductivity: 1.0,
-            cg_precond: Precond::Mic0,
+            cg_precond: Precond::Cholesky,
         }
     }
 }
@@ -137,7 +138,12 @@ impl Params {
                 0 => Precond::Jacobi,
                 1 => Precond::Ic0,
                 2 => Precond::Mic0,
-                _ => return Err(format!("parameter cg_precond must be 0 (jacobi), 1 (ic0) or 2 (mic0), got {v}")),
+                3 => Precond::Cholesky,
+                _ => {
+                    return Err(format!(
+                        "parameter cg_precond must be 0 (jacobi), 1 (ic0), 2 (mic0) or 3 (cholesky), got {v}"
+                    ))
+                }
             };
         }
         if let Some(v) = get(P_SCHEME) {

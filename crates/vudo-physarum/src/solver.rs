@@ -12,6 +12,8 @@
 //! The matrix product never assembles A: it walks the tube list, which keeps
 //! memory O(E) and the summation order fixed (bit-reproducible).
 
+use crate::cholesky::Cholesky;
+
 /// Outcome of one solve.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SolveStats {
@@ -19,6 +21,8 @@ pub struct SolveStats {
     /// max_i |b_i − (A p)_i| at exit.
     pub residual: f64,
     pub converged: bool,
+    /// Multiply–add pairs spent in the Cholesky factorization (0 on the CG paths).
+    pub factor_flops: f64,
 }
 
 /// y = A x over alive tubes (`w[t] == 0` for dead tubes); grounded rows are identity.
@@ -73,6 +77,10 @@ pub enum Precond {
     /// `MIC_OMEGA`), which keeps row sums and removes most of the small
     /// eigenvalues that slow CG on lattice-like graphs.
     Mic0,
+    /// Complete sparse `L D Lᵀ` factorization (nested-dissection ordering,
+    /// analysis reused while the pattern holds; see `cholesky`): the solve is
+    /// direct, CG only polishes the residual (usually one iteration).
+    Cholesky,
 }
 
 /// Relaxation of the modified incomplete Cholesky (1 = fully modified).
@@ -95,6 +103,18 @@ pub struct Workspace {
     lval: Vec<f64>,
     piv: Vec<f64>,
     fill: Vec<u32>,
+    /// Sparse Cholesky factor (kept across solves: its analysis is reused).
+    pub chol: Cholesky,
+}
+
+impl Workspace {
+    /// Bytes held by the solver's vectors.
+    pub fn memory_bytes(&self) -> usize {
+        8 * (self.r.capacity() + self.z.capacity() + self.p.capacity() + self.ap.capacity() + self.diag.capacity())
+            + 8 * (self.lval.capacity() + self.piv.capacity())
+            + 4 * (self.ptr.capacity() + self.col.capacity() + self.fill.capacity())
+            + self.chol.memory_bytes()
+    }
 }
 
 /// The tubes that enter the reduced Laplacian, in tube order, as
@@ -281,23 +301,51 @@ pub fn solve(
             ws.diag[i] = 1.0;
         }
     }
-    // Build the incomplete factor lazily: only if CG has to iterate at all.
-    let mut use_ic = false;
-    let mut factored = precond == Precond::Jacobi;
+    // Build the preconditioner lazily: only if CG has to iterate at all.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Active {
+        Pending,
+        Jacobi,
+        Ic,
+        Chol,
+    }
+    let mut factor_flops = 0.0;
+    let mut active = if precond == Precond::Jacobi { Active::Jacobi } else { Active::Pending };
     let mut setup = |ws: &mut Workspace| {
-        if factored {
-            return use_ic;
+        if active != Active::Pending {
+            return active;
         }
-        factored = true;
+        if precond == Precond::Cholesky {
+            let ok = ws.chol.factor(ends, w, grounded);
+            factor_flops = ws.chol.stats.flops;
+            if ok {
+                active = Active::Chol;
+                return active;
+            }
+            // A non-positive pivot (should not happen on an SPD system): MIC(0) CG.
+        }
         build_upper(ends, w, grounded, n, ws);
-        let omega = if precond == Precond::Mic0 { MIC_OMEGA } else { 0.0 };
-        use_ic = factor(n, omega, ws);
-        if !use_ic && omega != 0.0 {
+        let omega = if precond == Precond::Ic0 { 0.0 } else { MIC_OMEGA };
+        let mut ok = factor(n, omega, ws);
+        if !ok && omega != 0.0 {
             // Modified factorization broke down: retry plain IC(0).
             build_upper(ends, w, grounded, n, ws);
-            use_ic = factor(n, 0.0, ws);
+            ok = factor(n, 0.0, ws);
         }
-        use_ic
+        active = if ok { Active::Ic } else { Active::Jacobi };
+        active
+    };
+    let precondition = |ws: &mut Workspace, how: Active| match how {
+        Active::Chol => {
+            let Workspace { r, z, chol, .. } = ws;
+            chol.solve(r, z);
+        }
+        Active::Ic => apply_ic(ws, n),
+        _ => {
+            for i in 0..n {
+                ws.z[i] = ws.r[i] / ws.diag[i];
+            }
+        }
     };
     let true_residual = |x: &[f64], r: &mut [f64], ap: &mut [f64]| {
         apply(ends, w, grounded, x, ap);
@@ -312,19 +360,13 @@ pub fn solve(
     // convergence but the true residual disagrees (rounding drift).
     'outer: loop {
         if res <= tol_abs {
-            return SolveStats { iterations: iterations as u32, residual: res, converged: true };
+            return SolveStats { iterations: iterations as u32, residual: res, converged: true, factor_flops };
         }
         if iterations >= max_iter {
             break 'outer;
         }
-        let ic = setup(ws);
-        if ic {
-            apply_ic(ws, n);
-        } else {
-            for i in 0..n {
-                ws.z[i] = ws.r[i] / ws.diag[i];
-            }
-        }
+        let how = setup(ws);
+        precondition(ws, how);
         ws.p.copy_from_slice(&ws.z);
         let mut rz = dot(&ws.r, &ws.z);
         while iterations < max_iter {
@@ -347,13 +389,7 @@ pub fn solve(
                 res = true_residual(x, &mut ws.r, &mut ws.ap);
                 continue 'outer;
             }
-            if ic {
-                apply_ic(ws, n);
-            } else {
-                for i in 0..n {
-                    ws.z[i] = ws.r[i] / ws.diag[i];
-                }
-            }
+            precondition(ws, how);
             let rz_new = dot(&ws.r, &ws.z);
             let beta = rz_new / rz;
             rz = rz_new;
@@ -364,7 +400,7 @@ pub fn solve(
         res = true_residual(x, &mut ws.r, &mut ws.ap);
         break 'outer;
     }
-    SolveStats { iterations: iterations as u32, residual: res, converged: res <= tol_abs }
+    SolveStats { iterations: iterations as u32, residual: res, converged: res <= tol_abs, factor_flops }
 }
 
 #[cfg(test)]
@@ -398,7 +434,7 @@ mod tests {
         b[n / 2] = 0.5;
         b[n - 1] = -1.5;
         let mut sols = Vec::new();
-        for pc in [Precond::Jacobi, Precond::Ic0, Precond::Mic0] {
+        for pc in [Precond::Jacobi, Precond::Ic0, Precond::Mic0, Precond::Cholesky] {
             let mut x = vec![0.0; n];
             let st = solve(&ends, &w, &grounded, &b, &mut x, 1e-10, 100_000, pc, &mut Workspace::default());
             assert!(st.converged, "{pc:?} {st:?}");

@@ -73,6 +73,41 @@ class NativeKernel:
         return self.raw.converged
 
     @property
+    def factor_nnz(self) -> int:
+        """Off-diagonal entries of the current sparse Cholesky factor (0 before the first factorization)."""
+        return self.raw.factor_nnz
+
+    @property
+    def factor_n(self) -> int:
+        """Unknowns of the current sparse Cholesky factor."""
+        return self.raw.factor_n
+
+    @property
+    def analyses(self) -> int:
+        """Symbolic analyses (orderings) done so far by the Cholesky solver."""
+        return self.raw.analyses
+
+    @property
+    def total_factor_flops(self) -> float:
+        """Multiply-add pairs spent in Cholesky factorizations over all steps."""
+        return self.raw.total_factor_flops
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held by the simulation's arrays now (network + solver)."""
+        return self.raw.memory_bytes
+
+    @property
+    def peak_memory_bytes(self) -> int:
+        """Largest memory_bytes seen after a step."""
+        return self.raw.peak_memory_bytes
+
+    @property
+    def graph_bytes(self) -> int:
+        """Bytes held by the network's own arrays (cells, tubes, food)."""
+        return self.raw.graph_bytes
+
+    @property
     def total_length(self) -> float:
         return self.raw.total_length
 

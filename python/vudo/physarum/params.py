@@ -31,9 +31,11 @@ osc_frequency               1.0        natural angular frequency of the oscillat
 nutrient_decay              0.05       nutrient loss rate of non-food cells
 max_cells                   100000     exploration stops adding cells at this count
 initial_conductivity        1.0        D of every input tube at t = 0
-cg_precond                  "mic0"     CG preconditioner: "jacobi", "ic0" (zero-fill incomplete
-                                       Cholesky) or "mic0" (relaxed modified IC(0)); all
-                                       solve to cg_tol, mic0 is fastest on large networks
+cg_precond                  "cholesky" pressure solver: "cholesky" (sparse direct LDLᵀ with a
+                                       nested-dissection ordering reused while the pattern
+                                       holds; fastest), or CG with "jacobi", "ic0" (zero-fill
+                                       incomplete Cholesky) or "mic0" (relaxed modified IC(0));
+                                       all solve to cg_tol
 ==========================  =========  ================================================
 """
 
@@ -50,7 +52,7 @@ N_PARAMS = 22
 
 _MODEL_CODE: dict[str, float] = {"power": 0.0, "sigmoid": 1.0}
 _SCHEME_CODE: dict[str, float] = {"auto": -1.0, "pair": 0.0, "random_pair": 1.0, "one_to_all": 2.0}
-_PRECOND_CODE: dict[str, float] = {"jacobi": 0.0, "ic0": 1.0, "mic0": 2.0}
+_PRECOND_CODE: dict[str, float] = {"jacobi": 0.0, "ic0": 1.0, "mic0": 2.0, "cholesky": 3.0}
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
@@ -80,7 +82,7 @@ class PhysarumParams(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     nutrient_decay: NonNegative = 0.05
     max_cells: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 100_000
     initial_conductivity: Positive = 1.0
-    cg_precond: Literal["jacobi", "ic0", "mic0"] = "mic0"
+    cg_precond: Literal["jacobi", "ic0", "mic0", "cholesky"] = "cholesky"
 
     def check(self) -> None:
         """Cross-field checks msgspec cannot express; raises ValueError naming the key."""

@@ -60,7 +60,8 @@ class WasmPhysarum:
             "px_steps px_residual px_max_residual px_last_cg_iterations px_total_cg_iterations px_converged "
             "px_total_length px_order_parameter px_last_source px_edge_ends px_edge_length px_conductivity "
             "px_flow px_age px_alive px_pressure px_positions px_phase px_nutrient px_food px_radius "
-            "px_error_ptr px_error_len px_abi_version"
+            "px_error_ptr px_error_len px_abi_version px_factor_nnz px_factor_n px_analyses px_total_factor_flops "
+            "px_memory_bytes px_peak_memory_bytes px_graph_bytes"
         ).split():
             self._fn[name] = exports[name]
         memory = exports["memory"]
@@ -210,6 +211,47 @@ class WasmPhysarum:
     @property
     def converged(self) -> bool:
         return bool(self._call("px_converged", self._h))
+
+    @property
+    def factor_nnz(self) -> int:
+        """Off-diagonal entries of the current sparse Cholesky factor (0 before the first factorization)."""
+        return int(self._call("px_factor_nnz", self._h))
+
+    @property
+    def factor_n(self) -> int:
+        """Unknowns of the current sparse Cholesky factor."""
+        return int(self._call("px_factor_n", self._h))
+
+    @property
+    def analyses(self) -> int:
+        """Symbolic analyses (orderings) done so far by the Cholesky solver."""
+        return int(self._call("px_analyses", self._h))
+
+    @property
+    def total_factor_flops(self) -> float:
+        """Multiply-add pairs spent in Cholesky factorizations over all steps."""
+        return float(self._call("px_total_factor_flops", self._h))
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held by the simulation's arrays now (network + solver)."""
+        return int(self._call("px_memory_bytes", self._h))
+
+    @property
+    def peak_memory_bytes(self) -> int:
+        """Largest memory_bytes seen after a step."""
+        return int(self._call("px_peak_memory_bytes", self._h))
+
+    @property
+    def graph_bytes(self) -> int:
+        """Bytes held by the network's own arrays (cells, tubes, food)."""
+        return int(self._call("px_graph_bytes", self._h))
+
+    @property
+    def linear_memory_bytes(self) -> int:
+        """Size of the module's linear memory: it never shrinks, so this is the
+        module's peak heap (plus its static data and stack)."""
+        return int(self._mem.data_len(self._store))
 
     @property
     def total_length(self) -> float:

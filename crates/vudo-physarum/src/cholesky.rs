@@ -1,0 +1,868 @@
+//! Sparse `L D Lᵀ` factorization of the grounded, compacted Kirchhoff
+//! Laplacian, for the Cholesky solver path.
+//!
+//! Theory of operation
+//! -------------------
+//! * **Compaction.** Only cells that are not grounded enter the system, and
+//!   only alive tubes with w > 0 joining two such cells give off-diagonal
+//!   entries. Dead tubes and pinned cells cost nothing.
+//! * **Analysis** (`analyze`), done once per sparsity pattern: a
+//!   nested-dissection ordering (`ordering`), the upper pattern of the permuted
+//!   matrix with a slot per tube (parallel tubes share a slot), the elimination
+//!   tree and the full pattern of L (row structures and column pointers).
+//! * **Reuse while the pattern holds.** Pruning only removes tubes and pins
+//!   more cells (a component that splits off gets its own ground), so the old
+//!   analysis stays valid as a *superset* pattern: removed tubes are zeros and
+//!   newly pinned cells become identity rows. The analysis is redone when a new
+//!   tube or cell appears (growth), or when the live pattern has shrunk below
+//!   `SHRINK` of the analysed one (a fresh ordering of the smaller graph is
+//!   cheaper to factor).
+//! * **Numeric factorization** (`factor`), every solve: left-looking
+//!   supernodal LDLᵀ. Columns with the same structure below form a supernode
+//!   stored as one dense column-major block; a supernode gathers the updates
+//!   of its descendants (as dense products, then scattered) and factors its
+//!   block. Inner loops are element-wise `x[i] ± a[i]·t` over contiguous
+//!   memory, which vectorise without changing any rounding; only + − * / in
+//!   a fixed order, no fused multiply–add: bit-identical on native and wasm32.
+//!
+//! Memory: O(nnz(L) + V + E), all in reusable vectors.
+
+use crate::ordering;
+
+const NONE: u32 = u32::MAX;
+/// Re-analyse when fewer than this fraction of the analysed off-diagonal
+/// entries (or cells) are still live.
+pub const SHRINK: f64 = 0.7;
+
+/// Counters of the factorization work (deterministic, platform independent).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FactorStats {
+    /// Unknowns of the factored system.
+    pub n: usize,
+    /// Off-diagonal entries of L.
+    pub nnz_l: usize,
+    /// Multiply–add pairs of one numeric factorization.
+    pub flops: f64,
+    /// Supernodes (dense column blocks) of L.
+    pub supernodes: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Cholesky {
+    analysed: bool,
+    /// cell -> permuted unknown (NONE: not in the system at analysis time).
+    cell_pos: Vec<u32>,
+    /// permuted unknown -> cell.
+    pos_cell: Vec<u32>,
+    /// tube -> slot of its entry in `ax` (NONE: not in the pattern).
+    tube_slot: Vec<u32>,
+    n_tubes_analysed: usize,
+    live_slots_analysed: usize,
+    /// Upper pattern of the permuted A by columns: rows < k of column k.
+    ap: Vec<u32>,
+    ai: Vec<u32>,
+    ax: Vec<f64>,
+    diag: Vec<f64>,
+    /// Elimination tree.
+    parent: Vec<u32>,
+    /// Supernodes: columns `sn_first[s]..sn_first[s+1]`; `sn_of[column]`.
+    sn_first: Vec<u32>,
+    sn_of: Vec<u32>,
+    /// Row list of supernode s (its own columns, then the rows below,
+    /// ascending) in `srows[srp[s]..srp[s+1]]`.
+    srp: Vec<u32>,
+    srows: Vec<u32>,
+    /// Dense column-major block of supernode s (rows × columns) at
+    /// `lx[sxp[s]..]`; the unit diagonal and upper triangle are unused.
+    sxp: Vec<usize>,
+    lx: Vec<f64>,
+    /// Block position of each matrix slot and diagonal entry.
+    slot_dest: Vec<usize>,
+    diag_dest: Vec<usize>,
+    /// Numeric scratch: row -> position in the current row list; descendant
+    /// lists per target supernode; next row to use per supernode; update block.
+    relpos: Vec<u32>,
+    head: Vec<u32>,
+    next: Vec<u32>,
+    sptr: Vec<u32>,
+    cbuf: Vec<f64>,
+    d: Vec<f64>,
+    y: Vec<f64>,
+    pub stats: FactorStats,
+    /// Analyses done so far.
+    pub analyses: u64,
+}
+
+/// Is tube `t` an off-diagonal entry of the reduced system?
+fn reduced(ends: &[u32], w: &[f64], grounded: &[u8], t: usize) -> Option<(usize, usize)> {
+    let (a, b) = (ends[2 * t] as usize, ends[2 * t + 1] as usize);
+    if w[t] == 0.0 || a == b || grounded[a] != 0 || grounded[b] != 0 {
+        None
+    } else {
+        Some((a, b))
+    }
+}
+
+/// Postorder of a forest given by `parent` (NONE for roots): roots and
+/// children in ascending order. Returns the columns in postorder.
+fn postorder(parent: &[u32]) -> Vec<u32> {
+    let n = parent.len();
+    let mut head = vec![NONE; n];
+    let mut next = vec![NONE; n];
+    // Prepend in descending order so that each child list is ascending.
+    for j in (0..n).rev() {
+        let p = parent[j];
+        if p != NONE {
+            next[j] = head[p as usize];
+            head[p as usize] = j as u32;
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut stack: Vec<u32> = Vec::new();
+    for root in 0..n {
+        if parent[root] != NONE {
+            continue;
+        }
+        stack.push(root as u32);
+        while let Some(&top) = stack.last() {
+            let t = top as usize;
+            let child = head[t];
+            if child == NONE {
+                out.push(top);
+                stack.pop();
+            } else {
+                head[t] = next[child as usize];
+                stack.push(child);
+            }
+        }
+    }
+    out
+}
+
+impl Cholesky {
+    /// Bytes held by the factorization's vectors.
+    pub fn memory_bytes(&self) -> usize {
+        4 * (self.cell_pos.capacity()
+            + self.pos_cell.capacity()
+            + self.tube_slot.capacity()
+            + self.ap.capacity()
+            + self.ai.capacity()
+            + self.parent.capacity()
+            + self.sn_first.capacity()
+            + self.sn_of.capacity()
+            + self.srp.capacity()
+            + self.srows.capacity()
+            + self.relpos.capacity()
+            + self.head.capacity()
+            + self.next.capacity()
+            + self.sptr.capacity())
+            + 8 * (self.sxp.capacity() + self.slot_dest.capacity() + self.diag_dest.capacity())
+            + 8 * (self.ax.capacity()
+                + self.diag.capacity()
+                + self.lx.capacity()
+                + self.d.capacity()
+                + self.y.capacity()
+                + self.cbuf.capacity())
+    }
+
+    /// Does the analysed pattern still cover the live system, and is it not
+    /// too wasteful? Returns false when an analysis is needed.
+    fn fits(&self, ends: &[u32], w: &[f64], grounded: &[u8]) -> bool {
+        if !self.analysed || w.len() != self.n_tubes_analysed || grounded.len() != self.cell_pos.len() {
+            return false;
+        }
+        let mut live_cells = 0usize;
+        for (c, &g) in grounded.iter().enumerate() {
+            if g == 0 {
+                if self.cell_pos[c] == NONE {
+                    return false;
+                }
+                live_cells += 1;
+            }
+        }
+        let mut live = 0usize;
+        for t in 0..w.len() {
+            if reduced(ends, w, grounded, t).is_some() {
+                if self.tube_slot[t] == NONE {
+                    return false;
+                }
+                live += 1;
+            }
+        }
+        (live as f64) >= SHRINK * self.live_slots_analysed as f64
+            && (live_cells as f64) >= SHRINK * self.pos_cell.len() as f64
+    }
+
+    /// The upper pattern of the matrix permuted by `ipos` (local cell ->
+    /// unknown), by columns, with one slot per distinct entry and the slot of
+    /// every tube.
+    fn build_pattern(&mut self, ends: &[u32], w: &[f64], grounded: &[u8], local: &[u32], ipos: &[u32]) {
+        let nc = grounded.len();
+        let nt = w.len();
+        let n = ipos.len();
+        self.cell_pos.clear();
+        self.cell_pos.resize(nc, NONE);
+        self.pos_cell.clear();
+        self.pos_cell.resize(n, 0);
+        for c in 0..nc {
+            if local[c] != NONE {
+                let k = ipos[local[c] as usize];
+                self.cell_pos[c] = k;
+                self.pos_cell[k as usize] = c as u32;
+            }
+        }
+        // Upper pattern by columns: entry (min, max) in column max.
+        self.ap.clear();
+        self.ap.resize(n + 1, 0);
+        for t in 0..nt {
+            if let Some((a, b)) = reduced(ends, w, grounded, t) {
+                let (i, j) = (self.cell_pos[a], self.cell_pos[b]);
+                self.ap[i.max(j) as usize + 1] += 1;
+            }
+        }
+        for k in 0..n {
+            self.ap[k + 1] += self.ap[k];
+        }
+        let mut fill: Vec<u32> = self.ap[..n].to_vec();
+        let raw = self.ap[n] as usize;
+        let mut rows = vec![0u32; raw];
+        let mut tube_of = vec![0u32; raw];
+        for t in 0..nt {
+            if let Some((a, b)) = reduced(ends, w, grounded, t) {
+                let (i, j) = (self.cell_pos[a], self.cell_pos[b]);
+                let q = fill[i.max(j) as usize] as usize;
+                rows[q] = i.min(j);
+                tube_of[q] = t as u32;
+                fill[i.max(j) as usize] += 1;
+            }
+        }
+        // Sort each column by row (insertion sort: columns are short) and
+        // merge parallel tubes into one slot.
+        self.tube_slot.clear();
+        self.tube_slot.resize(nt, NONE);
+        self.ai.clear();
+        let mut start = 0usize;
+        let mut new_ap = vec![0u32; n + 1];
+        for k in 0..n {
+            let end = self.ap[k + 1] as usize;
+            for q in start + 1..end {
+                let (r, t) = (rows[q], tube_of[q]);
+                let mut m = q;
+                while m > start && (rows[m - 1] > r || (rows[m - 1] == r && tube_of[m - 1] > t)) {
+                    rows[m] = rows[m - 1];
+                    tube_of[m] = tube_of[m - 1];
+                    m -= 1;
+                }
+                rows[m] = r;
+                tube_of[m] = t;
+            }
+            let col_start = self.ai.len();
+            for q in start..end {
+                if self.ai.len() == col_start || *self.ai.last().expect("non-empty") != rows[q] {
+                    self.ai.push(rows[q]);
+                }
+                self.tube_slot[tube_of[q] as usize] = (self.ai.len() - 1) as u32;
+            }
+            new_ap[k + 1] = self.ai.len() as u32;
+            start = end;
+        }
+        self.ap = new_ap;
+        self.ax.clear();
+        self.ax.resize(self.ai.len(), 0.0);
+        self.live_slots_analysed = raw;
+        self.n_tubes_analysed = nt;
+    }
+
+    /// Elimination tree of the current upper pattern, and the number of
+    /// off-diagonal entries of each column of L (Liu; the `flag` walk visits
+    /// each entry of L once).
+    fn etree(&mut self, flag: &mut [u32], cnt: &mut [u32]) {
+        let n = self.pos_cell.len();
+        self.parent.clear();
+        self.parent.resize(n, NONE);
+        for c in cnt.iter_mut() {
+            *c = 0;
+        }
+        for k in 0..n {
+            flag[k] = k as u32;
+            for q in self.ap[k] as usize..self.ap[k + 1] as usize {
+                let mut i = self.ai[q] as usize;
+                while flag[i] != k as u32 {
+                    if self.parent[i] == NONE {
+                        self.parent[i] = k as u32;
+                    }
+                    cnt[i] += 1;
+                    flag[i] = k as u32;
+                    i = self.parent[i] as usize;
+                }
+            }
+        }
+    }
+
+    /// Symbolic analysis of the current pattern.
+    fn analyze(&mut self, ends: &[u32], w: &[f64], grounded: &[u8]) {
+        let nc = grounded.len();
+        let nt = w.len();
+        // Compact: cells in the system, in cell order.
+        let mut local = vec![NONE; nc];
+        let mut n = 0usize;
+        for c in 0..nc {
+            if grounded[c] == 0 {
+                local[c] = n as u32;
+                n += 1;
+            }
+        }
+        // Symmetric adjacency of the compact graph (CSR), for the ordering.
+        let mut xadj = vec![0u32; n + 1];
+        for t in 0..nt {
+            if let Some((a, b)) = reduced(ends, w, grounded, t) {
+                xadj[local[a] as usize + 1] += 1;
+                xadj[local[b] as usize + 1] += 1;
+            }
+        }
+        for k in 0..n {
+            xadj[k + 1] += xadj[k];
+        }
+        let mut fill: Vec<u32> = xadj[..n].to_vec();
+        let mut adj = vec![0u32; xadj[n] as usize];
+        for t in 0..nt {
+            if let Some((a, b)) = reduced(ends, w, grounded, t) {
+                let (la, lb) = (local[a] as usize, local[b] as usize);
+                adj[fill[la] as usize] = lb as u32;
+                fill[la] += 1;
+                adj[fill[lb] as usize] = la as u32;
+                fill[lb] += 1;
+            }
+        }
+        let perm = ordering::nested_dissection(n, &xadj, &adj);
+        drop(adj);
+        drop(xadj);
+        let mut ipos = vec![0u32; n];
+        for (k, &old) in perm.iter().enumerate() {
+            ipos[old as usize] = k as u32;
+        }
+        drop(perm);
+        self.build_pattern(ends, w, grounded, &local, &ipos);
+        // Postorder the elimination tree (children in ascending order) so that
+        // every subtree is a contiguous range of columns: supernodes can then
+        // absorb their children.
+        let mut flag = vec![NONE; n];
+        let mut cnt = vec![0u32; n];
+        self.etree(&mut flag, &mut cnt);
+        let post = postorder(&self.parent);
+        let mut newpos = vec![0u32; n];
+        for (k, &old) in post.iter().enumerate() {
+            newpos[old as usize] = k as u32;
+        }
+        for v in ipos.iter_mut() {
+            *v = newpos[*v as usize];
+        }
+        drop(newpos);
+        drop(post);
+        self.build_pattern(ends, w, grounded, &local, &ipos);
+        drop(local);
+        drop(ipos);
+        for f in flag.iter_mut() {
+            *f = NONE;
+        }
+        self.etree(&mut flag, &mut cnt);
+        let mut flops = 0.0f64;
+        let mut nnz = 0usize;
+        for &c in &cnt {
+            let c = c as f64;
+            flops += c * (c + 1.0) * 0.5;
+            nnz += c as usize;
+        }
+        // Fundamental supernodes: column j joins j−1's supernode when j is
+        // j−1's parent and their structures below j coincide. Then relaxed
+        // amalgamation: a supernode absorbs the group just before it when that
+        // group hangs below it in the (postordered) tree and few explicit
+        // zeros are added (the thresholds CHOLMOD uses by default).
+        let mut fund: Vec<u32> = Vec::new();
+        for j in 0..n {
+            if j == 0 || !(self.parent[j - 1] == j as u32 && cnt[j - 1] == cnt[j] + 1) {
+                fund.push(j as u32);
+            }
+        }
+        fund.push(n as u32);
+        self.sn_first.clear();
+        if n > 0 {
+            let true_nz = |f: usize, l: usize| (f..l).map(|j| cnt[j] as f64 + 1.0).sum::<f64>();
+            let mut g_first = fund[0] as usize;
+            let mut g_true = true_nz(fund[0] as usize, fund[1] as usize);
+            for s in 1..fund.len() - 1 {
+                let (f, l) = (fund[s] as usize, fund[s + 1] as usize);
+                let t = true_nz(f, l);
+                if self.parent[f - 1] == f as u32 {
+                    let nc = (l - g_first) as f64;
+                    let nr = nc + cnt[l - 1] as f64;
+                    let entries = nc * nr - nc * (nc - 1.0) * 0.5;
+                    let z = 1.0 - (g_true + t) / entries;
+                    if nc <= 4.0 || (nc <= 16.0 && z < 0.8) || (nc <= 48.0 && z < 0.1) || z < 0.05 {
+                        g_true += t;
+                        continue;
+                    }
+                }
+                self.sn_first.push(g_first as u32);
+                g_first = f;
+                g_true = t;
+            }
+            self.sn_first.push(g_first as u32);
+        }
+        self.sn_first.push(n as u32);
+        self.sn_of.clear();
+        self.sn_of.resize(n, 0);
+        for s in 0..self.sn_first.len() - 1 {
+            for j in self.sn_first[s]..self.sn_first[s + 1] {
+                self.sn_of[j as usize] = s as u32;
+            }
+        }
+        let ns = self.sn_first.len() - 1;
+        // Row lists (own columns, then the rows below) and dense block offsets.
+        self.srp.clear();
+        self.srp.push(0);
+        self.sxp.clear();
+        self.sxp.push(0);
+        let mut below = vec![0u32; ns];
+        for s in 0..ns {
+            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+            let nc = l - f;
+            let nr = nc + cnt[l - 1] as usize;
+            below[s] = nc as u32;
+            self.srp.push(self.srp[s] + nr as u32);
+            self.sxp.push(self.sxp[s] + nr * nc);
+        }
+        self.srows.clear();
+        self.srows.resize(self.srp[ns] as usize, 0);
+        for s in 0..ns {
+            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+            for j in f..l {
+                self.srows[self.srp[s] as usize + j - f] = j as u32;
+            }
+        }
+        // Row k of L reaches, up the elimination tree, every column j < k with
+        // L(k, j) != 0: k belongs below each supernode met (rows ascending).
+        for f in flag.iter_mut() {
+            *f = NONE;
+        }
+        let mut sflag = vec![NONE; ns];
+        for k in 0..n {
+            flag[k] = k as u32;
+            for q in self.ap[k] as usize..self.ap[k + 1] as usize {
+                let mut i = self.ai[q] as usize;
+                while flag[i] != k as u32 {
+                    flag[i] = k as u32;
+                    let s = self.sn_of[i] as usize;
+                    if sflag[s] != k as u32 && k >= self.sn_first[s + 1] as usize {
+                        sflag[s] = k as u32;
+                        self.srows[self.srp[s] as usize + below[s] as usize] = k as u32;
+                        below[s] += 1;
+                    }
+                    i = self.parent[i] as usize;
+                }
+            }
+        }
+        // Where each matrix entry lands in the blocks: the lower entry (k, i),
+        // i < k, of slot q sits in column i's supernode.
+        self.relpos.clear();
+        self.relpos.resize(n, 0);
+        let mut lo_ptr = vec![0u32; n + 1];
+        for &i in &self.ai {
+            lo_ptr[i as usize + 1] += 1;
+        }
+        for k in 0..n {
+            lo_ptr[k + 1] += lo_ptr[k];
+        }
+        let mut lo_slot = vec![0u32; self.ai.len()];
+        let mut lo_row = vec![0u32; self.ai.len()];
+        fill.clear();
+        fill.extend_from_slice(&lo_ptr[..n]);
+        for k in 0..n {
+            for q in self.ap[k] as usize..self.ap[k + 1] as usize {
+                let i = self.ai[q] as usize;
+                let at = fill[i] as usize;
+                lo_slot[at] = q as u32;
+                lo_row[at] = k as u32;
+                fill[i] += 1;
+            }
+        }
+        self.slot_dest.clear();
+        self.slot_dest.resize(self.ai.len(), 0);
+        self.diag_dest.clear();
+        self.diag_dest.resize(n, 0);
+        for s in 0..ns {
+            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+            let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
+            let nr = r1 - r0;
+            for (p, &r) in self.srows[r0..r1].iter().enumerate() {
+                self.relpos[r as usize] = p as u32;
+            }
+            for j in f..l {
+                let col = self.sxp[s] + (j - f) * nr;
+                self.diag_dest[j] = col + (j - f);
+                for at in lo_ptr[j] as usize..lo_ptr[j + 1] as usize {
+                    self.slot_dest[lo_slot[at] as usize] = col + self.relpos[lo_row[at] as usize] as usize;
+                }
+            }
+        }
+        self.lx.clear();
+        self.lx.resize(self.sxp[ns], 0.0);
+        self.head.clear();
+        self.head.resize(ns, NONE);
+        self.next.clear();
+        self.next.resize(ns, NONE);
+        self.sptr.clear();
+        self.sptr.resize(ns, 0);
+        self.diag.clear();
+        self.diag.resize(n, 0.0);
+        self.d.clear();
+        self.d.resize(n, 0.0);
+        self.y.clear();
+        self.y.resize(n, 0.0);
+        self.stats = FactorStats { n, nnz_l: nnz, flops, supernodes: ns };
+        self.analysed = true;
+        self.analyses += 1;
+    }
+
+    /// Assemble the current values into the analysed pattern and factor.
+    /// `w` are the tube weights (0 for dead tubes), `grounded` the pinned
+    /// cells. Returns false if a pivot is not positive (the caller falls back
+    /// to an iterative solve).
+    pub fn factor(&mut self, ends: &[u32], w: &[f64], grounded: &[u8]) -> bool {
+        if !self.fits(ends, w, grounded) {
+            self.analyze(ends, w, grounded);
+        }
+        let n = self.pos_cell.len();
+        for v in self.ax.iter_mut() {
+            *v = 0.0;
+        }
+        for v in self.diag.iter_mut() {
+            *v = 0.0;
+        }
+        for t in 0..w.len() {
+            let wt = w[t];
+            if wt == 0.0 {
+                continue;
+            }
+            let (a, b) = (ends[2 * t] as usize, ends[2 * t + 1] as usize);
+            if a == b {
+                continue;
+            }
+            if grounded[a] == 0 {
+                self.diag[self.cell_pos[a] as usize] += wt;
+            }
+            if grounded[b] == 0 {
+                self.diag[self.cell_pos[b] as usize] += wt;
+            }
+            if grounded[a] == 0 && grounded[b] == 0 {
+                self.ax[self.tube_slot[t] as usize] -= wt;
+            }
+        }
+        for k in 0..n {
+            let c = self.pos_cell[k] as usize;
+            if grounded[c] != 0 || self.diag[k] == 0.0 {
+                // Pinned since the analysis (identity row), or no live tube.
+                self.diag[k] = 1.0;
+            }
+        }
+        for v in self.lx.iter_mut() {
+            *v = 0.0;
+        }
+        for (q, &dest) in self.slot_dest.iter().enumerate() {
+            self.lx[dest] = self.ax[q];
+        }
+        for k in 0..n {
+            self.lx[self.diag_dest[k]] = self.diag[k];
+        }
+        self.numeric()
+    }
+
+    /// Left-looking supernodal LDLᵀ over the assembled blocks. Each supernode
+    /// gathers the updates of the descendants that reach it (linked lists per
+    /// target, in a fixed order), then factors its dense block.
+    fn numeric(&mut self) -> bool {
+        let ns = self.sn_first.len() - 1;
+        for s in 0..ns {
+            self.head[s] = NONE;
+        }
+        for s in 0..ns {
+            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+            let nc = l - f;
+            let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
+            let nr = r1 - r0;
+            let base = self.sxp[s];
+            for (p, &r) in self.srows[r0..r1].iter().enumerate() {
+                self.relpos[r as usize] = p as u32;
+            }
+            let mut dsn = self.head[s];
+            self.head[s] = NONE;
+            while dsn != NONE {
+                let d = dsn as usize;
+                dsn = self.next[d];
+                let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
+                let ncd = ld - fd;
+                let (q0, q1) = (self.srp[d] as usize, self.srp[d + 1] as usize);
+                let nrd = q1 - q0;
+                let rows_d = &self.srows[q0..q1];
+                let p1 = self.sptr[d] as usize;
+                let mut p2 = p1;
+                while p2 < nrd && (rows_d[p2] as usize) < l {
+                    p2 += 1;
+                }
+                let m = nrd - p1;
+                let c = p2 - p1;
+                // C = L_d[p1.., :] · D_d · L_d[p1..p2, :]ᵀ (lower part), column-major m × c.
+                self.cbuf.clear();
+                self.cbuf.resize(m * c, 0.0);
+                let bd = self.sxp[d];
+                for k in 0..ncd {
+                    let dk = self.d[fd + k];
+                    let col = &self.lx[bd + k * nrd + p1..bd + (k + 1) * nrd];
+                    for jj in 0..c {
+                        let t = col[jj] * dk;
+                        if t == 0.0 {
+                            continue;
+                        }
+                        let cc = &mut self.cbuf[jj * m + jj..(jj + 1) * m];
+                        for (x, &v) in cc.iter_mut().zip(&col[jj..]) {
+                            *x += v * t;
+                        }
+                    }
+                }
+                for jj in 0..c {
+                    let tc = base + (rows_d[p1 + jj] as usize - f) * nr;
+                    for ii in jj..m {
+                        let at = tc + self.relpos[rows_d[p1 + ii] as usize] as usize;
+                        self.lx[at] -= self.cbuf[jj * m + ii];
+                    }
+                }
+                self.sptr[d] = p2 as u32;
+                if p2 < nrd {
+                    let t = self.sn_of[rows_d[p2] as usize] as usize;
+                    self.next[d] = self.head[t];
+                    self.head[t] = d as u32;
+                }
+            }
+            // Dense LDLᵀ of the block (right-looking over its columns).
+            let block = &mut self.lx[base..base + nr * nc];
+            for j in 0..nc {
+                let (left, right) = block.split_at_mut((j + 1) * nr);
+                let colj = &mut left[j * nr..];
+                let dj = colj[j];
+                if !(dj > 1e-14 * self.diag[f + j]) || !dj.is_finite() {
+                    return false;
+                }
+                self.d[f + j] = dj;
+                for v in colj[j + 1..].iter_mut() {
+                    *v /= dj;
+                }
+                for k in j + 1..nc {
+                    let t = colj[k] * dj;
+                    if t == 0.0 {
+                        continue;
+                    }
+                    let colk = &mut right[(k - j - 1) * nr..(k - j) * nr];
+                    for (x, &v) in colk[k..].iter_mut().zip(&colj[k..]) {
+                        *x -= v * t;
+                    }
+                }
+            }
+            self.sptr[s] = nc as u32;
+            if nc < nr {
+                let t = self.sn_of[self.srows[r0 + nc] as usize] as usize;
+                self.next[s] = self.head[t];
+                self.head[t] = s as u32;
+            }
+        }
+        true
+    }
+
+    /// z = A⁻¹ r on the system cells (grounded and unknown cells get 0).
+    pub fn solve(&mut self, r: &[f64], z: &mut [f64]) {
+        let n = self.pos_cell.len();
+        let ns = self.sn_first.len() - 1;
+        let y = &mut self.y;
+        for k in 0..n {
+            y[k] = r[self.pos_cell[k] as usize];
+        }
+        for s in 0..ns {
+            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+            let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
+            let nr = r1 - r0;
+            let rows = &self.srows[r0..r1];
+            for j in 0..l - f {
+                let yj = y[f + j];
+                if yj != 0.0 {
+                    let col = &self.lx[self.sxp[s] + j * nr..self.sxp[s] + (j + 1) * nr];
+                    for i in j + 1..nr {
+                        y[rows[i] as usize] -= col[i] * yj;
+                    }
+                }
+            }
+        }
+        for j in 0..n {
+            y[j] /= self.d[j];
+        }
+        for s in (0..ns).rev() {
+            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+            let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
+            let nr = r1 - r0;
+            let rows = &self.srows[r0..r1];
+            for j in (0..l - f).rev() {
+                let col = &self.lx[self.sxp[s] + j * nr..self.sxp[s] + (j + 1) * nr];
+                let mut acc = y[f + j];
+                for i in j + 1..nr {
+                    acc -= col[i] * y[rows[i] as usize];
+                }
+                y[f + j] = acc;
+            }
+        }
+        for v in z.iter_mut() {
+            *v = 0.0;
+        }
+        for k in 0..n {
+            z[self.pos_cell[k] as usize] = y[k];
+        }
+        for v in y.iter_mut() {
+            *v = 0.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// s×s grid with diagonals, a parallel tube, weights over 8 decades.
+    fn grid(s: usize) -> (Vec<u32>, Vec<f64>) {
+        let mut ends = Vec::new();
+        for y in 0..s {
+            for x in 0..s {
+                let v = (y * s + x) as u32;
+                if x + 1 < s {
+                    ends.extend([v, v + 1]);
+                }
+                if y + 1 < s {
+                    ends.extend([v, v + s as u32]);
+                }
+                if x + 1 < s && y + 1 < s && (x * 7 + y) % 5 == 0 {
+                    ends.extend([v + s as u32 + 1, v]);
+                }
+            }
+        }
+        ends.extend([0u32, 1]);
+        let nt = ends.len() / 2;
+        let w = (0..nt).map(|t| libm::pow(10.0, ((t * 7919) % 9) as f64 - 4.0)).collect();
+        (ends, w)
+    }
+
+    /// max |b − A x| over unpinned cells, A the grounded Laplacian.
+    fn residual(ends: &[u32], w: &[f64], grounded: &[u8], b: &[f64], x: &[f64]) -> f64 {
+        let mut ax = vec![0.0; x.len()];
+        for t in 0..w.len() {
+            let (a, c) = (ends[2 * t] as usize, ends[2 * t + 1] as usize);
+            let d = w[t] * (x[a] - x[c]);
+            ax[a] += d;
+            ax[c] -= d;
+        }
+        let r = (0..x.len()).filter(|&i| grounded[i] == 0).map(|i| (b[i] - ax[i]).abs()).fold(0.0, f64::max);
+        // Relative to the size of the terms (backward error of the solve).
+        let wmax = w.iter().fold(0.0, |m: f64, v| m.max(*v));
+        let xmax = x.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
+        r / (wmax * xmax)
+    }
+
+    fn rhs(n: usize, grounded: &[u8]) -> Vec<f64> {
+        (0..n).map(|i| if grounded[i] != 0 { 0.0 } else { ((i * 37) % 11) as f64 - 5.0 }).collect()
+    }
+
+    #[test]
+    fn direct_solve_is_exact_and_uses_supernodes() {
+        let s = 30;
+        let (ends, w) = grid(s);
+        let n = s * s;
+        let mut grounded = vec![0u8; n];
+        grounded[n / 2] = 1;
+        let b = rhs(n, &grounded);
+        let mut ch = Cholesky::default();
+        assert!(ch.factor(&ends, &w, &grounded));
+        let mut x = vec![0.0; n];
+        ch.solve(&b, &mut x);
+        let res = residual(&ends, &w, &grounded, &b, &x);
+        assert!(res < 1e-13, "{res}");
+        assert_eq!(x[n / 2], 0.0);
+        assert_eq!(ch.stats.n, n - 1);
+        assert!(ch.stats.supernodes < ch.stats.n / 2, "{:?}", ch.stats);
+        // Fill stays far below a dense factor.
+        assert!(ch.stats.nnz_l < 20 * ends.len(), "{:?}", ch.stats);
+        assert_eq!(ch.analyses, 1);
+    }
+
+    #[test]
+    fn analysis_reused_under_pruning_and_redone_on_growth_or_shrinkage() {
+        let s = 20;
+        let (ends, mut w) = grid(s);
+        let n = s * s;
+        let mut grounded = vec![0u8; n];
+        grounded[0] = 1;
+        let mut ch = Cholesky::default();
+        assert!(ch.factor(&ends, &w, &grounded));
+        // Prune the diagonals (the grid stays connected) and pin a cell cut
+        // off from the rest: same analysis.
+        for t in 0..w.len() {
+            if ends[2 * t].abs_diff(ends[2 * t + 1]) == s as u32 + 1 {
+                w[t] = 0.0;
+            }
+        }
+        let corner = n - 1;
+        for t in 0..w.len() {
+            if ends[2 * t] as usize == corner || ends[2 * t + 1] as usize == corner {
+                w[t] = 0.0;
+            }
+        }
+        grounded[corner] = 1;
+        let b = rhs(n, &grounded);
+        assert!(ch.factor(&ends, &w, &grounded));
+        assert_eq!(ch.analyses, 1);
+        let mut x = vec![0.0; n];
+        ch.solve(&b, &mut x);
+        assert!(residual(&ends, &w, &grounded, &b, &x) < 1e-13);
+        // A fresh analysis of the same pruned system gives the same solution.
+        let mut fresh = Cholesky::default();
+        assert!(fresh.factor(&ends, &w, &grounded));
+        let mut x2 = vec![0.0; n];
+        fresh.solve(&b, &mut x2);
+        for i in 0..n {
+            assert!((x[i] - x2[i]).abs() <= 1e-9 * (1.0 + x2[i].abs()));
+        }
+        assert!(fresh.stats.nnz_l <= ch.stats.nnz_l);
+        // Growth: a new tube (and cell) needs a new analysis.
+        let mut ends2 = ends.clone();
+        ends2.extend([5u32, (n + 0) as u32]);
+        let mut w2 = w.clone();
+        w2.push(1.0);
+        let mut g2 = grounded.clone();
+        g2.push(0);
+        assert!(ch.factor(&ends2, &w2, &g2));
+        assert_eq!(ch.analyses, 2);
+        // Heavy pruning down to a spanning comb (vertical tubes, row 0, the
+        // new tube): the old pattern is too wasteful, re-analyse.
+        for t in 0..w2.len() - 1 {
+            let (a, c) = (ends2[2 * t].min(ends2[2 * t + 1]), ends2[2 * t].max(ends2[2 * t + 1]));
+            if !(c - a == s as u32 || (c - a == 1 && (a as usize) < s)) {
+                w2[t] = 0.0;
+            }
+        }
+        for t in 0..w2.len() - 1 {
+            if ends2[2 * t] as usize == corner || ends2[2 * t + 1] as usize == corner {
+                w2[t] = 0.0;
+            }
+        }
+        assert!(ch.factor(&ends2, &w2, &g2));
+        assert_eq!(ch.analyses, 3);
+        let b2 = rhs(n + 1, &g2);
+        let mut x3 = vec![0.0; n + 1];
+        ch.solve(&b2, &mut x3);
+        assert!(residual(&ends2, &w2, &g2, &b2, &x3) < 1e-13);
+    }
+}
