@@ -615,19 +615,37 @@ impl Cholesky {
                 self.cbuf.clear();
                 self.cbuf.resize(m * c, 0.0);
                 let bd = self.sxp[d];
-                for k in 0..ncd {
+                let mut k = 0;
+                // Four columns of d per pass over C: each element still sees
+                // the additions in column order, so the rounding is that of
+                // four separate passes (and the same on every platform).
+                while k + 4 <= ncd {
+                    let at = |q: usize| bd + (k + q) * nrd + p1;
+                    let (c0, c1) = (&self.lx[at(0)..at(0) + m], &self.lx[at(1)..at(1) + m]);
+                    let (c2, c3) = (&self.lx[at(2)..at(2) + m], &self.lx[at(3)..at(3) + m]);
+                    let (d0, d1, d2, d3) = (self.d[fd + k], self.d[fd + k + 1], self.d[fd + k + 2], self.d[fd + k + 3]);
+                    for jj in 0..c {
+                        let (t0, t1, t2, t3) = (c0[jj] * d0, c1[jj] * d1, c2[jj] * d2, c3[jj] * d3);
+                        let cc = &mut self.cbuf[jj * m + jj..(jj + 1) * m];
+                        for ((((x, &a0), &a1), &a2), &a3) in
+                            cc.iter_mut().zip(&c0[jj..]).zip(&c1[jj..]).zip(&c2[jj..]).zip(&c3[jj..])
+                        {
+                            *x = *x + a0 * t0 + a1 * t1 + a2 * t2 + a3 * t3;
+                        }
+                    }
+                    k += 4;
+                }
+                while k < ncd {
                     let dk = self.d[fd + k];
                     let col = &self.lx[bd + k * nrd + p1..bd + (k + 1) * nrd];
                     for jj in 0..c {
                         let t = col[jj] * dk;
-                        if t == 0.0 {
-                            continue;
-                        }
                         let cc = &mut self.cbuf[jj * m + jj..(jj + 1) * m];
                         for (x, &v) in cc.iter_mut().zip(&col[jj..]) {
                             *x += v * t;
                         }
                     }
+                    k += 1;
                 }
                 for jj in 0..c {
                     let tc = base + (rows_d[p1 + jj] as usize - f) * nr;

@@ -26,6 +26,7 @@
 //! bit for bit.
 
 use crate::adaptation;
+use crate::compact::Compact;
 use crate::food;
 use crate::graph::Network;
 use crate::growth;
@@ -49,8 +50,14 @@ pub struct Simulation {
     pub params: Params,
     rng: Rng,
     ws: Workspace,
+    /// The flow problem on the compact network, and its per-step vectors.
+    compact: Compact,
     b: Vec<f64>,
     w: Vec<f64>,
+    x: Vec<f64>,
+    net_out: Vec<f64>,
+    comp: Vec<u32>,
+    has_ground: Vec<u8>,
     grounded: Vec<u8>,
     pub steps: u64,
     pub last_stats: SolveStats,
@@ -74,8 +81,13 @@ impl Simulation {
             params,
             rng: Rng::new(seed),
             ws: Workspace::default(),
+            compact: Compact::default(),
             b: Vec::new(),
             w: Vec::new(),
+            x: Vec::new(),
+            net_out: Vec::new(),
+            comp: Vec::new(),
+            has_ground: Vec::new(),
             grounded: Vec::new(),
             steps: 0,
             last_stats: SolveStats::default(),
@@ -128,8 +140,11 @@ impl Simulation {
     pub fn memory_bytes(&self) -> usize {
         self.net.memory_bytes()
             + self.ws.memory_bytes()
-            + 8 * (self.b.capacity() + self.w.capacity())
+            + self.compact.memory_bytes()
+            + 8 * (self.b.capacity() + self.w.capacity() + self.x.capacity() + self.net_out.capacity())
+            + 4 * self.comp.capacity()
             + self.grounded.capacity()
+            + self.has_ground.capacity()
     }
 
     /// The sparse Cholesky factor's size and cost, and analyses done so far.
@@ -137,20 +152,24 @@ impl Simulation {
         (self.ws.chol.stats, self.ws.chol.analyses)
     }
 
-    /// max_i |Σ_j Q_ij − b_i| / I0 for the current flows and right-hand side.
-    fn kirchhoff_residual(&self) -> f64 {
-        let n = self.net.n_cells();
-        let mut net_out = vec![0.0; n];
-        for t in 0..self.net.n_tubes() {
+    /// max_i |Σ_j Q_ij − b_i| / I0 for the current flows and right-hand side
+    /// (over the compact cells; every other cell has no alive tube and b = 0).
+    fn kirchhoff_residual(&mut self) -> f64 {
+        let cp = &self.compact;
+        let net_out = &mut self.net_out;
+        net_out.clear();
+        net_out.resize(cp.cells.len(), 0.0);
+        for (k, &t) in cp.tubes.iter().enumerate() {
+            let t = t as usize;
             if self.net.alive[t] == 0 {
                 continue;
             }
             let q = self.net.flow[t];
-            net_out[self.net.ends[2 * t] as usize] += q;
-            net_out[self.net.ends[2 * t + 1] as usize] -= q;
+            net_out[cp.ends[2 * k] as usize] += q;
+            net_out[cp.ends[2 * k + 1] as usize] -= q;
         }
         let mut m = 0.0f64;
-        for i in 0..n {
+        for i in 0..net_out.len() {
             let r = (net_out[i] - self.b[i]).abs();
             if r > m {
                 m = r;
@@ -163,55 +182,82 @@ impl Simulation {
 impl PhysarumDynamics for Simulation {
     fn compute_flow(&mut self) -> SolveStats {
         let net = &mut self.net;
-        let n = net.n_cells();
-        let nt = net.n_tubes();
-        // Weights w = D/L of tubes that can carry flow.
-        self.w.clear();
-        self.w.resize(nt, 0.0);
-        for t in 0..nt {
-            if net.alive[t] != 0 && net.conductivity[t] > 0.0 {
-                self.w[t] = net.conductivity[t] / net.length[t];
+        if self.compact.refresh(net) {
+            // Tubes and cells outside the compact set carry nothing.
+            let mut inside = vec![0u8; net.n_cells()];
+            for &c in &self.compact.cells {
+                inside[c as usize] = 1;
+            }
+            for (c, &i) in inside.iter().enumerate() {
+                if i == 0 {
+                    net.pressure[c] = 0.0;
+                }
+            }
+            for t in 0..net.n_tubes() {
+                if net.alive[t] == 0 {
+                    net.flow[t] = 0.0;
+                }
             }
         }
-        let comp = net.components();
-        // Ground one cell per component: the first food cell in it, else the root.
+        let cp = &self.compact;
+        let n = cp.cells.len();
+        let nt = cp.tubes.len();
+        // Weights w = D/L of the compact tubes still alive.
+        self.w.clear();
+        self.w.resize(nt, 0.0);
+        for (k, &t) in cp.tubes.iter().enumerate() {
+            let t = t as usize;
+            if net.alive[t] != 0 && net.conductivity[t] > 0.0 {
+                self.w[k] = net.conductivity[t] / net.length[t];
+            }
+        }
+        cp.components(&self.w, &mut self.comp);
+        let comp = &self.comp;
+        // Ground one cell per component: the first food cell in it, else its
+        // lowest cell (compact ids follow cell ids).
         self.grounded.clear();
         self.grounded.resize(n, 0);
-        let mut has_ground = vec![0u8; n];
-        for &f in &net.food {
+        self.has_ground.clear();
+        self.has_ground.resize(n, 0);
+        for &f in &cp.food {
             let c = comp[f as usize] as usize;
-            if has_ground[c] == 0 {
-                has_ground[c] = 1;
+            if self.has_ground[c] == 0 {
+                self.has_ground[c] = 1;
                 self.grounded[f as usize] = 1;
             }
         }
         for i in 0..n {
             let c = comp[i] as usize;
-            if has_ground[c] == 0 {
-                has_ground[c] = 1;
+            if self.has_ground[c] == 0 {
+                self.has_ground[c] = 1;
                 self.grounded[i] = 1;
             }
         }
         self.b.clear();
         self.b.resize(n, 0.0);
         let scheme = self.params.effective_scheme(net.food.len());
-        let src = food::fill_sources(scheme, &net.food, self.params.i0, &mut self.rng, &mut self.b);
-        self.last_source = src.map_or(-1, |s| s as i64);
-        food::balance_components(&comp, &net.food, &mut self.b);
+        let src = food::fill_sources(scheme, &cp.food, self.params.i0, &mut self.rng, &mut self.b);
+        self.last_source = src.map_or(-1, |s| cp.cells[s as usize] as i64);
+        food::balance_components(comp, &cp.food, &mut self.b);
+        self.x.clear();
+        self.x.extend(cp.cells.iter().map(|&c| net.pressure[c as usize]));
         let stats = solver::solve(
-            &net.ends,
+            &cp.ends,
             &self.w,
             &self.grounded,
             &self.b,
-            &mut net.pressure,
+            &mut self.x,
             self.params.cg_tol * self.params.i0,
             self.params.cg_max_iter,
             self.params.cg_precond,
             &mut self.ws,
         );
-        for t in 0..nt {
-            let (a, b) = (net.ends[2 * t] as usize, net.ends[2 * t + 1] as usize);
-            net.flow[t] = self.w[t] * (net.pressure[a] - net.pressure[b]);
+        for (k, &c) in cp.cells.iter().enumerate() {
+            net.pressure[c as usize] = self.x[k];
+        }
+        for (k, &t) in cp.tubes.iter().enumerate() {
+            let (a, b) = (cp.ends[2 * k] as usize, cp.ends[2 * k + 1] as usize);
+            net.flow[t as usize] = self.w[k] * (self.x[a] - self.x[b]);
         }
         self.last_stats = stats;
         self.total_cg_iterations += stats.iterations as u64;

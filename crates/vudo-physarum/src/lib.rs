@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod adaptation;
 pub mod cholesky;
+pub mod compact;
 pub mod dynamics;
 pub mod food;
 pub mod graph;
