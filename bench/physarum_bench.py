@@ -502,6 +502,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1k-50k tubes, steps 6-105, one repeat (a few minutes)")
     ap.add_argument("--sides", default="", help="comma-separated lattice sides (overrides the size list)")
     ap.add_argument("--repeats", type=int, default=0, help="repeats per size (default: 3 below 100k tubes, else 1; --quick 1)")
+    ap.add_argument("--steps", type=int, default=0, help="timed steps after the warm-up (default 200; --quick 100)")
     ap.add_argument("--no-chromium", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON too")
     ap.add_argument("--memory-probe", default="", help=argparse.SUPPRESS)
@@ -512,7 +513,7 @@ def main() -> None:
         print(json.dumps(memory_probe(args.memory_probe, args.side, args.probe_steps)))
         return
     sides = [int(s) for s in args.sides.split(",")] if args.sides else ([23, 71, 159] if args.quick else [23, 71, 159, 317])
-    steps = 100 if args.quick else 200
+    steps = args.steps or (100 if args.quick else 200)
     chunk = 10 if args.quick else 20
     anchors = available_anchors()
     kernels = ["native", "wasmtime"]
@@ -529,6 +530,10 @@ def main() -> None:
             print(f"# Chromium unavailable ({e}); its row is skipped", file=sys.stderr)
     rows: list[dict[str, Any]] = []
     failed = False
+    print(f"Steps {WARM + 1}-{WARM + steps} after {WARM} warm-up steps; medians of paired, interleaved runs; "
+          "ratio = steps/s ÷ best anchor's steps/s in the same repeat.\n")
+    print("| tubes | implementation | steps/s | vs best anchor | solver work / step | peak memory | agreement |")
+    print("|---:|---|---:|---:|---|---|---|", flush=True)
     try:
         for side in sides:
             g = lattice(side)
@@ -569,18 +574,15 @@ def main() -> None:
                 if name in agree_all and agree_all[name] > AGREE_TOL:
                     failed = True
                     agreement += " FAIL"
-                rows.append({"tubes": tubes, "impl": name + (" (best anchor)" if name == best_anchor else ""),
-                             "steps_per_s": med[name], "ratio": statistics.median(ratios[name]), "work": work[name],
-                             "memory": mem, "agreement": agreement, "repeats": repeats})
+                r = {"tubes": tubes, "impl": name + (" (best anchor)" if name == best_anchor else ""),
+                     "steps_per_s": med[name], "ratio": statistics.median(ratios[name]), "work": work[name],
+                     "memory": mem, "agreement": agreement, "repeats": repeats}
+                rows.append(r)
+                print(f"| {r['tubes']} | {r['impl']} | {r['steps_per_s']:.1f} | {r['ratio']:.2f}× | {r['work']} | {r['memory']} "
+                      f"| {r['agreement']} |", flush=True)
     finally:
         if chromium is not None:
             chromium.close()
-    print(f"\nSteps {WARM + 1}-{WARM + steps} after {WARM} warm-up steps; medians of paired, interleaved runs; "
-          "ratio = steps/s ÷ best anchor's steps/s in the same repeat.\n")
-    print("| tubes | implementation | steps/s | vs best anchor | solver work / step | peak memory | agreement |")
-    print("|---:|---|---:|---:|---|---|---|")
-    for r in rows:
-        print(f"| {r['tubes']} | {r['impl']} | {r['steps_per_s']:.1f} | {r['ratio']:.2f}× | {r['work']} | {r['memory']} | {r['agreement']} |")
     if args.json:
         print(json.dumps(rows))
     if failed:

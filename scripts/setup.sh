@@ -8,6 +8,8 @@
 #   Python: .venv with the pinned requirements.lock, then the extension (maturin)
 #   wasm: python/vudo/physarum/physarum.wasm (scripts/build-wasm.sh)
 #   web: npm ci + esbuild bundle into python/vudo/web/static
+#   optional, VUDO_BENCH_EXTRAS=1: the benchmark anchors (Debian SuiteSparse and
+#   OpenBLAS, then pyamg + scikit-sparse from requirements-bench.lock)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +59,25 @@ if [[ "$(cat .venv/.lock-hash 2>/dev/null)" != "$lock_hash" ]]; then
     .venv/bin/python -m pip install -q --upgrade "pip>=24" "uv==0.13.9"
     .venv/bin/uv pip install -q --python .venv/bin/python -r requirements.lock
     echo "$lock_hash" > .venv/.lock-hash
+fi
+
+if [[ "${VUDO_BENCH_EXTRAS:-0}" == "1" ]]; then
+    # Only bench/physarum_bench.py needs these; nothing else imports them.
+    bench_pkgs=(libsuitesparse-dev libopenblas0-serial)
+    bench_missing=()
+    for pkg in "${bench_pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || bench_missing+=("$pkg")
+    done
+    if ((${#bench_missing[@]})); then
+        if [[ $(id -u) -ne 0 ]]; then
+            say "benchmark extras need: sudo apt-get install -y ${bench_missing[*]}"
+            exit 1
+        fi
+        say "installing Debian packages for the benchmark anchors: ${bench_missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${bench_missing[@]}" >&2
+    fi
+    say "installing the benchmark anchors (requirements-bench.lock)"
+    .venv/bin/uv pip install -q --python .venv/bin/python -r requirements-bench.lock
 fi
 
 say "building the Rust extension vudo._core (release)"

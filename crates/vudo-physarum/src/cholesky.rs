@@ -86,6 +86,7 @@ pub struct Cholesky {
     next: Vec<u32>,
     sptr: Vec<u32>,
     cbuf: Vec<f64>,
+    rel: Vec<u32>,
     d: Vec<f64>,
     y: Vec<f64>,
     pub stats: FactorStats,
@@ -155,7 +156,8 @@ impl Cholesky {
             + self.relpos.capacity()
             + self.head.capacity()
             + self.next.capacity()
-            + self.sptr.capacity())
+            + self.sptr.capacity()
+            + self.rel.capacity())
             + 8 * (self.sxp.capacity() + self.slot_dest.capacity() + self.diag_dest.capacity())
             + 8 * (self.ax.capacity()
                 + self.diag.capacity()
@@ -647,11 +649,13 @@ impl Cholesky {
                     }
                     k += 1;
                 }
+                self.rel.clear();
+                self.rel.extend(rows_d[p1..].iter().map(|&r| self.relpos[r as usize]));
                 for jj in 0..c {
                     let tc = base + (rows_d[p1 + jj] as usize - f) * nr;
-                    for ii in jj..m {
-                        let at = tc + self.relpos[rows_d[p1 + ii] as usize] as usize;
-                        self.lx[at] -= self.cbuf[jj * m + ii];
+                    let target = &mut self.lx[tc..tc + nr];
+                    for (&at, &v) in self.rel[jj..].iter().zip(&self.cbuf[jj * m + jj..(jj + 1) * m]) {
+                        target[at as usize] -= v;
                     }
                 }
                 self.sptr[d] = p2 as u32;
@@ -661,28 +665,43 @@ impl Cholesky {
                     self.head[t] = d as u32;
                 }
             }
-            // Dense LDLᵀ of the block (right-looking over its columns).
+            // Dense LDLᵀ of the block, left-looking: column k receives the
+            // updates of columns 0..k in ascending order (four per pass), then
+            // is scaled by its pivot.
             let block = &mut self.lx[base..base + nr * nc];
-            for j in 0..nc {
-                let (left, right) = block.split_at_mut((j + 1) * nr);
-                let colj = &mut left[j * nr..];
-                let dj = colj[j];
-                if !(dj > 1e-14 * self.diag[f + j]) || !dj.is_finite() {
-                    return false;
-                }
-                self.d[f + j] = dj;
-                for v in colj[j + 1..].iter_mut() {
-                    *v /= dj;
-                }
-                for k in j + 1..nc {
-                    let t = colj[k] * dj;
-                    if t == 0.0 {
-                        continue;
+            for k in 0..nc {
+                let (left, right) = block.split_at_mut(k * nr);
+                let colk = &mut right[..nr];
+                let mut j = 0;
+                while j + 4 <= k {
+                    let (c0, c1) = (&left[j * nr..(j + 1) * nr], &left[(j + 1) * nr..(j + 2) * nr]);
+                    let (c2, c3) = (&left[(j + 2) * nr..(j + 3) * nr], &left[(j + 3) * nr..(j + 4) * nr]);
+                    let t0 = c0[k] * self.d[f + j];
+                    let t1 = c1[k] * self.d[f + j + 1];
+                    let t2 = c2[k] * self.d[f + j + 2];
+                    let t3 = c3[k] * self.d[f + j + 3];
+                    for ((((x, &a0), &a1), &a2), &a3) in
+                        colk[k..].iter_mut().zip(&c0[k..]).zip(&c1[k..]).zip(&c2[k..]).zip(&c3[k..])
+                    {
+                        *x = *x - a0 * t0 - a1 * t1 - a2 * t2 - a3 * t3;
                     }
-                    let colk = &mut right[(k - j - 1) * nr..(k - j) * nr];
-                    for (x, &v) in colk[k..].iter_mut().zip(&colj[k..]) {
+                    j += 4;
+                }
+                while j < k {
+                    let cj = &left[j * nr..(j + 1) * nr];
+                    let t = cj[k] * self.d[f + j];
+                    for (x, &v) in colk[k..].iter_mut().zip(&cj[k..]) {
                         *x -= v * t;
                     }
+                    j += 1;
+                }
+                let dk = colk[k];
+                if !(dk > 1e-14 * self.diag[f + k]) || !dk.is_finite() {
+                    return false;
+                }
+                self.d[f + k] = dk;
+                for v in colk[k + 1..].iter_mut() {
+                    *v /= dk;
                 }
             }
             self.sptr[s] = nc as u32;
