@@ -18,7 +18,9 @@ Implementations, all timed over the **same steps after the same warm-up**:
 Timing is paired: every implementation advances through the run in chunks of
 steps, interleaved (rotating order), so load from other processes on the
 machine hits all of them alike. Each run is repeated and medians reported.
-Ratios are against the **best anchor** (highest steps/s) of the same repeat.
+Ratios are against the **best anchor** (highest steps/s) of the same repeat,
+by wall clock and by the CPU time of the thread doing the work (every
+implementation is single-threaded: BLAS is held to one thread).
 
 Agreement: the anchors replay the kernel's source sequence (one_to_all picks a
 random source each step; the sequence is recorded from the native kernel) and
@@ -256,13 +258,21 @@ def available_anchors() -> list[str]:
 
 @dataclass
 class Runner:
-    """One implementation advancing through the run; `advance(n)` returns seconds."""
+    """One implementation advancing through the run; `advance(n)` returns
+    (wall seconds, CPU seconds of this thread or None when not measurable)."""
 
     name: str
-    advance: Callable[[int], float]
+    advance: Callable[[int], tuple[float, float | None]]
     conductivity: Callable[[], npt.NDArray[np.float64]]
     work: Callable[[int], str]
     times: list[float] = field(default_factory=list)
+    cpu: list[float | None] = field(default_factory=list)
+
+
+def clocked(fn: Callable[[], None]) -> tuple[float, float]:
+    w, c = time.perf_counter(), time.thread_time()
+    fn()
+    return time.perf_counter() - w, time.thread_time() - c
 
 
 def kernel_runner(name: str, g: Graph) -> Runner:
@@ -278,10 +288,8 @@ def kernel_runner(name: str, g: Graph) -> Runner:
     k.step(WARM)
     start = (k.total_cg_iterations, k.total_factor_flops, k.factor_nnz)
 
-    def advance(n: int) -> float:
-        t = time.perf_counter()
-        k.step(n)
-        return time.perf_counter() - t
+    def advance(n: int) -> tuple[float, float | None]:
+        return clocked(lambda: k.step(n))
 
     def work(steps: int) -> str:
         it = (k.total_cg_iterations - start[0]) / steps
@@ -297,11 +305,12 @@ def anchor_runner(name: str, g: Graph, sources: list[int]) -> Runner:
         k.step()
     fill0, it0 = k.fill, k.iterations
 
-    def advance(n: int) -> float:
-        t = time.perf_counter()
-        for _ in range(n):
-            k.step()
-        return time.perf_counter() - t
+    def advance(n: int) -> tuple[float, float | None]:
+        def run() -> None:
+            for _ in range(n):
+                k.step()
+
+        return clocked(run)
 
     def work(steps: int) -> str:
         if name.startswith(("scipy-cg", "pyamg")):
@@ -370,8 +379,8 @@ class Chromium:
         args = [g[0].ravel().tolist(), g[1].ravel().tolist(), g[2], PARAMS.to_array(), WARM]
         start = self.page.evaluate(CHROMIUM_SETUP, args)
 
-        def advance(n: int) -> float:
-            return float(self.page.evaluate(CHROMIUM_STEP, n))
+        def advance(n: int) -> tuple[float, float | None]:
+            return float(self.page.evaluate(CHROMIUM_STEP, n)), None
 
         def read() -> npt.NDArray[np.float64]:
             d, *_ = self.page.evaluate(CHROMIUM_READ)
@@ -467,8 +476,9 @@ def source_sequence(g: Graph, steps: int) -> list[int]:
 
 
 def run_once(g: Graph, steps: int, chunk: int, anchors: list[str], chromium: Chromium | None,
-             kernels: list[str]) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
-    """One paired run. Returns steps/s, work description and agreement per implementation."""
+             kernels: list[str]) -> tuple[dict[str, float], dict[str, float], dict[str, str], dict[str, float]]:
+    """One paired run. Returns steps/s (wall clock and CPU time), work description
+    and agreement per implementation."""
     sources = source_sequence(g, WARM + steps)
     runners = [kernel_runner(k, g) for k in kernels]
     if chromium is not None:
@@ -480,10 +490,13 @@ def run_once(g: Graph, steps: int, chunk: int, anchors: list[str], chromium: Chr
         n = min(chunk, steps - done)
         order = runners[rnd % len(runners):] + runners[: rnd % len(runners)]
         for r in order:
-            r.times.append(r.advance(n))
+            wall, cpu = r.advance(n)
+            r.times.append(wall)
+            r.cpu.append(cpu)
         done += n
         rnd += 1
     rate = {r.name: steps / sum(r.times) for r in runners}
+    cpu_rate = {r.name: steps / sum(c for c in r.cpu if c is not None) for r in runners if None not in r.cpu}
     work = {r.name: r.work(steps) for r in runners}
     ref = runners[0].conductivity()
     scale = float(np.max(np.abs(ref)))
@@ -494,7 +507,7 @@ def run_once(g: Graph, steps: int, chunk: int, anchors: list[str], chromium: Chr
             agree[r.name] = 0.0 if d.tobytes() == ref.tobytes() else float("inf")
         else:
             agree[r.name] = float(np.max(np.abs(d - ref))) / scale
-    return rate, work, agree
+    return rate, cpu_rate, work, agree
 
 
 def main() -> None:
@@ -531,9 +544,11 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     failed = False
     print(f"Steps {WARM + 1}-{WARM + steps} after {WARM} warm-up steps; medians of paired, interleaved runs; "
-          "ratio = steps/s ÷ best anchor's steps/s in the same repeat.\n")
-    print("| tubes | implementation | steps/s | vs best anchor | solver work / step | peak memory | agreement |")
-    print("|---:|---|---:|---:|---|---|---|", flush=True)
+          "ratio = steps/s ÷ best anchor's steps/s in the same repeat (wall clock, and CPU time of the\n"
+          "running thread, which a loaded machine distorts less; Chromium's CPU time is not measurable from the page).\n")
+    print("| tubes | implementation | steps/s | vs best anchor | CPU steps/s | vs best (CPU) | solver work / step "
+          "| peak memory | agreement |")
+    print("|---:|---|---:|---:|---:|---:|---|---|---|", flush=True)
     try:
         for side in sides:
             g = lattice(side)
@@ -541,15 +556,21 @@ def main() -> None:
             repeats = args.repeats or (1 if args.quick or tubes > 100_000 else 3)
             rates: dict[str, list[float]] = {}
             ratios: dict[str, list[float]] = {}
+            cpu_rates: dict[str, list[float]] = {}
+            cpu_ratios: dict[str, list[float]] = {}
             agree_all: dict[str, float] = {}
             work: dict[str, str] = {}
             for rep in range(repeats):
                 t0 = time.perf_counter()
-                rate, work, agree = run_once(g, steps, chunk, anchors, chromium, kernels)
+                rate, cpu_rate, work, agree = run_once(g, steps, chunk, anchors, chromium, kernels)
                 best = max(rate[a] for a in anchors)
+                cpu_best = max(cpu_rate[a] for a in anchors)
                 for name, r in rate.items():
                     rates.setdefault(name, []).append(r)
                     ratios.setdefault(name, []).append(r / best)
+                for name, r in cpu_rate.items():
+                    cpu_rates.setdefault(name, []).append(r)
+                    cpu_ratios.setdefault(name, []).append(r / cpu_best)
                 for name, v in agree.items():
                     agree_all[name] = max(agree_all.get(name, 0.0), v)
                 print(f"# {tubes} tubes, repeat {rep + 1}/{repeats}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -575,11 +596,14 @@ def main() -> None:
                     failed = True
                     agreement += " FAIL"
                 r = {"tubes": tubes, "impl": name + (" (best anchor)" if name == best_anchor else ""),
-                     "steps_per_s": med[name], "ratio": statistics.median(ratios[name]), "work": work[name],
-                     "memory": mem, "agreement": agreement, "repeats": repeats}
+                     "steps_per_s": med[name], "ratio": statistics.median(ratios[name]),
+                     "cpu_steps_per_s": statistics.median(cpu_rates[name]) if name in cpu_rates else None,
+                     "cpu_ratio": statistics.median(cpu_ratios[name]) if name in cpu_ratios else None,
+                     "work": work[name], "memory": mem, "agreement": agreement, "repeats": repeats}
                 rows.append(r)
-                print(f"| {r['tubes']} | {r['impl']} | {r['steps_per_s']:.1f} | {r['ratio']:.2f}× | {r['work']} | {r['memory']} "
-                      f"| {r['agreement']} |", flush=True)
+                cpu = f"{r['cpu_steps_per_s']:.1f} | {r['cpu_ratio']:.2f}×" if r["cpu_ratio"] is not None else "– | –"
+                print(f"| {r['tubes']} | {r['impl']} | {r['steps_per_s']:.1f} | {r['ratio']:.2f}× | {cpu} | {r['work']} "
+                      f"| {r['memory']} | {r['agreement']} |", flush=True)
     finally:
         if chromium is not None:
             chromium.close()

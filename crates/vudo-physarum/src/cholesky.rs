@@ -583,6 +583,27 @@ impl Cholesky {
     /// gathers the updates of the descendants that reach it (linked lists per
     /// target, in a fixed order), then factors its dense block.
     fn numeric(&mut self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { self.numeric_avx2() };
+            }
+        }
+        self.numeric_impl()
+    }
+
+    /// The same code compiled for 256-bit vectors. The loops are element-wise
+    /// (no reassociation) and Rust never contracts into fused multiply–add,
+    /// so every lane rounds exactly as the SSE2 and wasm simd128 builds do.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn numeric_avx2(&mut self) -> bool {
+        self.numeric_impl()
+    }
+
+    #[inline(always)]
+    fn numeric_impl(&mut self) -> bool {
         let ns = self.sn_first.len() - 1;
         for s in 0..ns {
             self.head[s] = NONE;
