@@ -50,6 +50,7 @@ fn main() {
         let t1 = cpu_s();
         sim.adapt_tubes();
         sim.explore();
+        vudo_physarum::growth::transport_nutrients(&mut sim.net, &sim.params);
         sim.synchronize_oscillations();
         let t2 = cpu_s();
         if k >= skip {

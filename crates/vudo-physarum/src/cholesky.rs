@@ -896,7 +896,7 @@ mod tests {
         assert!(fresh.stats.nnz_l <= ch.stats.nnz_l);
         // Growth: a new tube (and cell) needs a new analysis.
         let mut ends2 = ends.clone();
-        ends2.extend([5u32, (n + 0) as u32]);
+        ends2.extend([5u32, n as u32]);
         let mut w2 = w.clone();
         w2.push(1.0);
         let mut g2 = grounded.clone();

@@ -121,11 +121,9 @@ impl Dissector<'_> {
         // Pseudo-peripheral root: restart from the last vertex reached while
         // the eccentricity grows (at most a few sweeps).
         let mut depth = {
-            let d = self.queue.len();
-            let last = self.queue[d - 1];
+            let last = self.queue[self.queue.len() - 1];
             self.reset_levels();
-            let depth = self.bfs(last, lab);
-            depth
+            self.bfs(last, lab)
         };
         for _ in 0..4 {
             let last = *self.queue.last().expect("non-empty piece");
