@@ -11,6 +11,10 @@ pub enum GossipError {
     InvalidConfig(String),
     #[error("gossip node is stopped")]
     Stopped,
+    #[error("gossip key error: {0}")]
+    InvalidKey(String),
+    #[error("this node gossips in the open (no keyring); restart it with a gossip key to manage keys")]
+    OpenGossip,
     #[error("gossip shutdown failed: {0}")]
     Shutdown(String),
 }

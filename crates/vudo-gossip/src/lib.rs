@@ -15,17 +15,23 @@
 //! checked by the policies above (see `vudo.hyphal`).
 
 mod error;
+pub mod keyring;
 mod memory;
 mod runtime;
+mod sealed;
 
 pub use error::GossipError;
+pub use keyring::{GossipKey, KeyInfo, Keyring, Reject};
 pub use memory::MemoryNetwork;
+pub use sealed::{TransportCounters, MAX_DATAGRAM};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chitchat::transport::UdpTransport;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use chitchat::{
     spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig,
     ProtocolVersion,
@@ -54,6 +60,43 @@ pub struct GossipConfig {
     pub initial_key_values: Vec<(String, String)>,
     /// Where datagrams travel: real UDP sockets, or an in-process network.
     pub network: Network,
+    /// Cluster keys (primary first). Empty: open gossip (plain chitchat).
+    pub keys: Vec<GossipKey>,
+    /// Sealed datagrams whose timestamp is further than this from our clock are refused.
+    pub replay_window: Duration,
+}
+
+/// Datagram counters of the node's transport.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// `true` when datagrams are sealed with a keyring.
+    pub sealed_transport: bool,
+    pub sent: u64,
+    pub received: u64,
+    pub sealed: u64,
+    pub opened: u64,
+    /// `(reason, count)` for every reason in [`Reject::ALL`].
+    pub rejected: Vec<(&'static str, u64)>,
+    /// Datagrams on the internal loopback ports that were not ours.
+    pub foreign_loopback: u64,
+}
+
+/// Which members a bounded snapshot returns (see [`GossipNode::snapshot_view`]).
+#[derive(Clone, Debug, Default)]
+pub struct ViewFilter {
+    /// `(node_id, generation)` of members the host trusts: always returned, with every key.
+    pub trusted: HashSet<(String, u64)>,
+    /// Most other members returned per call; successive calls rotate through them.
+    pub max_untrusted: usize,
+    /// The only keys copied for untrusted members.
+    pub probe_keys: Vec<String>,
+}
+
+/// A bounded snapshot plus the size of chitchat's whole table.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    pub members: Vec<MemberSnapshot>,
+    pub total: usize,
 }
 
 /// The transport under chitchat. Both run the same gossip code; the
@@ -83,6 +126,9 @@ pub struct GossipNode {
     handle: Option<ChitchatHandle>,
     chitchat: Arc<Mutex<chitchat::Chitchat>>,
     self_id: ChitchatId,
+    keyring: Option<sealed::SharedKeyring>,
+    counters: Arc<TransportCounters>,
+    cursor: AtomicUsize,
 }
 
 impl GossipNode {
@@ -111,6 +157,18 @@ impl GossipNode {
         };
         let initial = config.initial_key_values.clone();
         let network = config.network.clone();
+        let counters = Arc::new(TransportCounters::default());
+        let keyring = if config.keys.is_empty() {
+            None
+        } else {
+            if matches!(config.network, Network::Memory(_)) {
+                return Err(GossipError::InvalidConfig("a keyring needs the UDP transport".into()));
+            }
+            let window = u64::try_from(config.replay_window.as_millis()).unwrap_or(u64::MAX);
+            Some(Arc::new(std::sync::Mutex::new(Keyring::new(config.keys.clone(), window)?)))
+        };
+        let transport_keyring = keyring.clone();
+        let transport_counters = counters.clone();
         let handle = runtime::get().block_on(async move {
             let spawned = match &network {
                 Network::Udp => {
@@ -123,7 +181,16 @@ impl GossipNode {
                         }
                         Err(err) => return Err(GossipError::Bind(listen_addr, err.to_string())),
                     }
-                    spawn_chitchat(chitchat_config, initial, &UdpTransport).await
+                    match transport_keyring {
+                        Some(keyring) => {
+                            let transport = sealed::SealedTransport { keyring, counters: transport_counters };
+                            spawn_chitchat(chitchat_config, initial, &transport).await
+                        }
+                        None => {
+                            let transport = sealed::OpenTransport { counters: transport_counters };
+                            spawn_chitchat(chitchat_config, initial, &transport).await
+                        }
+                    }
                 }
                 Network::Memory(memory) => {
                     if memory.is_bound(listen_addr) {
@@ -135,7 +202,55 @@ impl GossipNode {
             spawned.map_err(|err| GossipError::Bind(listen_addr, format!("{err:#}")))
         })?;
         let chitchat = handle.chitchat();
-        Ok(Self { handle: Some(handle), chitchat, self_id })
+        Ok(Self { handle: Some(handle), chitchat, self_id, keyring, counters, cursor: AtomicUsize::new(0) })
+    }
+
+    /// `true` when every datagram is sealed with the cluster keyring.
+    pub fn is_sealed(&self) -> bool {
+        self.keyring.is_some()
+    }
+
+    fn with_keyring<T>(&self, f: impl FnOnce(&mut Keyring) -> Result<T, GossipError>) -> Result<T, GossipError> {
+        let ring = self.keyring.as_ref().ok_or(GossipError::OpenGossip)?;
+        let mut guard = ring.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Installed keys, primary first (ids only).
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, GossipError> {
+        self.with_keyring(|k| Ok(k.list()))
+    }
+
+    /// Add a key that opens datagrams (rotation step 1).
+    pub fn install_key(&self, key: GossipKey) -> Result<(), GossipError> {
+        self.with_keyring(|k| k.install(key))
+    }
+
+    /// Seal with an installed key from now on (rotation step 2).
+    pub fn use_key(&self, key: &GossipKey) -> Result<(), GossipError> {
+        self.with_keyring(|k| k.use_key(key))
+    }
+
+    /// Stop accepting a key (rotation step 3); the primary cannot be removed.
+    pub fn remove_key(&self, key: &GossipKey) -> Result<(), GossipError> {
+        self.with_keyring(|k| k.remove(key))
+    }
+
+    pub fn transport_stats(&self) -> TransportStats {
+        let mut out = TransportStats {
+            sealed_transport: self.keyring.is_some(),
+            sent: self.counters.sent.load(Ordering::Relaxed),
+            received: self.counters.received.load(Ordering::Relaxed),
+            foreign_loopback: self.counters.foreign_loopback.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        if let Some(ring) = &self.keyring {
+            let stats = ring.lock().unwrap_or_else(|p| p.into_inner()).stats.clone();
+            out.sealed = stats.sealed.load(Ordering::Relaxed);
+            out.opened = stats.opened.load(Ordering::Relaxed);
+            out.rejected = Reject::ALL.iter().map(|r| (r.label(), stats.rejected(*r))).collect();
+        }
+        out
     }
 
     pub fn node_id(&self) -> &str {
@@ -196,6 +311,57 @@ impl GossipNode {
                         .collect(),
                 })
                 .collect()
+        }))
+    }
+
+    /// A bounded snapshot: self, every trusted member, and at most
+    /// `max_untrusted` others (with only `probe_keys`), rotating through the
+    /// others on successive calls so each is eventually looked at. The cost
+    /// of a call is bounded by what the host trusts plus the cap, whatever
+    /// an outsider pushed into chitchat.
+    pub fn snapshot_view(&self, filter: &ViewFilter) -> Result<View, GossipError> {
+        self.ensure_running()?;
+        let chitchat = self.chitchat.clone();
+        let self_id = self.self_id.clone();
+        let start = self.cursor.fetch_add(filter.max_untrusted.max(1), Ordering::Relaxed);
+        Ok(runtime::get().block_on(async move {
+            let guard = chitchat.lock().await;
+            let states = guard.node_states();
+            let live: HashSet<&ChitchatId> = guard.live_nodes().collect();
+            let snap = |id: &ChitchatId, state: &chitchat::NodeState, all_keys: bool| MemberSnapshot {
+                node_id: id.node_id.to_string(),
+                generation: id.generation_id,
+                gossip_addr: id.gossip_advertise_addr,
+                heartbeat: u64::from(state.heartbeat()),
+                live: live.contains(id) || *id == self_id,
+                is_self: *id == self_id,
+                key_values: if all_keys {
+                    state.key_values().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+                } else {
+                    filter
+                        .probe_keys
+                        .iter()
+                        .filter_map(|k| state.get(k).map(|v| (k.clone(), v.to_owned())))
+                        .collect()
+                },
+            };
+            let mut members = Vec::new();
+            let mut others: Vec<&ChitchatId> = Vec::new();
+            for (id, state) in states {
+                let trusted = *id == self_id
+                    || filter.trusted.contains(&(id.node_id.to_string(), id.generation_id));
+                if trusted {
+                    members.push(snap(id, state, true));
+                } else {
+                    others.push(id);
+                }
+            }
+            let take = filter.max_untrusted.min(others.len());
+            for i in 0..take {
+                let id = others[(start + i) % others.len()];
+                members.push(snap(id, &states[id], false));
+            }
+            View { members, total: states.len() }
         }))
     }
 

@@ -4,6 +4,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use std::collections::HashSet;
+
 use super::*;
 
 fn free_port() -> u16 {
@@ -12,6 +14,17 @@ fn free_port() -> u16 {
 
 fn addr(port: u16) -> SocketAddr {
     format!("127.0.0.1:{port}").parse().unwrap()
+}
+
+thread_local! {
+    /// Keys every node of the current test starts with (empty: open gossip).
+    static KEYS: std::cell::RefCell<Vec<GossipKey>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn sealed_udp() -> Network {
+    let key = GossipKey::from_bytes(&[7u8; 32]).unwrap();
+    KEYS.with(|k| *k.borrow_mut() = vec![key]);
+    Network::Udp
 }
 
 fn config(network: &Network, name: &str, port: u16, seeds: Vec<String>) -> GossipConfig {
@@ -28,6 +41,8 @@ fn config(network: &Network, name: &str, port: u16, seeds: Vec<String>) -> Gossi
         max_interval: Duration::from_secs(10),
         initial_key_values: vec![("hello".into(), name.into())],
         network: network.clone(),
+        keys: KEYS.with(|k| k.borrow().clone()),
+        replay_window: Duration::from_secs(30),
     }
 }
 
@@ -121,6 +136,9 @@ macro_rules! over_both_transports {
         mod memory {
             $( #[test] fn $name() { super::$name(super::Network::Memory(super::MemoryNetwork::new())) } )*
         }
+        mod sealed {
+            $( #[test] fn $name() { super::$name(super::sealed_udp()) } )*
+        }
     };
 }
 
@@ -147,4 +165,81 @@ fn a_cut_link_partitions_and_healing_rejoins() {
     assert!(wait_until(|| live(&a, "b") == Some(true) && live(&b, "a") == Some(true)));
     let (messages, bytes) = net.statistics();
     assert!(messages > 0 && bytes > messages);
+}
+
+fn keyed(name: &str, port: u16, seeds: Vec<String>, keys: Vec<GossipKey>) -> GossipNode {
+    let mut cfg = config(&Network::Udp, name, port, seeds);
+    cfg.keys = keys;
+    GossipNode::start(cfg).unwrap()
+}
+
+#[test]
+fn a_node_without_the_key_learns_nothing_and_is_not_admitted() {
+    let (k, other) = (GossipKey::generate().unwrap(), GossipKey::generate().unwrap());
+    let (pa, pb, pc, pd) = (free_port(), free_port(), free_port(), free_port());
+    let a = keyed("a", pa, vec![], vec![k.clone()]);
+    let b = keyed("b", pb, vec![format!("127.0.0.1:{pa}")], vec![k.clone()]);
+    let wrong = keyed("wrong", pc, vec![format!("127.0.0.1:{pa}")], vec![other]);
+    let open = GossipNode::start(config(&Network::Udp, "open", pd, vec![format!("127.0.0.1:{pa}")])).unwrap();
+    assert!(wait_until(|| live(&a, "b") == Some(true) && live(&b, "a") == Some(true)));
+    assert!(wait_until(|| {
+        let s = a.transport_stats();
+        let get = |l: &str| s.rejected.iter().find(|(r, _)| *r == l).map_or(0, |(_, c)| *c);
+        get("unknown_key") > 0 && get("not_sealed") > 0
+    }));
+    for outsider in [&wrong, &open] {
+        assert_eq!(outsider.snapshot().unwrap().len(), 1, "an outsider sees only itself");
+    }
+    assert!(a.snapshot().unwrap().iter().all(|m| m.node_id == "a" || m.node_id == "b"));
+    assert!(a.transport_stats().opened > 0 && a.transport_stats().sealed > 0);
+}
+
+#[test]
+fn keys_rotate_live_without_losing_the_peer() {
+    let (old, new) = (GossipKey::generate().unwrap(), GossipKey::generate().unwrap());
+    let (pa, pb) = (free_port(), free_port());
+    let a = keyed("a", pa, vec![], vec![old.clone()]);
+    let b = keyed("b", pb, vec![format!("127.0.0.1:{pa}")], vec![old.clone()]);
+    assert!(wait_until(|| live(&a, "b") == Some(true)));
+    for n in [&a, &b] {
+        n.install_key(new.clone()).unwrap();
+    }
+    for n in [&a, &b] {
+        n.use_key(&new).unwrap();
+    }
+    for n in [&a, &b] {
+        n.remove_key(&old).unwrap();
+        assert_eq!(n.keys().unwrap(), vec![KeyInfo { id: new.id_hex(), primary: true }]);
+    }
+    b.set("after", "rotation").unwrap();
+    assert!(wait_until(|| has_key(&a, "b", "after", Some("rotation"))));
+    assert_eq!(live(&a, "b"), Some(true));
+    let open = GossipNode::start(config(&Network::Udp, "open", free_port(), vec![])).unwrap();
+    assert!(matches!(open.keys(), Err(GossipError::OpenGossip)));
+}
+
+#[test]
+fn a_bounded_view_rotates_through_untrusted_members() {
+    let network = Network::Memory(MemoryNetwork::new());
+    let pa = free_port();
+    let a = GossipNode::start(config(&network, "a", pa, vec![])).unwrap();
+    let others: Vec<GossipNode> = (0..6)
+        .map(|i| GossipNode::start(config(&network, &format!("s{i}"), free_port(), vec![format!("127.0.0.1:{pa}")])).unwrap())
+        .collect();
+    assert!(wait_until(|| a.snapshot().unwrap().len() == 7));
+    let mut filter = ViewFilter { max_untrusted: 2, probe_keys: vec!["hello".into()], ..Default::default() };
+    filter.trusted.insert(("s0".into(), 1));
+    let mut seen = HashSet::new();
+    for _ in 0..3 {
+        let view = a.snapshot_view(&filter).unwrap();
+        assert_eq!(view.total, 7);
+        assert_eq!(view.members.len(), 1 + 1 + 2, "self + trusted + cap");
+        assert!(view.members.iter().any(|m| m.node_id == "s0"));
+        for m in &view.members {
+            assert!(m.key_values.iter().all(|(k, _)| k == "hello"));
+            seen.insert(m.node_id.clone());
+        }
+    }
+    assert_eq!(seen.len(), 7, "every member is visited within a few rotations: {seen:?}");
+    drop(others);
 }

@@ -1,0 +1,240 @@
+//! Chitchat transports over UDP: sealed with the cluster keyring, or open
+//! (plain chitchat) with counters.
+//!
+//! Theory of operation
+//! -------------------
+//! chitchat 0.13 encodes its messages only inside its own sockets (the wire
+//! codec is crate-private), so a sealing transport cannot simply turn an
+//! envelope into bytes. [`SealedTransport`] therefore keeps chitchat's own
+//! UDP socket as a *codec* bound to an ephemeral loopback port, and talks to
+//! it through one loopback "pipe" socket per remote peer:
+//!
+//! ```text
+//!  send(to, envelope):  codec --plain--> pipe[to] ; seal ; public --sealed--> to
+//!  recv():              public <--sealed-- from ; open ; pipe[from] --plain--> codec
+//!                       codec.recv() yields (pipe[from], envelope) -> (from, envelope)
+//! ```
+//!
+//! The pipe a datagram arrives through names its real sender, so no
+//! bookkeeping can get out of step even when chitchat drops an undecodable
+//! payload or cancels a `recv`. Only datagrams that opened under an
+//! installed key ever reach the codec; the codec and the pipes accept
+//! datagrams only from each other (anything else on those loopback ports is
+//! dropped and counted), so chitchat never sees an unauthenticated byte.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket as CodecSocket};
+use chitchat::ChitchatEnvelope;
+use tokio::net::UdpSocket;
+
+use crate::keyring::{Keyring, KeyringStats, Reject};
+
+/// Largest UDP payload (IPv4).
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Most peers with a pipe at once; the least recently opened is closed first.
+const MAX_PIPES: usize = 512;
+const LOOPBACK: &str = "127.0.0.1:0";
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Datagram counters of one gossip socket.
+#[derive(Debug, Default)]
+pub struct TransportCounters {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    /// Datagrams on the internal loopback ports that did not come from us.
+    pub foreign_loopback: AtomicU64,
+}
+
+/// A shared, live-rotatable keyring.
+pub type SharedKeyring = Arc<Mutex<Keyring>>;
+
+fn lock(ring: &SharedKeyring) -> std::sync::MutexGuard<'_, Keyring> {
+    ring.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct SealedTransport {
+    pub keyring: SharedKeyring,
+    pub counters: Arc<TransportCounters>,
+}
+
+#[async_trait]
+impl Transport for SealedTransport {
+    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        let public = UdpSocket::bind(listen_addr)
+            .await
+            .with_context(|| format!("failed to bind to {listen_addr}/UDP for gossip"))?;
+        let codec = CodecSocket::open(LOOPBACK.parse()?).await?;
+        let codec_addr = codec.local_addr()?;
+        let stats = lock(&self.keyring).stats.clone();
+        Ok(Box::new(SealedSocket {
+            public,
+            codec,
+            codec_addr,
+            pipes: Pipes::default(),
+            keyring: self.keyring.clone(),
+            stats,
+            counters: self.counters.clone(),
+            buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
+            send_buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
+        }))
+    }
+}
+
+struct Pipe {
+    socket: UdpSocket,
+    addr: SocketAddr,
+}
+
+#[derive(Default)]
+struct Pipes {
+    by_peer: HashMap<SocketAddr, Pipe>,
+    peer_of: HashMap<SocketAddr, SocketAddr>,
+    order: VecDeque<SocketAddr>,
+}
+
+impl Pipes {
+    fn get_or_open(&mut self, peer: SocketAddr) -> anyhow::Result<&Pipe> {
+        if !self.by_peer.contains_key(&peer) {
+            if self.order.len() >= MAX_PIPES {
+                if let Some(old) = self.order.pop_front() {
+                    if let Some(pipe) = self.by_peer.remove(&old) {
+                        self.peer_of.remove(&pipe.addr);
+                    }
+                }
+            }
+            let std_socket = std::net::UdpSocket::bind(LOOPBACK).context("cannot open a loopback gossip pipe")?;
+            std_socket.set_nonblocking(true)?;
+            let socket = UdpSocket::from_std(std_socket)?;
+            let addr = socket.local_addr()?;
+            self.peer_of.insert(addr, peer);
+            self.order.push_back(peer);
+            self.by_peer.insert(peer, Pipe { socket, addr });
+        }
+        self.by_peer.get(&peer).context("pipe vanished")
+    }
+}
+
+struct SealedSocket {
+    public: UdpSocket,
+    codec: CodecSocket,
+    codec_addr: SocketAddr,
+    pipes: Pipes,
+    keyring: SharedKeyring,
+    stats: Arc<KeyringStats>,
+    counters: Arc<TransportCounters>,
+    buf: Box<[u8]>,
+    send_buf: Box<[u8]>,
+}
+
+#[async_trait]
+impl Socket for SealedSocket {
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.public.local_addr()?)
+    }
+
+    async fn send(&mut self, to: SocketAddr, envelope: ChitchatEnvelope) -> anyhow::Result<SendOutcome> {
+        let codec_addr = self.codec_addr;
+        let pipe_addr = self.pipes.get_or_open(to)?.addr;
+        self.codec.send(pipe_addr, envelope).await?;
+        let pipe = self.pipes.get_or_open(to)?;
+        let len = loop {
+            let (len, from) = tokio::time::timeout(Duration::from_secs(1), pipe.socket.recv_from(&mut self.send_buf))
+                .await
+                .context("chitchat's encoder did not deliver the datagram")??;
+            if from == codec_addr {
+                break len;
+            }
+            self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed);
+        };
+        let sealed = lock(&self.keyring).seal(&self.send_buf[..len], now_ms())?;
+        if sealed.len() > MAX_DATAGRAM {
+            self.stats.count(Reject::Oversize);
+            anyhow::bail!("sealed datagram of {} bytes exceeds the UDP limit; dropped", sealed.len());
+        }
+        let num_bytes_sent = self.public.send_to(&sealed, to).await?;
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(SendOutcome { num_bytes_sent })
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
+        loop {
+            tokio::select! {
+                biased;
+                outcome = self.codec.recv() => {
+                    let outcome = outcome?;
+                    match self.pipes.peer_of.get(&outcome.from_addr) {
+                        Some(peer) => return Ok(RecvOutcome { from_addr: *peer, ..outcome }),
+                        None => { self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed); }
+                    }
+                }
+                received = self.public.recv_from(&mut self.buf) => {
+                    let (len, from) = match received {
+                        Ok(ok) => ok,
+                        Err(err) if matches!(err.kind(), std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::OutOfMemory) => continue,
+                        Err(err) => return Err(err).context("fatal UDP recv error"),
+                    };
+                    self.counters.received.fetch_add(1, Ordering::Relaxed);
+                    if len > MAX_DATAGRAM {
+                        self.stats.count(Reject::Oversize);
+                        continue;
+                    }
+                    let opened = lock(&self.keyring).open(&self.buf[..len], now_ms());
+                    if let Ok(plain) = opened {
+                        let codec_addr = self.codec_addr;
+                        let pipe = self.pipes.get_or_open(from)?;
+                        // Loopback never blocks for long; if its buffer is full, drop like UDP would.
+                        let _ = pipe.socket.try_send_to(&plain, codec_addr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Plain chitchat over UDP (open gossip), counting datagrams like the sealed one.
+pub struct OpenTransport {
+    pub counters: Arc<TransportCounters>,
+}
+
+#[async_trait]
+impl Transport for OpenTransport {
+    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        let inner = CodecSocket::open(listen_addr).await?;
+        Ok(Box::new(OpenSocket { inner, counters: self.counters.clone() }))
+    }
+}
+
+struct OpenSocket {
+    inner: CodecSocket,
+    counters: Arc<TransportCounters>,
+}
+
+#[async_trait]
+impl Socket for OpenSocket {
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn send(&mut self, to: SocketAddr, envelope: ChitchatEnvelope) -> anyhow::Result<SendOutcome> {
+        let outcome = self.inner.send(to, envelope).await?;
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(outcome)
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
+        let outcome = self.inner.recv().await?;
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        Ok(outcome)
+    }
+}
