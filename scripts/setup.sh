@@ -6,6 +6,7 @@
 #   system packages (apt, when run as root and something is missing)
 #   Rust: Debian's rustc-web/cargo-web 1.96 for the native extension and wasm32
 #   Python: .venv with the pinned requirements.lock, then the extension (maturin)
+#   target/release/vudo-outsider: a plain chitchat participant the adversarial tests attack with
 #   wasm: python/vudo/physarum/physarum.wasm (scripts/build-wasm.sh)
 #   web: npm ci + esbuild bundle into python/vudo/web/static
 #   optional, VUDO_BENCH_EXTRAS=1: the benchmark anchors (Debian SuiteSparse and
@@ -82,6 +83,9 @@ fi
 
 say "building the Rust extension vudo._core (release)"
 VIRTUAL_ENV="$ROOT/.venv" .venv/bin/maturin develop --release --quiet >&2
+
+say "building vudo-outsider (plain chitchat participant for adversarial tests)"
+cargo build --release --quiet -p vudo-outsider >&2
 
 say "building physarum.wasm"
 scripts/build-wasm.sh

@@ -19,6 +19,9 @@ __all__ = [
     "LinkEvent",
     "LinkStats",
     "Links",
+    "TransportStats",
+    "generate_gossip_key",
+    "gossip_key_id",
     "NativePhysarum",
 ]
 
@@ -85,6 +88,8 @@ class Gossip:
         max_interval_ms: int,
         initial_key_values: dict[str, str],
         network: MemoryNetwork | None = None,
+        keys: list[bytes] = ...,
+        replay_window_ms: int = 30000,
     ) -> Gossip: ...
     @property
     def node_id(self) -> str: ...
@@ -95,6 +100,21 @@ class Gossip:
     def set(self, key: str, value: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def snapshot(self) -> list[Member]: ...
+    def snapshot_view(
+        self, trusted: list[tuple[str, int]], max_untrusted: int, probe_keys: list[str]
+    ) -> tuple[list[Member], int]:
+        """Self, trusted (node_id, generation) members with every key, at most
+        ``max_untrusted`` others with only ``probe_keys`` (rotating); plus the
+        size of the engine's whole table."""
+    @property
+    def sealed(self) -> bool:
+        """True when every datagram is sealed with the cluster keyring."""
+    def keys(self) -> list[tuple[str, bool]]:
+        """Installed keys as (key id, primary), primary first."""
+    def install_key(self, key: bytes) -> None: ...
+    def use_key(self, key: bytes) -> None: ...
+    def remove_key(self, key: bytes) -> None: ...
+    def transport_stats(self) -> TransportStats: ...
     def shutdown(self) -> None: ...
 
 # --- links (rust-libp2p: TCP, Noise XX, yamux, ping, identify, request/response) --
@@ -187,6 +207,22 @@ class Links:
         """Up to ``max`` pending events (never blocks)."""
     def stats(self) -> LinkStats: ...
     def shutdown(self) -> None: ...
+
+@final
+class TransportStats:
+    sealed_transport: bool
+    sent: int
+    received: int
+    sealed: int
+    opened: int
+    rejected: dict[str, int]
+    foreign_loopback: int
+
+def generate_gossip_key() -> bytes:
+    """A new random 32-byte gossip key."""
+
+def gossip_key_id(key: bytes) -> str:
+    """The public id (8 hex digits) of a gossip key."""
 
 # --- physarum (native build of the same kernel as physarum.wasm) ----------
 

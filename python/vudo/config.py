@@ -64,6 +64,22 @@ class NodeConfig:
     def spirit_grant(self, name: str) -> Permissions | None:
         """What the operator granted spirit ``name`` (None: nothing, not even the lowest levels)."""
         return dict(self.spirit_grants).get(name)
+    gossip_keys: tuple[str, ...] = ()  # base64 cluster keys, primary first
+    gossip_key_file: str = ""  # or a 0600 file of them, one per line
+    open_gossip: bool = False  # explicitly run without a keyring
+    replay_window_s: float = 30.0  # sealed datagrams further than this from our clock are refused
+    max_unverified: int = 256  # never-verified nodes kept in the membership view
+    api_vhosts: tuple[str, ...] = ()  # extra Host names the API answers to ("*" = any)
+
+    def gossip_key_bytes(self) -> list[bytes]:
+        """The configured keys (flag/env/TOML first, else the key file), decoded; [] when open."""
+        from vudo.gossip_keys import decode_key, read_key_file
+
+        if self.gossip_keys:
+            return [decode_key(k, source=f"gossip key #{i + 1}") for i, k in enumerate(self.gossip_keys)]
+        if self.gossip_key_file:
+            return read_key_file(Path(self.gossip_key_file).expanduser())
+        return []
 
     @property
     def effective_min_connections(self) -> int:
@@ -195,6 +211,15 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
         )
     if not cfg.cluster_id:
         raise ConfigError("cluster_id must not be empty")
+    if cfg.open_gossip and (cfg.gossip_keys or cfg.gossip_key_file):
+        raise ConfigError("open_gossip and gossip keys were both given; drop --open-gossip to seal gossip, or the keys to run open")
+    if cfg.gossip_keys and cfg.gossip_key_file:
+        raise ConfigError("give gossip keys either inline (gossip_keys) or as a file (gossip_key_file), not both")
+    cfg.gossip_key_bytes()  # validate now: a bad key is the operator's to fix before anything starts
+    if not 1.0 <= cfg.replay_window_s <= 3600.0:
+        raise ConfigError("replay_window_s must be between 1 and 3600 seconds")
+    if cfg.max_unverified < 1:
+        raise ConfigError("max_unverified must be at least 1")
     try:
         api_ip = ipaddress.ip_address(cfg.api_host)
     except ValueError:

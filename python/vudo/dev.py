@@ -24,9 +24,11 @@ from types import FrameType
 import httpx
 
 from vudo.errors import BootstrapError, ConfigError
+from vudo.gossip_keys import decode_key, generate_key, write_key_file
 from vudo.identity import KEY_FILE, init_data_dir, load_identity
 
 CLUSTER_FILE = "cluster.json"
+KEY_FILE_NAME = "gossip.key"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ def allocate_ports(count: int, base_port: int) -> list[tuple[int, int]]:
     return [(_free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)) for _ in range(count)]
 
 
-def node_argv(data_dir: Path, gossip_port: int, api_port: int, seed: str | None, gossip_interval_ms: int, witness: bool) -> list[str]:
+def node_argv(data_dir: Path, gossip_port: int, api_port: int, seed: str | None, gossip_interval_ms: int, witness: bool,
+              key_file: Path | None = None) -> list[str]:
     argv = [
         sys.executable, "-m", "vudo", "node",
         "--data-dir", str(data_dir),
@@ -80,7 +83,16 @@ def node_argv(data_dir: Path, gossip_port: int, api_port: int, seed: str | None,
         argv += ["--seed", seed]
     if witness:
         argv += ["--witness-stake", "1000"]
+    argv += ["--gossip-key-file", str(key_file)] if key_file is not None else ["--open-gossip"]
     return argv
+
+
+def cluster_key_file(directory: Path) -> Path:
+    """DIR/gossip.key (0600): the dev cluster's gossip key, created once and reused on restarts."""
+    path = directory / KEY_FILE_NAME
+    if not path.exists():
+        write_key_file(path, [decode_key(generate_key(), source="new key")])
+    return path
 
 
 def wait_ready(api: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
@@ -96,23 +108,27 @@ def wait_ready(api: str, proc: subprocess.Popen[bytes], deadline: float) -> None
     raise BootstrapError(f"node at {api} did not become ready in time (see its log)")
 
 
-def banner(nodes: list[DevNode], directory: Path) -> str:
+def banner(nodes: list[DevNode], directory: Path, key_file: Path | None = None) -> str:
     lines = [f"VUDO dev network: {len(nodes)} node(s) in {directory}", ""]
     for i, n in enumerate(nodes):
         role = " witness" if n.witness else ""
         lines.append(f"  [{i}] {n.node_id}{role}")
         lines.append(f"      gossip udp://{n.gossip}  api {n.api}  pid {n.pid}")
     lines += ["", f"  dashboard:  {nodes[0].api}/", f"  physarum:   {nodes[0].api}/physarum",
-              f"  cluster:    {directory / CLUSTER_FILE}", "", "Press Ctrl-C to stop every node."]
+              f"  cluster:    {directory / CLUSTER_FILE}",
+              f"  gossip key: {key_file}" if key_file else "  gossip:     OPEN (no cluster key)", "",
+              "Press Ctrl-C to stop every node."]
     return "\n".join(lines)
 
 
-def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interval_ms: int, witnesses: int, as_json: bool) -> int:
+def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interval_ms: int, witnesses: int, as_json: bool,
+            open_gossip: bool = False) -> int:
     with ExitStack() as stack:
         if directory is None:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vudo-dev-")))
         directory.mkdir(parents=True, exist_ok=True)
         ports = allocate_ports(nodes, base_port)
+        key_file = None if open_gossip else cluster_key_file(directory)
         procs: list[subprocess.Popen[bytes]] = []
         stopping = False
 
@@ -129,7 +145,7 @@ def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interv
                 data_dir = directory / f"node-{i}"
                 if not (data_dir / KEY_FILE).exists():
                     init_data_dir(data_dir)
-                argv = node_argv(data_dir, gport, aport, None if i == 0 else seed, gossip_interval_ms, i < witnesses)
+                argv = node_argv(data_dir, gport, aport, None if i == 0 else seed, gossip_interval_ms, i < witnesses, key_file)
                 log = open(data_dir / "node.log", "ab")
                 stack.callback(log.close)
                 procs.append(subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True))
@@ -141,11 +157,11 @@ def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interv
                 wait_ready(described[-1].api, procs[-1], time.monotonic() + 90)
                 if stopping:
                     return 130
-            cluster = {"nodes": [asdict(n) for n in described]}
+            cluster = {"nodes": [asdict(n) for n in described], "gossip_key_file": str(key_file) if key_file else None}
             tmp = directory / (CLUSTER_FILE + ".tmp")
             tmp.write_text(json.dumps(cluster, indent=2))
             tmp.replace(directory / CLUSTER_FILE)
-            print(json.dumps(cluster, indent=2) if as_json else banner(described, directory), flush=True)
+            print(json.dumps(cluster, indent=2) if as_json else banner(described, directory, key_file), flush=True)
             reported: set[int] = set()
             while not stopping:
                 time.sleep(0.2)

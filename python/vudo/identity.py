@@ -109,7 +109,7 @@ def init_data_dir(data_dir: Path, *, force: bool = False) -> Identity:
     return identity
 
 
-def _check_private_file(path: Path, what: str) -> None:
+def check_private_file(path: Path, what: str) -> None:
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -127,7 +127,7 @@ def _check_private_file(path: Path, what: str) -> None:
 
 def load_identity(data_dir: Path) -> Identity:
     path = data_dir / KEY_FILE
-    _check_private_file(path, "key file")
+    check_private_file(path, "key file")
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as err:
@@ -139,7 +139,7 @@ def load_identity(data_dir: Path) -> Identity:
 
 def load_api_token(data_dir: Path) -> str:
     path = data_dir / TOKEN_FILE
-    _check_private_file(path, "API token")
+    check_private_file(path, "API token")
     token = path.read_text().strip()
     if len(token) < 16:
         raise IdentityError(f"API token in {path} is too short; recreate it with `vudo init --force`")

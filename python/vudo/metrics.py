@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from vudo import _core
+
+
+class _TransportCollector(Collector):
+    """Exports the gossip transport's own counters (kept in Rust) at scrape time."""
+
+    def __init__(self) -> None:
+        self.stats: _core.TransportStats | None = None
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        stats = self.stats
+        datagrams = CounterMetricFamily(
+            "vudo_gossip_datagrams", "Gossip datagrams by direction (sent/received on the socket; sealed/opened by the keyring)",
+            labels=["direction"],
+        )
+        rejected = CounterMetricFamily(
+            "vudo_gossip_datagrams_rejected", "Gossip datagrams dropped before chitchat saw them", labels=["reason"]
+        )
+        if stats is not None:
+            for direction, value in (("sent", stats.sent), ("received", stats.received),
+                                     ("sealed", stats.sealed), ("opened", stats.opened)):
+                datagrams.add_metric([direction], value)
+            for reason, value in sorted(stats.rejected.items()):
+                rejected.add_metric([reason], value)
+            rejected.add_metric(["foreign_loopback"], stats.foreign_loopback)
+        yield datagrams
+        yield rejected
 
 
 class NodeMetrics:
@@ -34,6 +66,17 @@ class NodeMetrics:
         self.links = Gauge("vudo_links", "Established (verified) hyphal links", registry=self.registry)
         self.link_events = Counter("vudo_link_events", "Link policy events", ["kind"], registry=self.registry)
         self.link_refusals = Counter("vudo_link_refusals", "Link handshakes that ended without a link", ["reason"], registry=self.registry)
+        self.unverified = Gauge("vudo_gossip_members_unverified", "Nodes never verified that are kept in the view", registry=self.registry)
+        self.unverified_cap = Gauge("vudo_gossip_unverified_cap", "Most never-verified nodes kept (older ones are evicted first)", registry=self.registry)
+        self.unverified_evicted = Counter("vudo_gossip_unverified_evicted", "Never-verified nodes evicted by the cap", registry=self.registry)
+        self.engine_states = Gauge("vudo_gossip_engine_states", "Chitchat identities in the engine's table (verified or not)", registry=self.registry)
+        self.keyring = Gauge("vudo_gossip_sealed", "1 when gossip datagrams are sealed with a cluster keyring", registry=self.registry)
+        self._transport = _TransportCollector()
+        self.registry.register(self._transport)
+
+    def observe_transport(self, stats: _core.TransportStats) -> None:
+        self._transport.stats = stats
+        self.keyring.set(1 if stats.sealed_transport else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from vudo.api.app import create_app
+from vudo.api.hosts import HostPolicy
 from vudo.config import NodeConfig
 from vudo.identity import init_data_dir
 from vudo.node import Node
@@ -23,7 +24,7 @@ from vudo.node import Node
 def test_every_operation_conforms_to_its_schema(tmp_path: Path) -> None:
     init_data_dir(tmp_path / "n")
     node = Node(dataclasses.replace(NodeConfig(), data_dir=tmp_path / "n", witness_stake=3))
-    schema = schemathesis.openapi.from_asgi("/v1/openapi.json", create_app(node.queries))
+    schema = schemathesis.openapi.from_asgi("/v1/openapi.json", create_app(node.queries, hosts=HostPolicy.for_bind("127.0.0.1", ("testserver",))))
     checked = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -37,4 +38,5 @@ def test_every_operation_conforms_to_its_schema(tmp_path: Path) -> None:
             case.call_and_validate(excluded_checks=excluded)
 
         conforms()
-    assert {"GET /v1/node", "GET /v1/members", "GET /v1/gradients", "POST /v1/node/leave", "GET /readyz"} <= set(checked)
+    assert {"GET /v1/node", "GET /v1/members", "GET /v1/gradients", "POST /v1/node/leave", "GET /readyz",
+            "GET /v1/gossip/keys", "POST /v1/gossip/keys"} <= set(checked)

@@ -11,23 +11,29 @@ from vudo.hyphal.membership import (
     MemberJoined,
     Membership,
     MemberStatusChanged,
+    UnverifiedEvicted,
     ValueRejected,
 )
-from vudo.hyphal.signed import seal
+from vudo.hyphal.signed import Carrier, seal
 from vudo.identity import Identity
 
 T0 = 1_800_000_000.0
 TTL = 60.0
 
 
-def values(ident: Identity, now: float, compute: float = 0.5) -> dict[str, str]:
-    ann = NodeAnnouncement(ident.node_id, "127.0.0.1:1", "", (Compute(cores=1, memory_mb=1),), "0", now)
+def values(ident: Identity, now: float, compute: float = 0.5, *, gen: int = 1, addr: str = "127.0.0.1:1") -> dict[str, str]:
+    carrier = Carrier(ident.node_id, gen, addr)
+    ann = NodeAnnouncement(ident.node_id, addr, "", (Compute(cores=1, memory_mb=1),), "0", now)
     grad = GradientVector(ident.node_id, compute, 0.5, 0.5, 1.0, now)
-    return {ANNOUNCEMENT_KEY: announce(ident, ann), GRADIENT_KEY: seal(ident, grad)}
+    return {ANNOUNCEMENT_KEY: announce(ident, ann, carrier=carrier), GRADIENT_KEY: seal(ident, grad, carrier=carrier)}
+
+
+def leave(ident: Identity, now: float, *, gen: int = 1, addr: str = "127.0.0.1:1") -> str:
+    return seal(ident, LeaveNotice(ident.node_id, now), carrier=Carrier(ident.node_id, gen, addr))
 
 
 def member(ident: Identity, now: float, *, live: bool = True, gen: int = 1, is_self: bool = False, kv: dict[str, str] | None = None, addr: str = "127.0.0.1:1") -> GossipMember:
-    return GossipMember(ident.node_id, gen, addr, live, is_self, values(ident, now) if kv is None else kv)
+    return GossipMember(ident.node_id, gen, addr, live, is_self, values(ident, now, gen=gen, addr=addr) if kv is None else kv)
 
 
 def test_verified_members_and_events() -> None:
@@ -49,7 +55,7 @@ def test_alive_dead_left_transitions() -> None:
     ev = m.receive(GossipObserved((member(a, T0, live=False),), T0 + 1))
     assert [(e.old, e.new) for e in ev if isinstance(e, MemberStatusChanged)] == [("alive", "dead")]
     assert a.node_id not in m.gradients.neighbors
-    kv = values(a, T0 + 2) | {LEAVE_KEY: seal(a, LeaveNotice(a.node_id, T0 + 2))}
+    kv = values(a, T0 + 2) | {LEAVE_KEY: leave(a, T0 + 2)}
     ev = m.receive(GossipObserved((member(a, T0 + 2, kv=kv),), T0 + 2))
     assert [(e.old, e.new) for e in ev if isinstance(e, MemberStatusChanged)] == [("dead", "left")]
 
@@ -68,7 +74,7 @@ def test_restart_with_newer_generation_wins() -> None:
 def test_forged_leave_notice_does_not_mark_a_node_left() -> None:
     me, a, forger = Identity.generate(), Identity.generate(), Identity.generate()
     m = Membership(self_id=me.node_id, announcement_ttl=TTL)
-    kv = values(a, T0) | {LEAVE_KEY: seal(forger, LeaveNotice(forger.node_id, T0))}
+    kv = values(a, T0) | {LEAVE_KEY: leave(forger, T0)}
     ev = m.receive(GossipObserved((member(a, T0, kv=kv),), T0))
     assert m.members[a.node_id].status == "alive"
     assert [e.reason for e in ev if isinstance(e, ValueRejected)] == ["wrong_owner"]
@@ -153,3 +159,81 @@ def test_signed_link_lists_are_verified_and_bound_to_their_owner() -> None:
     assert m.members[a.node_id].announcement_value == good[ANNOUNCEMENT_KEY]
     assert m.members[b.node_id].link_list is None
     assert [(e.key, e.reason) for e in events if isinstance(e, ValueRejected)] == [(LINKS_KEY, "wrong_owner")]
+
+
+def test_identity_hijack_with_a_newer_generation_changes_nothing() -> None:
+    """An outsider joins under a's id with a higher generation and re-publishes a's own values."""
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    real = member(a, T0, gen=5, addr="127.0.0.1:1")
+    m.receive(GossipObserved((real,), T0))
+    copied = dict(real.key_values)
+    hijack = GossipMember(a.node_id, 10**15, "127.0.0.1:666", True, False, copied)
+    for step in range(3):
+        m.receive(GossipObserved((member(a, T0 + step, gen=5), hijack), T0 + step))
+    rec = m.members[a.node_id]
+    assert (rec.generation, rec.gossip_addr, rec.status, rec.verified) == (5, "127.0.0.1:1", "alive", True)
+    assert m.rejections[(ANNOUNCEMENT_KEY, "wrong_generation")] == 1
+    # The outsider goes quiet (dead in chitchat): the real node stays alive.
+    quiet = GossipMember(a.node_id, 10**15, "127.0.0.1:666", False, False, copied)
+    m.receive(GossipObserved((member(a, T0 + 5, gen=5), quiet), T0 + 5))
+    assert m.members[a.node_id].status == "alive"
+    # Same generation from another address: wrong_addr, never chosen.
+    squat = GossipMember(a.node_id, 5, "127.0.0.1:667", True, False, copied)
+    m.receive(GossipObserved((member(a, T0 + 6, gen=5), squat), T0 + 6))
+    assert m.members[a.node_id].gossip_addr == "127.0.0.1:1"
+    assert m.rejections[(ANNOUNCEMENT_KEY, "wrong_addr")] == 1
+    assert (a.node_id, 5) in m.trusted()
+
+
+def test_a_forged_generation_never_outlives_the_real_node() -> None:
+    """After the real node dies its last verified identity is still the one shown, not the forgery."""
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    m.receive(GossipObserved((member(a, T0, gen=5),), T0))
+    forged = GossipMember(a.node_id, 99, "127.0.0.1:666", True, False, {})
+    m.receive(GossipObserved((member(a, T0 + 1, gen=5, live=False), forged), T0 + TTL + 5))
+    rec = m.members[a.node_id]
+    assert (rec.generation, rec.status) == (5, "dead")
+
+
+def test_a_replayed_leave_notice_only_ends_its_own_generation() -> None:
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    old_leave = leave(a, T0, gen=1)
+    m.receive(GossipObserved((member(a, T0, gen=1, kv=values(a, T0, gen=1) | {LEAVE_KEY: old_leave}),), T0))
+    assert m.members[a.node_id].status == "left"
+    # a restarts as generation 2; the outsider replays generation 1's notice under generation 3.
+    replay = GossipMember(a.node_id, 3, "127.0.0.1:1", True, False, {LEAVE_KEY: old_leave})
+    ev = m.receive(GossipObserved((member(a, T0 + 10, gen=2), replay), T0 + 10))
+    rec = m.members[a.node_id]
+    assert (rec.generation, rec.status, rec.verified) == (2, "alive", True)
+    assert any(isinstance(e, ValueRejected) and e.reason == "wrong_generation" and e.key == LEAVE_KEY for e in ev)
+    # The same replay inside generation 2 itself (carried by a's real identity) is refused too.
+    kv = values(a, T0 + 11, gen=2) | {LEAVE_KEY: old_leave}
+    m.receive(GossipObserved((member(a, T0 + 11, gen=2, kv=kv),), T0 + 11))
+    assert m.members[a.node_id].status == "alive"
+
+
+def test_unverified_members_are_capped_and_evicted_first() -> None:
+    me, a = Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL, max_unverified=10)
+    m.receive(GossipObserved((member(me, T0, is_self=True), member(a, T0)), T0))
+    strangers = tuple(GossipMember(f"stranger-{i}", 1, f"127.66.0.{i % 250}:1", True, False, {}) for i in range(50))
+    ev = m.receive(GossipObserved((member(me, T0 + 1, is_self=True), member(a, T0 + 1), *strangers), T0 + 1))
+    assert m.unverified_count() == 10
+    assert a.node_id in m.members and me.node_id in m.members
+    assert [e.count for e in ev if isinstance(e, UnverifiedEvicted)] == [40]
+    assert m.evicted == 40
+    # Strangers absent from a bounded view are dropped once they are not seen for the TTL.
+    m.receive(GossipObserved((member(me, T0 + 100, is_self=True), member(a, T0 + 100)), T0 + 100))
+    assert m.unverified_count() == 0 and a.node_id in m.members
+
+
+def test_an_unverified_member_missing_from_a_bounded_view_is_kept_for_a_while() -> None:
+    me = Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    stranger = GossipMember("stranger", 1, "127.66.0.1:1", True, False, {})
+    m.receive(GossipObserved((stranger,), T0))
+    m.receive(GossipObserved((), T0 + 1))
+    assert "stranger" in m.members

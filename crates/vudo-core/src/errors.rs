@@ -24,7 +24,9 @@ impl From<GossipError> for CoreFailure {
         let msg = err.to_string();
         match err {
             GossipError::AddressInUse(_) => CoreFailure::AddressInUse(msg),
-            GossipError::InvalidConfig(_) => CoreFailure::InvalidArgument(msg),
+            GossipError::InvalidConfig(_) | GossipError::InvalidKey(_) | GossipError::OpenGossip => {
+                CoreFailure::InvalidArgument(msg)
+            }
             GossipError::Stopped => CoreFailure::Stopped(msg),
             GossipError::Bind(..) | GossipError::Shutdown(_) => CoreFailure::Other(msg),
         }

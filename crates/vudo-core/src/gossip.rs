@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use vudo_gossip::{GossipConfig, GossipNode, Network};
+use std::collections::HashSet;
+
+use vudo_gossip::{GossipConfig, GossipKey, GossipNode, Network, ViewFilter};
 
 use crate::errors::CoreFailure;
 
@@ -33,6 +35,30 @@ impl Member {
             self.key_values.len()
         )
     }
+}
+
+/// Datagram counters of a gossip node's transport (a read-only value).
+#[pyclass(frozen, get_all, module = "vudo._core")]
+pub struct TransportStats {
+    sealed_transport: bool,
+    sent: u64,
+    received: u64,
+    sealed: u64,
+    opened: u64,
+    rejected: HashMap<String, u64>,
+    foreign_loopback: u64,
+}
+
+/// A new random 32-byte gossip key.
+#[pyfunction]
+pub fn generate_gossip_key() -> Result<Vec<u8>, CoreFailure> {
+    Ok(GossipKey::generate()?.as_bytes().to_vec())
+}
+
+/// The public id (8 hex digits) of a gossip key, as datagrams and `keys list` name it.
+#[pyfunction]
+pub fn gossip_key_id(key: &[u8]) -> Result<String, CoreFailure> {
+    Ok(GossipKey::from_bytes(key)?.id_hex())
 }
 
 /// An in-process network for gossip (tests, simulations): many nodes in one
@@ -96,7 +122,7 @@ impl Gossip {
     #[new]
     #[pyo3(signature = (*, node_id, generation, listen_addr, advertise_addr, seeds, cluster_id,
         gossip_interval_ms, phi_threshold, dead_node_grace_period_ms, max_interval_ms, initial_key_values,
-        network=None))]
+        network=None, keys=Vec::new(), replay_window_ms=30_000))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -112,7 +138,10 @@ impl Gossip {
         max_interval_ms: u64,
         initial_key_values: HashMap<String, String>,
         network: Option<PyRef<'_, MemoryNetwork>>,
+        keys: Vec<Vec<u8>>,
+        replay_window_ms: u64,
     ) -> Result<Self, CoreFailure> {
+        let keys = keys.iter().map(|k| GossipKey::from_bytes(k)).collect::<Result<Vec<_>, _>>()?;
         let mut initial: Vec<(String, String)> = initial_key_values.into_iter().collect();
         initial.sort();
         let config = GossipConfig {
@@ -128,6 +157,8 @@ impl Gossip {
             max_interval: Duration::from_millis(max_interval_ms),
             initial_key_values: initial,
             network: network.map_or(Network::Udp, |n| Network::Memory(n.inner.clone())),
+            keys,
+            replay_window: Duration::from_millis(replay_window_ms),
         };
         let node = py.detach(|| GossipNode::start(config))?;
         Ok(Self { inner: Mutex::new(node) })
@@ -158,18 +189,62 @@ impl Gossip {
 
     fn snapshot(&self, py: Python<'_>) -> Result<Vec<Member>, CoreFailure> {
         let members = py.detach(|| self.with(|n| n.snapshot()))?;
-        Ok(members
-            .into_iter()
-            .map(|m| Member {
-                node_id: m.node_id,
-                generation: m.generation,
-                gossip_addr: m.gossip_addr.to_string(),
-                heartbeat: m.heartbeat,
-                live: m.live,
-                is_self: m.is_self,
-                key_values: m.key_values.into_iter().collect(),
-            })
-            .collect())
+        Ok(members.into_iter().map(member).collect())
+    }
+
+    /// A bounded view: self, the trusted ``(node_id, generation)`` members with
+    /// every key, and at most ``max_untrusted`` others (only ``probe_keys``),
+    /// rotating through the others call after call. Returns (members, size of
+    /// the engine's whole table).
+    fn snapshot_view(
+        &self,
+        py: Python<'_>,
+        trusted: Vec<(String, u64)>,
+        max_untrusted: usize,
+        probe_keys: Vec<String>,
+    ) -> Result<(Vec<Member>, usize), CoreFailure> {
+        let filter = ViewFilter { trusted: trusted.into_iter().collect::<HashSet<_>>(), max_untrusted, probe_keys };
+        let view = py.detach(|| self.with(|n| n.snapshot_view(&filter)))?;
+        Ok((view.members.into_iter().map(member).collect(), view.total))
+    }
+
+    /// ``True`` when every datagram is sealed with the cluster keyring.
+    #[getter]
+    fn sealed(&self) -> Result<bool, CoreFailure> {
+        self.with(|n| Ok(n.is_sealed()))
+    }
+
+    /// Installed keys as ``(key id, primary)``, primary first.
+    fn keys(&self) -> Result<Vec<(String, bool)>, CoreFailure> {
+        self.with(|n| Ok(n.keys()?.into_iter().map(|k| (k.id, k.primary)).collect()))
+    }
+
+    fn install_key(&self, key: &[u8]) -> Result<(), CoreFailure> {
+        let key = GossipKey::from_bytes(key)?;
+        self.with(|n| n.install_key(key))
+    }
+
+    fn use_key(&self, key: &[u8]) -> Result<(), CoreFailure> {
+        let key = GossipKey::from_bytes(key)?;
+        self.with(|n| n.use_key(&key))
+    }
+
+    fn remove_key(&self, key: &[u8]) -> Result<(), CoreFailure> {
+        let key = GossipKey::from_bytes(key)?;
+        self.with(|n| n.remove_key(&key))
+    }
+
+    fn transport_stats(&self) -> Result<TransportStats, CoreFailure> {
+        let s = self.with(|n| Ok(n.transport_stats()))?;
+        Ok(TransportStats {
+            sealed_transport: s.sealed_transport,
+            sent: s.sent,
+            received: s.received,
+            sealed: s.sealed,
+            opened: s.opened,
+            rejected: s.rejected.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            foreign_loopback: s.foreign_loopback,
+        })
     }
 
     fn shutdown(&self, py: Python<'_>) -> Result<(), CoreFailure> {
@@ -177,8 +252,23 @@ impl Gossip {
     }
 }
 
+fn member(m: vudo_gossip::MemberSnapshot) -> Member {
+    Member {
+        node_id: m.node_id,
+        generation: m.generation,
+        gossip_addr: m.gossip_addr.to_string(),
+        heartbeat: m.heartbeat,
+        live: m.live,
+        is_self: m.is_self,
+        key_values: m.key_values.into_iter().collect(),
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Member>()?;
+    m.add_class::<TransportStats>()?;
+    m.add_function(wrap_pyfunction!(generate_gossip_key, m)?)?;
+    m.add_function(wrap_pyfunction!(gossip_key_id, m)?)?;
     m.add_class::<Gossip>()?;
     m.add_class::<MemoryNetwork>()?;
     Ok(())

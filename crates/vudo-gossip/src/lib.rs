@@ -25,6 +25,8 @@ pub use keyring::{GossipKey, KeyInfo, Keyring, Reject};
 pub use memory::MemoryNetwork;
 pub use sealed::{TransportCounters, MAX_DATAGRAM};
 
+// (MemberSnapshot, View, ViewFilter, TransportStats are defined below.)
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,8 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from vudo import __version__
+from vudo.api.hosts import HostPolicy
 from vudo.api.models import (
     ErrorOut,
+    GossipKeyChange,
+    GossipKeysOut,
     GradientsOut,
     Health,
     LeaveOut,
@@ -29,8 +32,10 @@ from vudo.api.models import (
     SpiritsOut,
     TopologyOut,
 )
-from vudo.api.query import NodeQuery
+from vudo.api.query import KeyringView, NodeQuery
 from vudo.api.signals import SignalsQuery, signals_router
+from vudo.errors import ConfigError
+from vudo.gossip_keys import decode_key
 from vudo.hyphal.capability import is_witness
 from vudo.services.spirits import SpiritView
 from vudo.spirits.errors import PackageError, SpiritError
@@ -71,7 +76,8 @@ def _spirit_error(err: SpiritError) -> JSONResponse:
     return JSONResponse({"detail": str(err), "reason": err.reason}, status_code=status)
 
 
-def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None) -> FastAPI:
+def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None, hosts: HostPolicy | None = None) -> FastAPI:
+    """``hosts``: the Host names served (default: loopback only), against DNS rebinding."""
     app = FastAPI(
         title="VUDO node API",
         version=__version__,
@@ -80,6 +86,21 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None) -> FastA
         openapi_url="/v1/openapi.json",
         redoc_url=None,
     )
+
+    host_policy = hosts or HostPolicy.for_bind("127.0.0.1")
+
+    @app.middleware("http")
+    async def refuse_foreign_hosts(request: Request, call_next: Any) -> Response:
+        """DNS rebinding: answer only our own host names; mutating browser calls only from them."""
+        if not host_policy.host_allowed(request.headers.get("host")):
+            return JSONResponse(
+                {"detail": "host not allowed: this API answers only its own address and the names in api_vhosts (--api-vhost)"},
+                status_code=403,
+            )
+        if not host_policy.origin_allowed(request.method, request.headers.get("origin")):
+            return JSONResponse({"detail": "cross-origin request refused: the Origin is not one of this API's hosts"}, status_code=403)
+        response: Response = await call_next(request)
+        return response
 
     bearer = HTTPBearer(auto_error=False, description="the token in <data_dir>/api-token")
 
@@ -209,6 +230,22 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None) -> FastA
                             status_code=404, media_type="text/plain; charset=utf-8", headers=headers)
         return Response(asset.data, media_type=asset.media_type, headers=headers)
 
+    @app.get("/v1/gossip/keys", response_model=GossipKeysOut, dependencies=[Depends(require_token)], responses=auth_errors)
+    def get_gossip_keys() -> dict[str, Any]:
+        """The cluster keyring of this node: key ids (never keys), primary first."""
+        return _keys_out(node.gossip_keys())
+
+    @app.post("/v1/gossip/keys", response_model=GossipKeysOut, dependencies=[Depends(require_token)],
+              responses={**auth_errors, 400: {"model": ErrorOut}})
+    def post_gossip_keys(change: GossipKeyChange) -> dict[str, Any]:
+        """Rotate without restart, as `serf keys`: install a key, use it (make it primary), remove the old one."""
+        try:
+            key = decode_key(change.key, source="key")
+            node.change_gossip_key(change.op, key)
+        except (ConfigError, ValueError) as err:
+            raise HTTPException(400, str(err)) from None
+        return _keys_out(node.gossip_keys())
+
     @app.get("/livez", response_model=Health)
     def livez() -> dict[str, str]:
         return {"status": "ok"}
@@ -242,6 +279,10 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None) -> FastA
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _keys_out(view: KeyringView) -> dict[str, Any]:
+    return {"sealed": view.sealed, "keys": [{"id": key_id, "primary": primary} for key_id, primary in view.keys]}
 
 
 def _static_file(name: str) -> FileResponse:

@@ -183,3 +183,18 @@ class SpiritLogsOut(BaseModel):
 class SpiritErrorOut(BaseModel):
     detail: str
     reason: str = Field(description="stable reason, e.g. not_granted, wrong_state, bad_signature, hash_mismatch, out_of_fuel")
+
+
+class GossipKeyOut(BaseModel):
+    id: str
+    primary: bool
+
+
+class GossipKeysOut(BaseModel):
+    sealed: bool
+    keys: list[GossipKeyOut]
+
+
+class GossipKeyChange(BaseModel):
+    op: Literal["install", "use", "remove"]
+    key: str = Field(max_length=128, description="base64 of the 32-byte key (`vudo keygen`)")

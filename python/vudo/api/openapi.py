@@ -12,7 +12,7 @@ import sys
 from typing import Any, NoReturn
 
 from vudo.api.app import create_app
-from vudo.api.query import NodeInfo
+from vudo.api.query import KeyringView, NodeInfo
 from vudo.hyphal.topology import TopologyView
 from vudo.services.links import LinkView
 from vudo.services.membership import GradientsView, MemberView
@@ -72,6 +72,12 @@ class _SchemaOnly:
         self._never()
 
     async def dismiss_spirit(self, name: str) -> SpiritView:
+        self._never()
+
+    def gossip_keys(self) -> KeyringView:
+        self._never()
+
+    def change_gossip_key(self, op: str, key: bytes) -> None:
         self._never()
 
 

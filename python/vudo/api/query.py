@@ -28,6 +28,12 @@ class NodeInfo:
     status: str  # "bootstrapping" | "alive" | "leaving" | "stopped"
 
 
+@dataclass(frozen=True, slots=True)
+class KeyringView:
+    sealed: bool  # False: gossip is open (no keyring)
+    keys: tuple[tuple[str, bool], ...]  # (key id, primary), primary first
+
+
 class NodeQuery(Protocol):
     def info(self) -> NodeInfo: ...
 
@@ -62,3 +68,8 @@ class NodeQuery(Protocol):
     async def summon_spirit(self, name: str) -> SpiritView: ...
 
     async def dismiss_spirit(self, name: str) -> SpiritView: ...
+
+    def gossip_keys(self) -> KeyringView: ...
+
+    def change_gossip_key(self, op: str, key: bytes) -> None:
+        """install | use | remove; ValueError says what is wrong (caller's fault)."""

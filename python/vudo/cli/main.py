@@ -103,6 +103,11 @@ def show_id(data_dir: str | None, as_json: bool) -> None:
 @click.option("--announcement-ttl-s", type=float, help="reject announcements older than this [60]")
 @click.option("--refresh-interval-s", type=float, help="re-sign announcement and gradient this often [5]")
 @click.option("--witness-stake", type=int, help="advertise the Witness capability with this stake")
+@click.option("--gossip-key", "gossip_keys", multiple=True, help="cluster gossip key from `vudo keygen`, primary first (repeatable) [env VUDO_GOSSIP_KEYS]")
+@click.option("--gossip-key-file", help="0600 file of gossip keys, one per line, primary first")
+@click.option("--open-gossip", is_flag=True, default=None, help="run without a cluster keyring (gossip readable and writable by anyone who reaches the port)")
+@click.option("--api-vhost", "api_vhosts", multiple=True, help="extra Host name the API answers to, against DNS rebinding ('*' = any) (repeatable)")
+@click.option("--max-unverified", type=int, help="never-verified nodes kept in the membership view [256]")
 @click.option("-v", "--verbose", count=True, help="more logs (-vv for debug)")
 def node(config_file: str | None, verbose: int, **flags: Any) -> None:
     """Run one node until SIGINT/SIGTERM (then leave gracefully)."""
@@ -125,13 +130,15 @@ def node(config_file: str | None, verbose: int, **flags: Any) -> None:
 @click.option("--gossip-interval-ms", type=int, default=300, show_default=True)
 @click.option("--witnesses", type=int, default=3, show_default=True, help="how many nodes advertise the Witness capability")
 @click.option("--json", "as_json", is_flag=True, help="print the cluster description as JSON instead of a banner")
-def dev(nodes: int, directory: str | None, base_port: int, gossip_interval_ms: int, witnesses: int, as_json: bool) -> None:
+@click.option("--open-gossip", is_flag=True, help="no cluster key (by default the cluster gets a new one in DIR/gossip.key)")
+def dev(nodes: int, directory: str | None, base_port: int, gossip_interval_ms: int, witnesses: int, as_json: bool, open_gossip: bool) -> None:
     """Start a local network of real nodes on loopback, with its dashboard."""
     from vudo.dev import run_dev
 
     try:
         sys.exit(run_dev(nodes=nodes, directory=Path(directory) if directory else None, base_port=base_port,
-                         gossip_interval_ms=gossip_interval_ms, witnesses=witnesses, as_json=as_json))
+                         gossip_interval_ms=gossip_interval_ms, witnesses=witnesses, as_json=as_json,
+                         open_gossip=open_gossip))
     except VudoError as err:
         _fail(err)
 
@@ -238,6 +245,86 @@ def topology(api: str | None, data_dir: str | None, as_json: bool) -> None:
     click.echo(table(["NODE", "DEGREE", "LINKED WITH"], rows))
     components = connected_components(neighbours, [(a, b) for a, b in data["edges"]])
     click.echo(f"{len(neighbours)} node(s), {len(data['edges'])} link(s), {len(components)} component(s)", err=True)
+
+
+def keygen() -> None:
+    """Print a new cluster gossip key (base64 of 32 random bytes)."""
+    from vudo.gossip_keys import generate_key
+
+    click.echo(generate_key())
+
+
+def _token(data_dir: str | None) -> str:
+    env = os.environ.get(ENV_PREFIX + "API_TOKEN")
+    if env:
+        return env.strip()
+    from vudo.identity import load_api_token
+
+    try:
+        return load_api_token(_data_dir(data_dir))
+    except VudoError as err:
+        raise click.UsageError(f"{err} (or set {ENV_PREFIX}API_TOKEN)") from None
+
+
+def _keys_call(api: str | None, data_dir: str | None, body: dict[str, str] | None) -> Any:
+    url = _api_url(api, data_dir) + "/v1/gossip/keys"
+    headers = {"Authorization": f"Bearer {_token(data_dir)}"}
+    try:
+        response = httpx.post(url, json=body, headers=headers, timeout=10.0) if body else httpx.get(url, headers=headers, timeout=10.0)
+    except httpx.HTTPError as err:
+        click.echo(style(f"error: cannot reach {url}: {err} (is the node running?)", fg="red"), err=True)
+        sys.exit(1)
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        click.echo(style(f"error: {url} answered {response.status_code}: {str(detail)[:300]}", fg="red"), err=True)
+        sys.exit(2 if response.status_code in (400, 401, 403) else 1)
+    return response.json()
+
+
+def _print_keys(data: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(data)
+    elif not data["sealed"]:
+        click.echo("gossip is open on this node (no keyring)")
+    else:
+        click.echo(table(["KEY ID", "PRIMARY"], [[k["id"], "yes" if k["primary"] else ""] for k in data["keys"]]))
+
+
+@cli.group()
+def keys() -> None:
+    """Manage the cluster gossip keyring of a running node (rotate: install, use, remove on every node)."""
+
+
+_api_option = click.option("--api", help="node API URL [the node running in --data-dir]")
+_dir_option = click.option("--data-dir", help=DATA_DIR_HELP + "; its api-token authenticates the call")
+_json_option = click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+
+
+@keys.command("list")
+@_api_option
+@_dir_option
+@_json_option
+def keys_list(api: str | None, data_dir: str | None, as_json: bool) -> None:
+    """List installed key ids, primary first."""
+    _print_keys(_keys_call(api, data_dir, None), as_json)
+
+
+def _key_command(op: str, doc: str) -> None:
+    @keys.command(op, help=doc)
+    @click.argument("key")
+    @_api_option
+    @_dir_option
+    @_json_option
+    def command(key: str, api: str | None, data_dir: str | None, as_json: bool) -> None:
+        _print_keys(_keys_call(api, data_dir, {"op": op, "key": key}), as_json)
+
+
+_key_command("install", "Install KEY: the node opens datagrams sealed with it (step 1 of a rotation).")
+_key_command("use", "Make the installed KEY primary: the node seals with it (step 2).")
+_key_command("remove", "Remove KEY, which must not be primary (step 3).")
 
 
 

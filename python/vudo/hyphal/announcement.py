@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from vudo.hyphal.capability import Capabilities
-from vudo.hyphal.signed import open_sealed, seal
+from vudo.hyphal.signed import Carrier, open_sealed, seal
 from vudo.identity import Identity
 
 ANNOUNCEMENT_KEY = "announcement"
@@ -35,11 +35,14 @@ class LeaveNotice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timestamp: _Timestamp
 
 
-def announce(identity: Identity, announcement: NodeAnnouncement) -> str:
-    if announcement.node_id != identity.node_id:
+def announce(identity: Identity, announcement: NodeAnnouncement, *, carrier: Carrier | None = None) -> str:
+    """Seal an announcement; gossip publishes it with its ``carrier`` (see :func:`vudo.hyphal.signed.seal`)."""
+    if announcement.node_id != identity.node_id or (carrier is not None and carrier.node_id != identity.node_id):
         raise ValueError("an announcement must name the identity that signs it")
-    return seal(identity, announcement)
+    return seal(identity, announcement, carrier=carrier)
 
 
-def verify_announcement(value: str, *, owner: str, now: float, ttl: float) -> NodeAnnouncement:
-    return open_sealed(value, NodeAnnouncement, owner=owner, now=now, ttl=ttl)
+def verify_announcement(value: str, *, carrier: Carrier | None = None, owner: str | None = None,
+                        now: float, ttl: float) -> NodeAnnouncement:
+    """``carrier``: from gossip (exact binding); ``owner``: passed on over an authenticated link."""
+    return open_sealed(value, NodeAnnouncement, carrier=carrier, owner=owner, now=now, ttl=ttl)

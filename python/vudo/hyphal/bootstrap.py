@@ -78,7 +78,7 @@ class Bootstrap:
             member = by_addr.get(seed)
             if member is None:
                 lines.append(f"{seed}: no answer yet (is a node running there? is the port right?)")
-            elif member.rejected:
+            elif not member.verified and member.rejected:
                 reasons = ", ".join(f"{k}={v}" for k, v in sorted(member.rejected.items()))
                 lines.append(f"{seed}: answered as {member.node_id} but its values were rejected ({reasons})")
             elif not member.verified:

@@ -20,7 +20,8 @@ import time
 from collections.abc import Sequence
 
 from vudo import _core
-from vudo.api.query import NodeInfo
+from vudo.api.hosts import HostPolicy
+from vudo.api.query import KeyringView, NodeInfo
 from vudo.config import NodeConfig
 from vudo.hyphal.linkproto import HYPHAL_PROTOCOL
 from vudo.hyphal.topology import TopologyView, build_topology
@@ -132,6 +133,13 @@ class NodeQueries:
         ]
         return json.dumps(members, separators=(",", ":")).encode()
 
+    def gossip_keys(self) -> KeyringView:
+        sealed, keys = self._node.membership.keyring()
+        return KeyringView(sealed, tuple(keys))
+
+    def change_gossip_key(self, op: str, key: bytes) -> None:
+        self._node.membership.change_key(op, key)
+
 
 class Node:
     def __init__(self, config: NodeConfig, *, network: _core.MemoryNetwork | None = None) -> None:
@@ -174,7 +182,8 @@ class Node:
             registry=self.metrics.registry,
         )
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
-        self.api = ApiService(config, create_app(self.queries, signals=self.signals))
+        hosts = HostPolicy.for_bind(config.api_host, config.api_vhosts)
+        self.api = ApiService(config, create_app(self.queries, signals=self.signals, hosts=hosts))
         self.services: Sequence[Service] = (self.membership, self.links, self.signals, self.spirits, self.api)
         self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 

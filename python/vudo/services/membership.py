@@ -20,19 +20,24 @@ from dataclasses import dataclass
 from vudo import __version__, _core
 from vudo.config import NodeConfig
 from vudo.errors import ConfigError
+from vudo.generation import next_generation
+from vudo.gossip_keys import KEYRING_FILE, apply_key_op, key_id, startup_keys, write_key_file
 from vudo.gradient.vector import GRADIENT_KEY, GradientVector, Resource
 from vudo.hyphal.announcement import ANNOUNCEMENT_KEY, LEAVE_KEY, LeaveNotice, NodeAnnouncement, announce
 from vudo.hyphal.bootstrap import Alive, Bootstrap, Failed, Progress
 from vudo.hyphal.capability import Capability
 from vudo.hyphal.membership import (
+    PROBE_KEYS,
+    Event,
     GossipMember,
     GossipObserved,
     Membership,
     MemberStatusChanged,
     Status,
+    UnverifiedEvicted,
     ValueRejected,
 )
-from vudo.hyphal.signed import seal
+from vudo.hyphal.signed import Carrier, seal
 from vudo.identity import Identity
 from vudo.metrics import NodeMetrics
 from vudo.portcheck import explain_in_use
@@ -88,7 +93,12 @@ class MembershipService:
         self.meter = meter
         self.link_addr = link_addr
         self.network = network
-        self.policy = Membership(self_id=identity.node_id, announcement_ttl=config.announcement_ttl_s)
+        self.policy = Membership(
+            self_id=identity.node_id, announcement_ttl=config.announcement_ttl_s, max_unverified=config.max_unverified
+        )
+        self.metrics.unverified_cap.set(config.max_unverified)
+        self.carrier: Carrier | None = None  # our chitchat identity, once the engine starts
+        self._keyring: list[bytes] = []  # mirror of the engine's keys (it only shows ids), primary first
         self.local_gradient: GradientVector | None = None
         self.gossip: _core.Gossip | None = None
         self._left = False
@@ -138,6 +148,11 @@ class MembershipService:
         """Our latest sealed announcement (re-signed every refresh interval)."""
         return self._own_announcement
 
+    @property
+    def gossip_carrier(self) -> Carrier:
+        assert self.carrier is not None, "gossip has not started"
+        return self.carrier
+
     def _announcement(self, now: float) -> str:
         self._own_announcement = announce(
             self.identity,
@@ -150,6 +165,7 @@ class MembershipService:
                 timestamp=now,
                 link=self.link_addr,
             ),
+            carrier=self.gossip_carrier,
         )
         return self._own_announcement
 
@@ -169,10 +185,25 @@ class MembershipService:
         """Bind the gossip transport and start gossiping with the seeds."""
         cfg = self.config
         now = time.time()
+        generation = next_generation(cfg.data_dir, clock_us=time.time_ns() // 1000)
+        self.carrier = Carrier(self.identity.node_id, generation, cfg.gossip_advertise)
+        keys: list[bytes] = []
+        if cfg.open_gossip:
+            log.warning("gossip is OPEN (--open-gossip): no cluster keyring; values stay signed and bound to their sender")
+        else:
+            keys, source = startup_keys(cfg.data_dir, cfg.gossip_key_bytes())
+            self._keyring = list(keys)
+            if keys:
+                log.info("gossip sealed with a keyring of %d key(s) from %s (primary %s)", len(keys), source, key_id(keys[0]))
+            else:
+                log.warning(
+                    "gossip is OPEN: no cluster key configured, anyone who reaches %s can take part; "
+                    "create one with `vudo keygen` and pass it with --gossip-key", cfg.gossip_listen,
+                )
         try:
             self.gossip = _core.Gossip(
                 node_id=self.identity.node_id,
-                generation=time.time_ns() // 1000,
+                generation=generation,
                 listen_addr=cfg.gossip_listen,
                 advertise_addr=cfg.gossip_advertise,
                 seeds=list(cfg.seeds),
@@ -183,6 +214,8 @@ class MembershipService:
                 max_interval_ms=max(10_000, 20 * cfg.gossip_interval_ms),
                 initial_key_values={ANNOUNCEMENT_KEY: self._announcement(now)},
                 network=self.network,
+                keys=keys,
+                replay_window_ms=int(cfg.replay_window_s * 1000),
             )
         except _core.AddressInUseError:
             raise ConfigError(
@@ -196,7 +229,7 @@ class MembershipService:
         assert self.gossip is not None
         self.local_gradient = self._gradient(now)
         self.gossip.set(ANNOUNCEMENT_KEY, self._announcement(now))
-        self.gossip.set(GRADIENT_KEY, seal(self.identity, self.local_gradient))
+        self.gossip.set(GRADIENT_KEY, seal(self.identity, self.local_gradient, carrier=self.gossip_carrier))
         for resource in Resource:
             self.metrics.gradient.labels(resource.value).set(self.local_gradient.get(resource))
 
@@ -209,27 +242,75 @@ class MembershipService:
                     self.gossip.set(key, value)
                     self._published[key] = value
 
-    def observe(self, now: float, snapshot: list[_core.Member] | None = None) -> None:
-        """One tick: the gossip view (pulled now unless given) through the membership policy."""
+    def snapshot(self) -> tuple[list[_core.Member], int]:
+        """A bounded engine view: trusted identities in full, a rotating few others (probe keys only)."""
         assert self.gossip is not None
-        members = tuple(
-            GossipMember(m.node_id, m.generation, m.gossip_addr, m.live, m.is_self, dict(m.key_values))
-            for m in (self.gossip.snapshot() if snapshot is None else snapshot)
-        )
-        self.metrics.snapshots.inc()
-        for event in self.policy.receive(GossipObserved(members, now)):
-            self.metrics.events.labels(type(event).__name__).inc()
-            if isinstance(event, ValueRejected):
-                self.metrics.rejected.labels(event.key, event.reason).inc()
-                log.warning("event %d: dropped %s from %s: %s (%s)", event.id, event.key, event.node_id, event.reason, event.detail)
-            elif isinstance(event, MemberStatusChanged):
-                log.info("event %d: %s %s -> %s", event.id, event.node_id, event.old, event.new)
-            else:
-                log.debug("event %d: %s", event.id, event)
+        return self.gossip.snapshot_view(self.policy.trusted(), self.config.max_unverified, list(PROBE_KEYS))
+
+    def observe(self, now: float, snapshot: tuple[list[_core.Member], int] | None = None) -> None:
+        """One tick: the gossip view (pulled now unless given) through the membership policy.
+
+        When identities verify during the tick, the engine is asked once more so
+        their every value (gradient, ...) is read in the same tick.
+        """
+        assert self.gossip is not None
+        trusted = self.policy.trusted()
+        for _ in range(2):
+            view, total = self.snapshot() if snapshot is None else snapshot
+            snapshot = None
+            members = tuple(
+                GossipMember(m.node_id, m.generation, m.gossip_addr, m.live, m.is_self, dict(m.key_values))
+                for m in view
+            )
+            self.metrics.snapshots.inc()
+            self.metrics.engine_states.set(total)
+            self._handle(self.policy.receive(GossipObserved(members, now)))
+            now_trusted = self.policy.trusted()
+            if set(now_trusted) <= set(trusted):
+                break
+            trusted = now_trusted
+        self.metrics.observe_transport(self.gossip.transport_stats())
         statuses: tuple[Status, ...] = ("alive", "dead", "left")
         for status in statuses:
             self.metrics.members.labels(status).set(self.policy.count(status))
         self.metrics.verified.set(len(self.policy.verified_peers()))
+        self.metrics.unverified.set(self.policy.unverified_count())
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            self.metrics.events.labels(type(event).__name__).inc()
+            if isinstance(event, ValueRejected):
+                self.metrics.rejected.labels(event.key, event.reason).inc()
+                log.warning("event %d: dropped %s from %s: %s (%s)", event.id, event.key, event.node_id, event.reason, event.detail)
+            elif isinstance(event, UnverifiedEvicted):
+                self.metrics.unverified_evicted.inc(event.count)
+                log.warning("event %d: evicted %d never-verified member(s) (cap %d)", event.id, event.count, self.config.max_unverified)
+            elif isinstance(event, MemberStatusChanged):
+                log.info("event %d: %s %s -> %s", event.id, event.node_id, event.old, event.new)
+            else:
+                log.debug("event %d: %s", event.id, event)
+
+    # -- cluster keyring (rotation without restart, as `serf keys`) ------------
+
+    def keyring(self) -> tuple[bool, list[tuple[str, bool]]]:
+        """(sealed?, [(key id, primary)]); (False, []) when gossip is open or not started."""
+        if self.gossip is None or not self.gossip.sealed:
+            return (False, [])
+        return (True, self.gossip.keys())
+
+    def change_key(self, op: str, key: bytes) -> None:
+        """install | use | remove one key, then persist the keyring. ValueError names the problem."""
+        if self.gossip is None:
+            raise ValueError("gossip has not started yet; retry in a moment")
+        if not self.gossip.sealed:
+            raise ValueError("this node gossips in the open (no keyring); restart it with --gossip-key to use one")
+        actions = {"install": self.gossip.install_key, "use": self.gossip.use_key, "remove": self.gossip.remove_key}
+        if op not in actions:
+            raise ValueError(f"unknown key operation {op!r} (install, use or remove)")
+        actions[op](key)
+        self._keyring = apply_key_op(self._keyring, op, key)
+        write_key_file(self.config.data_dir / KEYRING_FILE, self._keyring)
+        log.info("gossip keyring: %s %s; keys now %s", op, key_id(key), ", ".join(key_id(k) for k in self._keyring))
 
     # -- service --------------------------------------------------------------
 
@@ -251,7 +332,7 @@ class MembershipService:
         next_refresh = time.time() + cfg.refresh_interval_s
         while self.gossip is not None and self.gossip.running:
             # The engine call waits on chitchat's lock (GIL released): off the event loop.
-            snapshot = await asyncio.to_thread(self.gossip.snapshot)
+            snapshot = await asyncio.to_thread(self.snapshot)
             now = time.time()
             self.observe(now, snapshot)
             self.publish_values(now)
@@ -275,7 +356,8 @@ class MembershipService:
             return
         log.info("leaving the network")
         self._left = True
-        self.gossip.set(LEAVE_KEY, seal(self.identity, LeaveNotice(node_id=self.identity.node_id, timestamp=now)))
+        notice = LeaveNotice(node_id=self.identity.node_id, timestamp=now)
+        self.gossip.set(LEAVE_KEY, seal(self.identity, notice, carrier=self.gossip_carrier))
 
     async def stop(self) -> None:
         if self.gossip is not None and self.gossip.running:

@@ -9,7 +9,7 @@ Layout (in this order, nothing else)::
 Every member is a regular file with mode 0644, uid/gid 0, empty owner
 names and mtime 0, in POSIX (pax) format without compression, so packing
 the same directory with the same key gives the same bytes. The signature
-reuses the node's sealed-value envelope (``vudo.hyphal.signed``): the claim
+uses the detached form of the sealed-value envelope (``vudo.hyphal.signed.seal_detached``: a package is a document, not a gossip value bound to a carrier): the claim
 names the author NodeId, the spirit's name, version and rev, and the
 manifest's sha256; the manifest pins each file's sha256.
 
@@ -36,7 +36,7 @@ from typing import Any
 import msgspec
 
 from vudo.errors import RemoteValueError
-from vudo.hyphal.signed import seal, verify_sealed
+from vudo.hyphal.signed import seal_detached, verify_detached
 from vudo.identity import Identity
 from vudo.spirits import manifest as mf
 from vudo.spirits.errors import PackageError
@@ -88,12 +88,12 @@ def sign_manifest(identity: Identity, manifest_bytes: bytes, manifest: Manifest,
         node_id=identity.node_id, timestamp=timestamp, name=manifest.name, version=manifest.version,
         rev=manifest.rev, manifest_sha256=sha256_hex(manifest_bytes),
     )
-    return seal(identity, claim)
+    return seal_detached(identity, claim)
 
 
 def verify_signature(signature: str, manifest_bytes: bytes, manifest: Manifest) -> PackageClaim:
     try:
-        claim = verify_sealed(signature, PackageClaim, owner=manifest.author)
+        claim = verify_detached(signature, PackageClaim, owner=manifest.author)
     except RemoteValueError as err:
         if err.reason == "wrong_owner":
             raise PackageError("wrong_author", f"{SIGNATURE_NAME}: signed by someone else than the author {manifest.author}: {err.detail}") from None
