@@ -305,6 +305,8 @@ def metric_value(text: str, name: str, labels: dict[str, str]) -> float:
     """Value of one Prometheus sample (0.0 when the labelled series is absent)."""
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     for line in text.splitlines():
+        if not labels and line.startswith(name + " "):
+            return float(line.rpartition(" ")[2])
         if not line.startswith(name + "{"):
             continue
         series, _, value = line.rpartition(" ")

@@ -23,7 +23,7 @@ import psutil
 from cluster import PYTHON, LocalCluster, NodeProc, forget, free_ports, init_data_dir, run_vudo, spawn, tail, wait_for
 from vudo import _core
 from vudo.hyphal.announcement import NodeAnnouncement
-from vudo.hyphal.signed import seal
+from vudo.hyphal.signed import Carrier, seal
 from vudo.identity import Identity
 
 # ---------------------------------------------------------------- basics ----
@@ -187,21 +187,25 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _forged_announcements(rogue: Any, other: Any, victim_id: str, addr: str) -> list[tuple[str, str]]:
+def _forged_announcements(rogue: Any, other: Any, victim_id: str, addr: str, generation: int) -> list[tuple[str, str]]:
     """(expected reason, value) pairs the rogue will publish under its own node id."""
     def ann(node_id: str, ts: float) -> NodeAnnouncement:
         return NodeAnnouncement(node_id=node_id, addr=addr, api="", capabilities=(), version="0.0.0", timestamp=ts)
 
     now = time.time()
-    good_body = seal(rogue, ann(rogue.node_id, now)).split(".")[0]
+    mine = Carrier(rogue.node_id, generation, addr)
+    carrier_part, body_part, _ = seal(rogue, ann(rogue.node_id, now), carrier=mine).split(".")
     return [
-        ("bad_signature", seal(other, ann(rogue.node_id, now))),  # rogue's id, someone else's signature
-        ("wrong_owner", seal(other, ann(victim_id, now))),  # a value naming a real node, replayed by the rogue
-        ("stale", seal(rogue, ann(rogue.node_id, now - 3600))),
-        ("future", seal(rogue, ann(rogue.node_id, now + 3600))),
+        ("bad_signature", seal(other, ann(rogue.node_id, now), carrier=mine)),  # rogue's id, someone else's signature
+        # a value naming a real node, replayed by the rogue
+        ("wrong_owner", seal(other, ann(victim_id, now), carrier=Carrier(victim_id, generation, addr))),
+        ("wrong_generation", seal(rogue, ann(rogue.node_id, now), carrier=Carrier(rogue.node_id, generation - 1, addr))),
+        ("wrong_addr", seal(rogue, ann(rogue.node_id, now), carrier=Carrier(rogue.node_id, generation, "127.0.0.1:1"))),
+        ("stale", seal(rogue, ann(rogue.node_id, now - 3600), carrier=mine)),
+        ("future", seal(rogue, ann(rogue.node_id, now + 3600), carrier=mine)),
         ("malformed", "this is not a sealed value"),
-        ("malformed", _b64(b'{"node_id": 42}') + "." + _b64(b"\x00" * 64)),
-        ("bad_signature", good_body + "." + _b64(b"\x01" * 64)),
+        ("malformed", _b64(b'{"node_id": 42}') + "." + _b64(b"{}") + "." + _b64(b"\x00" * 64)),
+        ("bad_signature", f"{carrier_part}.{body_part}." + _b64(b"\x01" * 64)),
         ("oversize", "A" * 9000 + "." + "B"),
     ]
 
@@ -213,9 +217,10 @@ def test_forged_announcements_are_counted_and_never_verified(make_cluster: Any) 
     rogue_id, other = Identity.generate(), Identity.generate()
     port = free_ports(1, socket.SOCK_DGRAM)[0]
     addr = f"127.0.0.1:{port}"
-    forged = _forged_announcements(rogue_id, other, cluster.nodes[0].node_id, addr)
+    generation = time.time_ns() // 1000
+    forged = _forged_announcements(rogue_id, other, cluster.nodes[0].node_id, addr, generation)
     rogue = _core.Gossip(
-        node_id=rogue_id.node_id, generation=time.time_ns() // 1000, listen_addr=addr, advertise_addr=addr,
+        node_id=rogue_id.node_id, generation=generation, listen_addr=addr, advertise_addr=addr,
         seeds=[n.gossip for n in cluster.nodes], cluster_id=cluster.cluster_id, gossip_interval_ms=100,
         phi_threshold=8.0, dead_node_grace_period_ms=3_600_000, max_interval_ms=10_000,
         initial_key_values={},
@@ -245,7 +250,8 @@ def test_forged_announcements_are_counted_and_never_verified(make_cluster: Any) 
         assert all(v[rogue_id.node_id]["status"] == "alive" and not v[rogue_id.node_id]["verified"] for v in views.values())
         # and the harness is sound: a properly signed announcement from the same participant is accepted
         rogue.set("announcement", seal(rogue_id, NodeAnnouncement(
-            node_id=rogue_id.node_id, addr=addr, api="", capabilities=(), version="0.0.0", timestamp=time.time())))
+            node_id=rogue_id.node_id, addr=addr, api="", capabilities=(), version="0.0.0", timestamp=time.time()),
+            carrier=Carrier(rogue_id.node_id, generation, addr)))
         cluster.wait_views(lambda _, ms: ms.get(rogue_id.node_id, {}).get("verified") is True and not ms[rogue_id.node_id]["rejected"],
                            what="the honestly signed announcement to verify")
     finally:

@@ -11,6 +11,7 @@
 //! {"op":"set","name":"x","key":"k","value":"v"}      {"op":"delete","name":"x","key":"k"}
 //! {"op":"inject","name":"x","count":10000,"prefix":"stranger","first_port":20000,"kv":{"k":"v"}}
 //!     makes up `count` node states (ids prefix-0.., loopback addresses) and gossips them on
+//! {"op":"fill","name":"x","count":20000,"prefix":"k","value":"v"}   sets `count` keys on itself
 //! {"op":"dump","name":"x"}      -> {"ok":true,"members":[{node_id,generation,addr,live,kv}]}
 //! {"op":"stop","name":"x"}      {"op":"quit"}
 //! ```
@@ -58,6 +59,7 @@ enum Command {
         #[serde(default)]
         kv: BTreeMap<String, String>,
     },
+    Fill { name: String, count: u32, prefix: String, value: String },
     Dump { name: String },
     Stop { name: String },
     Quit,
@@ -133,6 +135,15 @@ impl Outsider {
                     guard.reset_node_state_if_update(&id, values.into_iter(), max_version, 0);
                 }
                 Ok(json!({"members": guard.node_states().len()}))
+            }
+            Command::Fill { name, count, prefix, value } => {
+                let chitchat = self.handle(&name)?.chitchat();
+                let mut guard = chitchat.lock().await;
+                let state = guard.self_node_state();
+                for i in 0..count {
+                    state.set(format!("{prefix}-{i}"), value.clone());
+                }
+                Ok(json!({"keys": state.num_key_values()}))
             }
             Command::Dump { name } => {
                 let chitchat = self.handle(&name)?.chitchat();

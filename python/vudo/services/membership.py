@@ -47,6 +47,9 @@ from vudo.substrate.measure import ResourceMeter
 
 log = logging.getLogger("vudo.membership")
 
+#: Evictions of never-verified members are reported at most this often (seconds).
+EVICTION_LOG_EVERY_S = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class MemberView:
@@ -98,6 +101,8 @@ class MembershipService:
         )
         self.metrics.unverified_cap.set(config.max_unverified)
         self.carrier: Carrier | None = None  # our chitchat identity, once the engine starts
+        self._evictions_logged_at = -EVICTION_LOG_EVERY_S
+        self._evicted_unlogged = 0
         self._keyring: list[bytes] = []  # mirror of the engine's keys (it only shows ids), primary first
         self.local_gradient: GradientVector | None = None
         self.gossip: _core.Gossip | None = None
@@ -284,7 +289,12 @@ class MembershipService:
                 log.warning("event %d: dropped %s from %s: %s (%s)", event.id, event.key, event.node_id, event.reason, event.detail)
             elif isinstance(event, UnverifiedEvicted):
                 self.metrics.unverified_evicted.inc(event.count)
-                log.warning("event %d: evicted %d never-verified member(s) (cap %d)", event.id, event.count, self.config.max_unverified)
+                self._evicted_unlogged += event.count
+                now = time.monotonic()
+                if now - self._evictions_logged_at >= EVICTION_LOG_EVERY_S:  # a flood must not flood the log too
+                    log.warning("event %d: evicted %d never-verified member(s) since the last report (cap %d)",
+                                event.id, self._evicted_unlogged, self.config.max_unverified)
+                    self._evictions_logged_at, self._evicted_unlogged = now, 0
             elif isinstance(event, MemberStatusChanged):
                 log.info("event %d: %s %s -> %s", event.id, event.node_id, event.old, event.new)
             else:
