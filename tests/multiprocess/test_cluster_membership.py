@@ -356,6 +356,11 @@ def test_vudo_dev_cluster_file_restart_and_shutdown(tmp_path: Path) -> None:
             assert d["data_dir"] in d["argv"] and d["gossip"].rsplit(":", 1)[1] in d["argv"], d["argv"]
             assert httpx.get(d["api"] + "/v1/node", timeout=5).json()["node_id"] == d["node_id"]
         assert [d["witness"] for d in described] == [True, True, True]  # default --witnesses 3
+        # vudo dev seals its cluster's gossip with a key of its own (0600), passed to every node
+        key_file = Path(json.loads(cluster_file.read_text())["gossip_key_file"])
+        assert key_file == directory / "gossip.key" and (key_file.stat().st_mode & 0o777) == 0o600
+        assert all(str(key_file) in d["argv"] for d in described)
+        assert "vudo_gossip_sealed 1.0" in httpx.get(described[0]["api"] + "/metrics", timeout=5).text
 
         ids = {d["node_id"] for d in described}
 
