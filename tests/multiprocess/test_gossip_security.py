@@ -82,6 +82,18 @@ def test_hijack_and_leave_replay_fail_without_a_keyring(make_cluster: Any, tmp_p
 
         copied = wait_for(victim_values, what="the spy to copy the victim's signed values")
 
+        # Forged and replayed values under the spy's own identity: another node's announcement, a made-up leave.
+        spy_id = next(m["node_id"] for m in out.dump("spy") if m["node_id"].startswith("spy-"))
+        before_owner = {o.index: o.rejected_count("announcement", "wrong_owner") for o in observers}
+        before_bad = {o.index: o.rejected_count("leave", "malformed") for o in observers}
+        out.set("spy", "announcement", copied["announcement"])
+        out.set("spy", "leave", "forged.leave.notice")
+        _wait_rejected(cluster, observers, "announcement", "wrong_owner", before_owner)
+        _wait_rejected(cluster, observers, "leave", "malformed", before_bad)
+        for observer in observers:
+            spy = observer.members().get(spy_id)
+            assert spy is not None and not spy["verified"] and spy["status"] != "left", spy
+
         # Identity hijack: the victim's id with a higher generation, and the same generation from another address,
         # both re-publishing the victim's own signed announcement and gradient.
         before_gen = {o.index: o.rejected_count("announcement", "wrong_generation") for o in observers}
