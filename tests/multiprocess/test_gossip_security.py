@@ -239,6 +239,9 @@ def test_with_a_keyring_an_outsider_learns_nothing_and_bad_datagrams_are_counted
     wait_for(all_counted, what="wrong-key, truncated, tampered and replayed datagrams to be counted",
              diagnostics=lambda: target.metrics())
     assert _count(target, "vudo_gossip_datagrams_total", {"direction": "opened"}) > opened_before
+    # ... and the operator is told why, with what to do about a missing key
+    wait_for(lambda: "(unknown_key): sealed with a key this node does not hold" in target.log_path.read_text(),
+             what="the node to explain its dropped datagrams in its log")
     assert set(target.members()) == ids
     cluster.wait_converged()
 

@@ -49,6 +49,14 @@ log = logging.getLogger("vudo.membership")
 
 #: Evictions of never-verified members are reported at most this often (seconds).
 EVICTION_LOG_EVERY_S = 30.0
+#: What to tell the operator about dropped datagrams (reasons counted in vudo_gossip_datagrams_rejected_total).
+DROP_HINTS = {
+    "unknown_key": "sealed with a key this node does not hold; install the cluster's current key (`vudo keys install`)",
+    "not_sealed": "plain chitchat from a node without the cluster key (or an outsider)",
+    "out_of_window": "sealed too far from this node's clock; check the clocks (NTP) or raise replay_window_s",
+    "replayed": "a datagram already accepted came again (a replay, or a duplicating network)",
+    "auth_failed": "tampered, cut short or forged",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +111,8 @@ class MembershipService:
         self.carrier: Carrier | None = None  # our chitchat identity, once the engine starts
         self._evictions_logged_at = -EVICTION_LOG_EVERY_S
         self._evicted_unlogged = 0
+        self._drops_reported: dict[str, int] = {}
+        self._drops_logged_at: dict[str, float] = {}
         self._keyring: list[bytes] = []  # mirror of the engine's keys (it only shows ids), primary first
         self.local_gradient: GradientVector | None = None
         self.gossip: _core.Gossip | None = None
@@ -274,12 +284,26 @@ class MembershipService:
             if set(now_trusted) <= set(trusted):
                 break
             trusted = now_trusted
-        self.metrics.observe_transport(self.gossip.transport_stats())
+        stats = self.gossip.transport_stats()
+        self.metrics.observe_transport(stats)
+        self._explain_drops(stats.rejected)
         statuses: tuple[Status, ...] = ("alive", "dead", "left")
         for status in statuses:
             self.metrics.members.labels(status).set(self.policy.count(status))
         self.metrics.verified.set(len(self.policy.verified_peers()))
         self.metrics.unverified.set(self.policy.unverified_count())
+
+    def _explain_drops(self, rejected: dict[str, int]) -> None:
+        """Tell the operator, at most every EVICTION_LOG_EVERY_S per reason, why sealed datagrams are dropped."""
+        now = time.monotonic()
+        for reason, count in rejected.items():
+            new = count - self._drops_reported.get(reason, 0)
+            hint = DROP_HINTS.get(reason)
+            if new <= 0 or hint is None or now - self._drops_logged_at.get(reason, -1e9) < EVICTION_LOG_EVERY_S:
+                continue
+            log.warning("dropped %d gossip datagram(s) (%s): %s", new, reason, hint)
+            self._drops_reported[reason] = count
+            self._drops_logged_at[reason] = now
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
