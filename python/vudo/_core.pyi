@@ -217,6 +217,7 @@ class TransportStats:
     opened: int
     rejected: dict[str, int]
     foreign_loopback: int
+    fragmented: int
 
 def generate_gossip_key() -> bytes:
     """A new random 32-byte gossip key."""

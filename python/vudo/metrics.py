@@ -28,7 +28,8 @@ class _TransportCollector(Collector):
         )
         if stats is not None:
             for direction, value in (("sent", stats.sent), ("received", stats.received),
-                                     ("sealed", stats.sealed), ("opened", stats.opened)):
+                                     ("sealed", stats.sealed), ("opened", stats.opened),
+                                     ("fragmented", stats.fragmented)):
                 datagrams.add_metric([direction], value)
             for reason, value in sorted(stats.rejected.items()):
                 rejected.add_metric([reason], value)

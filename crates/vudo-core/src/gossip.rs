@@ -47,6 +47,7 @@ pub struct TransportStats {
     opened: u64,
     rejected: HashMap<String, u64>,
     foreign_loopback: u64,
+    fragmented: u64,
 }
 
 /// A new random 32-byte gossip key.
@@ -244,6 +245,7 @@ impl Gossip {
             opened: s.opened,
             rejected: s.rejected.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             foreign_loopback: s.foreign_loopback,
+            fragmented: s.fragmented,
         })
     }
 

@@ -7,10 +7,11 @@
 //! sees a byte of it (Serf/memberlist "gossip encryption"). Wire format:
 //!
 //! ```text
-//! "VG" | version (1) | key id (4) | nonce (24, random) | AEAD( timestamp_ms u64 LE | chitchat bytes )
+//! "VG" | version (1) | key id (4) | nonce (24, random) | AEAD( timestamp_ms u64 LE | frame )
 //! ```
 //!
-//! The 7-byte header is authenticated as associated data. The key id is the
+//! where a frame is a whole chitchat message or a fragment of one (see
+//! `frames`). The 7-byte header is authenticated as associated data. The key id is the
 //! first 4 bytes of SHA-256("vudo-gossip-key-id" | key): it selects the key
 //! without trial decryption and says nothing about the key.
 //!
@@ -70,12 +71,14 @@ pub enum Reject {
     Replayed,
     /// Sealed timestamp outside the accepted window.
     OutOfWindow,
-    /// Unsealed datagram arriving on a transport that requires a key.
+    /// Larger than a UDP datagram (received), or a message too large to frame (sent).
     Oversize,
+    /// Opened, but not a valid frame (see `frames`): only a key holder can send one.
+    BadFrame,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 7] = [
+    pub const ALL: [Reject; 8] = [
         Reject::NotSealed,
         Reject::Truncated,
         Reject::UnknownKey,
@@ -83,6 +86,7 @@ impl Reject {
         Reject::Replayed,
         Reject::OutOfWindow,
         Reject::Oversize,
+        Reject::BadFrame,
     ];
 
     pub fn label(self) -> &'static str {
@@ -94,6 +98,7 @@ impl Reject {
             Reject::Replayed => "replayed",
             Reject::OutOfWindow => "out_of_window",
             Reject::Oversize => "oversize",
+            Reject::BadFrame => "bad_frame",
         }
     }
 

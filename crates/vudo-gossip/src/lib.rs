@@ -15,6 +15,7 @@
 //! checked by the policies above (see `vudo.hyphal`).
 
 mod error;
+mod frames;
 pub mod keyring;
 mod memory;
 mod runtime;
@@ -81,6 +82,8 @@ pub struct TransportStats {
     pub rejected: Vec<(&'static str, u64)>,
     /// Datagrams on the internal loopback ports that were not ours.
     pub foreign_loopback: u64,
+    /// Messages sent as several sealed fragments (too large for one datagram).
+    pub fragmented: u64,
 }
 
 /// Which members a bounded snapshot returns (see [`GossipNode::snapshot_view`]).
@@ -244,6 +247,7 @@ impl GossipNode {
             sent: self.counters.sent.load(Ordering::Relaxed),
             received: self.counters.received.load(Ordering::Relaxed),
             foreign_loopback: self.counters.foreign_loopback.load(Ordering::Relaxed),
+            fragmented: self.counters.fragmented.load(Ordering::Relaxed),
             ..Default::default()
         };
         if let Some(ring) = &self.keyring {

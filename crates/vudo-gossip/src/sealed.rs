@@ -15,6 +15,10 @@
 //!                       codec.recv() yields (pipe[from], envelope) -> (from, envelope)
 //! ```
 //!
+//! A message too large for one sealed datagram (chitchat fills datagrams to
+//! the UDP limit; sealing adds a few dozen bytes) travels as sealed fragments
+//! (see [`crate::frames`]).
+//!
 //! The pipe a datagram arrives through names its real sender, so no
 //! bookkeeping can get out of step even when chitchat drops an undecodable
 //! payload or cancels a `recv`. Only datagrams that opened under an
@@ -34,13 +38,29 @@ use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket
 use chitchat::ChitchatEnvelope;
 use tokio::net::UdpSocket;
 
-use crate::keyring::{Keyring, KeyringStats, Reject};
+use crate::frames::{self, Reassembler, Unframed};
+use crate::keyring::{Keyring, KeyringStats, Reject, OVERHEAD};
 
 /// Largest UDP payload (IPv4).
 pub const MAX_DATAGRAM: usize = 65_507;
 /// Most peers with a pipe at once; the least recently opened is closed first.
 const MAX_PIPES: usize = 512;
 const LOOPBACK: &str = "127.0.0.1:0";
+
+/// Tests lower the framing limit to exercise fragmentation (0: the real limit).
+#[cfg(test)]
+pub(crate) static TEST_FRAME_LIMIT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn frame_limit() -> usize {
+    #[cfg(test)]
+    {
+        let limit = TEST_FRAME_LIMIT.load(Ordering::Relaxed);
+        if limit > 0 {
+            return limit;
+        }
+    }
+    MAX_DATAGRAM - OVERHEAD
+}
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -53,6 +73,8 @@ pub struct TransportCounters {
     pub received: AtomicU64,
     /// Datagrams on the internal loopback ports that did not come from us.
     pub foreign_loopback: AtomicU64,
+    /// Messages too large for one sealed datagram, sent as fragments.
+    pub fragmented: AtomicU64,
 }
 
 /// A shared, live-rotatable keyring.
@@ -84,6 +106,8 @@ impl Transport for SealedTransport {
             keyring: self.keyring.clone(),
             stats,
             counters: self.counters.clone(),
+            reassembler: Reassembler::default(),
+            message_id: 0,
             buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
             send_buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
         }))
@@ -132,6 +156,8 @@ struct SealedSocket {
     keyring: SharedKeyring,
     stats: Arc<KeyringStats>,
     counters: Arc<TransportCounters>,
+    reassembler: Reassembler,
+    message_id: u32,
     buf: Box<[u8]>,
     send_buf: Box<[u8]>,
 }
@@ -156,13 +182,24 @@ impl Socket for SealedSocket {
             }
             self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed);
         };
-        let sealed = lock(&self.keyring).seal(&self.send_buf[..len], now_ms())?;
-        if sealed.len() > MAX_DATAGRAM {
+        self.message_id = self.message_id.wrapping_add(1);
+        let Some(plaintexts) = frames::frame(&self.send_buf[..len], self.message_id, frame_limit()) else {
             self.stats.count(Reject::Oversize);
-            anyhow::bail!("sealed datagram of {} bytes exceeds the UDP limit; dropped", sealed.len());
+            anyhow::bail!("a chitchat message of {len} bytes cannot be framed; dropped");
+        };
+        let sealed: Vec<Vec<u8>> = {
+            let ring = lock(&self.keyring);
+            let now = now_ms();
+            plaintexts.iter().map(|p| ring.seal(p, now)).collect::<Result<_, _>>()?
+        };
+        if sealed.len() > 1 {
+            self.counters.fragmented.fetch_add(1, Ordering::Relaxed);
         }
-        let num_bytes_sent = self.public.send_to(&sealed, to).await?;
-        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let mut num_bytes_sent = 0;
+        for datagram in sealed {
+            num_bytes_sent += self.public.send_to(&datagram, to).await?;
+            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(SendOutcome { num_bytes_sent })
     }
 
@@ -190,11 +227,16 @@ impl Socket for SealedSocket {
                         continue;
                     }
                     let opened = lock(&self.keyring).open(&self.buf[..len], now_ms());
-                    if let Ok(plain) = opened {
-                        let codec_addr = self.codec_addr;
-                        let pipe = self.pipes.get_or_open(from)?;
-                        // Loopback never blocks for long; if its buffer is full, drop like UDP would.
-                        let _ = pipe.socket.try_send_to(&plain, codec_addr);
+                    let Ok(plain) = opened else { continue };
+                    match self.reassembler.accept(from, plain) {
+                        Unframed::Message(message) => {
+                            let codec_addr = self.codec_addr;
+                            let pipe = self.pipes.get_or_open(from)?;
+                            // Loopback never blocks for long; if its buffer is full, drop like UDP would.
+                            let _ = pipe.socket.try_send_to(&message, codec_addr);
+                        }
+                        Unframed::Pending => {}
+                        Unframed::Invalid => self.stats.count(Reject::BadFrame),
                     }
                 }
             }

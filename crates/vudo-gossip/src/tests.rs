@@ -243,3 +243,34 @@ fn a_bounded_view_rotates_through_untrusted_members() {
     assert_eq!(seen.len(), 7, "every member is visited within a few rotations: {seen:?}");
     drop(others);
 }
+
+#[test]
+fn sealed_datagrams_carry_deltas_that_fill_chitchats_mtu() {
+    // Chitchat fills datagrams up to the UDP limit; sealing adds bytes, so a full message travels as
+    // sealed fragments. The limit is lowered here so that every large message takes that path.
+    crate::sealed::TEST_FRAME_LIMIT.store(20_000, std::sync::atomic::Ordering::Relaxed);
+    let key = GossipKey::generate().unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let a = keyed("a", pa, vec![], vec![key.clone()]);
+    let b = keyed("b", pb, vec![format!("127.0.0.1:{pa}")], vec![key]);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut noise = |len: usize| -> String {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'!' + (seed % 90) as u8)
+            })
+            .collect()
+    };
+    let values: Vec<(String, String)> = (0..8).map(|i| (format!("big{i}"), noise(20_000))).collect();
+    for (k, v) in &values {
+        b.set(k, v).unwrap();
+    }
+    assert!(wait_until(|| values.iter().all(|(k, v)| has_key(&a, "b", k, Some(v)))));
+    let stats = b.transport_stats();
+    let count = |reason: &str| stats.rejected.iter().find(|(r, _)| *r == reason).map_or(0, |(_, c)| *c);
+    assert_eq!((count("oversize"), count("bad_frame")), (0, 0), "{stats:?}");
+    assert!(stats.fragmented > 0, "the test must make chitchat fill a datagram: {stats:?}");
+}
