@@ -39,7 +39,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 @pytest.fixture()
 def client(node: Node) -> TestClient:
-    return TestClient(create_app(node.queries))
+    return TestClient(create_app(node.queries), base_url="http://127.0.0.1:7500")
 
 
 def auth(node: Node) -> dict[str, str]:
