@@ -247,6 +247,7 @@ def topology(api: str | None, data_dir: str | None, as_json: bool) -> None:
     click.echo(f"{len(neighbours)} node(s), {len(data['edges'])} link(s), {len(components)} component(s)", err=True)
 
 
+@cli.command()
 def keygen() -> None:
     """Print a new cluster gossip key (base64 of 32 random bytes)."""
     from vudo.gossip_keys import generate_key
