@@ -36,16 +36,20 @@ class DevNode:
     node_id: str
     api: str
     gossip: str
+    link: str
     pid: int
     data_dir: str
     witness: bool
     argv: list[str]
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int, kind: int) -> list[int]:
+    """``count`` distinct free loopback ports (held open together, so none repeats)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, kind)) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def _both_free(port: int) -> bool:
@@ -58,24 +62,27 @@ def _both_free(port: int) -> bool:
     return True
 
 
-def allocate_ports(count: int, base_port: int) -> list[tuple[int, int]]:
-    """(gossip, api) port pairs; consecutive from ``base_port`` when given."""
+def allocate_ports(count: int, base_port: int) -> list[tuple[int, int, int]]:
+    """(gossip, api, link) ports per node; consecutive from ``base_port`` when given."""
     if base_port:
-        pairs = [(base_port + 2 * i, base_port + 2 * i + 1) for i in range(count)]
-        for g, a in pairs:
-            if not (_both_free(g) and _both_free(a)):
-                raise ConfigError(f"port {g} or {a} is in use; choose another --base-port")
-        return pairs
-    return [(_free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)) for _ in range(count)]
+        triples = [(base_port + 3 * i, base_port + 3 * i + 1, base_port + 3 * i + 2) for i in range(count)]
+        for ports in triples:
+            if not all(_both_free(p) for p in ports):
+                raise ConfigError(f"one of ports {ports} is in use; choose another --base-port")
+        return triples
+    gossip = _free_ports(count, socket.SOCK_DGRAM)
+    tcp = _free_ports(2 * count, socket.SOCK_STREAM)  # API and link ports from one call: they never collide
+    return [(gossip[i], tcp[i], tcp[count + i]) for i in range(count)]
 
 
 def node_argv(data_dir: Path, gossip_port: int, api_port: int, seed: str | None, gossip_interval_ms: int, witness: bool,
-              key_file: Path | None = None) -> list[str]:
+              key_file: Path | None = None, link_port: int | None = None) -> list[str]:
     argv = [
         sys.executable, "-m", "vudo", "node",
         "--data-dir", str(data_dir),
         "--gossip-port", str(gossip_port),
         "--api-port", str(api_port),
+        *(["--link-port", str(link_port)] if link_port is not None else []),
         "--gossip-interval-ms", str(gossip_interval_ms),
         "--cluster-id", "vudo-dev",
     ]
@@ -113,7 +120,7 @@ def banner(nodes: list[DevNode], directory: Path, key_file: Path | None = None) 
     for i, n in enumerate(nodes):
         role = " witness" if n.witness else ""
         lines.append(f"  [{i}] {n.node_id}{role}")
-        lines.append(f"      gossip udp://{n.gossip}  api {n.api}  pid {n.pid}")
+        lines.append(f"      gossip udp://{n.gossip}  link {n.link}  api {n.api}  pid {n.pid}")
     lines += ["", f"  dashboard:  {nodes[0].api}/", f"  physarum:   {nodes[0].api}/physarum",
               f"  cluster:    {directory / CLUSTER_FILE}",
               f"  gossip key: {key_file}" if key_file else "  gossip:     OPEN (no cluster key)", "",
@@ -141,16 +148,18 @@ def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interv
         described: list[DevNode] = []
         try:
             seed = f"127.0.0.1:{ports[0][0]}"
-            for i, (gport, aport) in enumerate(ports):
+            for i, (gport, aport, lport) in enumerate(ports):
                 data_dir = directory / f"node-{i}"
                 if not (data_dir / KEY_FILE).exists():
                     init_data_dir(data_dir)
-                argv = node_argv(data_dir, gport, aport, None if i == 0 else seed, gossip_interval_ms, i < witnesses, key_file)
+                argv = node_argv(data_dir, gport, aport, None if i == 0 else seed, gossip_interval_ms, i < witnesses, key_file,
+                                 link_port=lport)
                 log = open(data_dir / "node.log", "ab")
                 stack.callback(log.close)
                 procs.append(subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True))
                 described.append(DevNode(
                     node_id=load_identity(data_dir).node_id, api=f"http://127.0.0.1:{aport}", gossip=f"127.0.0.1:{gport}",
+                    link=f"/ip4/127.0.0.1/tcp/{lport}",
                     pid=procs[-1].pid, data_dir=str(data_dir), witness=i < witnesses, argv=argv,
                 ))
                 print(f"started node {i} (pid {procs[-1].pid}), waiting for it to join...", file=sys.stderr)

@@ -151,14 +151,28 @@ def test_signed_link_lists_are_verified_and_bound_to_their_owner() -> None:
 
     me, a, b = Identity.generate(), Identity.generate(), Identity.generate()
     m = Membership(self_id=me.node_id, announcement_ttl=TTL)
-    good = values(a, T0) | {LINKS_KEY: publish_links(a, [b.node_id, me.node_id], T0)}
-    forged = values(b, T0) | {LINKS_KEY: publish_links(a, [me.node_id], T0)}  # b gossips a list a signed
+    a_carrier = Carrier(a.node_id, 1, "127.0.0.1:1")
+    good = values(a, T0) | {LINKS_KEY: publish_links(a, [b.node_id, me.node_id], T0, carrier=a_carrier)}
+    forged = values(b, T0) | {LINKS_KEY: publish_links(a, [me.node_id], T0, carrier=a_carrier)}  # b gossips a list a signed
     events = m.receive(GossipObserved((member(a, T0, kv=good), member(b, T0, kv=forged)), T0))
     assert m.members[a.node_id].link_list is not None
     assert m.members[a.node_id].link_list.peers == tuple(sorted([b.node_id, me.node_id]))  # type: ignore[union-attr]
     assert m.members[a.node_id].announcement_value == good[ANNOUNCEMENT_KEY]
     assert m.members[b.node_id].link_list is None
     assert [(e.key, e.reason) for e in events if isinstance(e, ValueRejected)] == [(LINKS_KEY, "wrong_owner")]
+
+
+def test_a_link_list_from_another_generation_is_refused() -> None:
+    """a's own signed list, replayed under a's next generation, does not describe that generation."""
+    from vudo.hyphal.topology import LINKS_KEY, publish_links
+
+    me, a, b = Identity.generate(), Identity.generate(), Identity.generate()
+    m = Membership(self_id=me.node_id, announcement_ttl=TTL)
+    old_list = publish_links(a, [b.node_id], T0, carrier=Carrier(a.node_id, 1, "127.0.0.1:1"))
+    kv = values(a, T0, gen=2) | {LINKS_KEY: old_list}
+    events = m.receive(GossipObserved((member(a, T0, gen=2, kv=kv),), T0))
+    assert m.members[a.node_id].verified and m.members[a.node_id].link_list is None
+    assert [(e.key, e.reason) for e in events if isinstance(e, ValueRejected)] == [(LINKS_KEY, "wrong_generation")]
 
 
 def test_identity_hijack_with_a_newer_generation_changes_nothing() -> None:

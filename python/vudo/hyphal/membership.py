@@ -245,7 +245,7 @@ class Membership:
         return [UnverifiedEvicted(self._id(), excess)]
 
     def _open(self, member: GossipMember, carrier: Carrier, key: str, kind: type, ttl: float, now: float,
-              rejected: dict[str, str], out: list[Event], *, bound: bool = True) -> object | None:
+              rejected: dict[str, str], out: list[Event]) -> object | None:
         value = member.key_values.get(key)
         if value is None:
             return None
@@ -262,8 +262,7 @@ class Membership:
                 body = cached[1]
             else:
                 try:
-                    body = (verify_sealed(value, kind, carrier=carrier) if bound
-                            else verify_sealed(value, kind, owner=carrier.node_id))
+                    body = verify_sealed(value, kind, carrier=carrier)
                 except RemoteValueError as err:
                     self._remember_bad(digest, err, member.node_id, key, out)
                     raise
@@ -345,9 +344,7 @@ class Membership:
         record.announcement_value = member.key_values.get(ANNOUNCEMENT_KEY, "") if verified else ""
         link_list = None
         if verified:
-            # The links value is signed by its owner; it is read only from the identity the node is shown as.
-            opened_links = self._open(member, chosen.carrier, LINKS_KEY, LinkList, self.announcement_ttl, now, rejected, out,
-                                      bound=False)
+            opened_links = self._open(member, chosen.carrier, LINKS_KEY, LinkList, self.announcement_ttl, now, rejected, out)
             link_list = opened_links if isinstance(opened_links, LinkList) else None
         record.link_list = link_list
 

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import msgspec
 
-from vudo.hyphal.signed import open_sealed, seal
+from vudo.hyphal.signed import Carrier, open_sealed, seal
 from vudo.identity import Identity
 
 LINKS_KEY = "links"
@@ -32,9 +32,10 @@ class LinkList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     peers: Annotated[tuple[_NodeId, ...], msgspec.Meta(max_length=MAX_LISTED_LINKS)]
 
 
-def publish_links(identity: Identity, peers: Iterable[str], now: float) -> str:
+def publish_links(identity: Identity, peers: Iterable[str], now: float, *, carrier: Carrier | None = None) -> str:
+    """Our signed link list, bound to the gossip identity (``carrier``) that publishes it."""
     listed = tuple(sorted(peers))[:MAX_LISTED_LINKS]
-    return seal(identity, LinkList(node_id=identity.node_id, timestamp=now, peers=listed))
+    return seal(identity, LinkList(node_id=identity.node_id, timestamp=now, peers=listed), carrier=carrier)
 
 
 def verify_links(value: str, *, owner: str, now: float, ttl: float) -> LinkList:

@@ -54,6 +54,7 @@ from vudo.hyphal.routing import (
     RoutingConfig,
     TrafficMeasured,
 )
+from vudo.hyphal.signed import Carrier
 from vudo.hyphal.topology import LINKS_KEY, TopologyView, build_topology, publish_links
 from vudo.identity import Identity
 from vudo.metrics import NodeMetrics
@@ -177,12 +178,13 @@ class LinksService:
     def topology(self) -> TopologyView:
         return build_topology(self.identity.node_id, self.policy.connections, self.sources.link_lists())
 
-    def gossip_values(self, now: float) -> dict[str, str]:
-        """Our signed link list, re-signed when the links change or it nears its TTL."""
+    def gossip_values(self, now: float, carrier: Carrier | None = None) -> dict[str, str]:
+        """Our signed link list (bound to the gossip ``carrier`` that publishes it), re-signed
+        when the links change or it nears its TTL."""
         peers = frozenset(self.policy.connections)
         cached = self._link_list
         if cached is None or cached[0] != peers or now - cached[1] >= self.config.refresh_interval_s:
-            cached = self._link_list = (peers, now, publish_links(self.identity, peers, now))
+            cached = self._link_list = (peers, now, publish_links(self.identity, peers, now, carrier=carrier))
         return {LINKS_KEY: cached[2]}
 
     # -- executing the policy --------------------------------------------------------

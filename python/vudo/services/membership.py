@@ -118,7 +118,7 @@ class MembershipService:
         self.gossip: _core.Gossip | None = None
         self._left = False
         #: Read-only views of other services whose signed values we publish (e.g. the link list).
-        self.publishers: list[Callable[[float], dict[str, str]]] = []
+        self.publishers: list[Callable[[float, Carrier], dict[str, str]]] = []
         self._published: dict[str, str] = {}
         self._own_announcement = ""
 
@@ -252,7 +252,7 @@ class MembershipService:
         """Publish the values other services offer, when they changed."""
         assert self.gossip is not None
         for publisher in self.publishers:
-            for key, value in publisher(now).items():
+            for key, value in publisher(now, self.gossip_carrier).items():
                 if self._published.get(key) != value:
                     self.gossip.set(key, value)
                     self._published[key] = value
