@@ -19,8 +19,11 @@
 //! | identical command, refused    | the original refusal (never succeeds)   |
 //! | a different command           | `IdConflict` (nothing changes)          |
 //!
-//! Commands that are malformed or whose signature does not verify are refused
-//! without being recorded, so a forger cannot burn somebody else's id.
+//! Commands that are malformed, whose signature does not verify, or whose
+//! signer is not authorised (not a witness, not the lock's owner) are refused
+//! without being recorded, so they cannot burn somebody else's id. (Ids are
+//! global: a node could still squat an id it saw in flight with a transfer of
+//! its own; clients use random 128-bit ids.)
 //!
 //! Money: amounts are atomic units (1 credit = 1 000 000 units). An account's
 //! `balance` includes its `locked` part; `available = balance - locked`.
@@ -618,6 +621,10 @@ impl Ledger {
         }
         let outcome = match self.execute(command) {
             Ok(()) => Outcome::Applied,
+            // Not authorised: like a bad signature, refused without burning the id.
+            Err((code @ (RejectCode::NotWitness | RejectCode::NotOwner), message)) => {
+                return Outcome::Rejected { code, message };
+            }
             Err((code, message)) => Outcome::Rejected { code, message },
         };
         self.state.ops.insert(op_id.clone(), OpRecord { command: command.clone(), outcome: outcome.clone(), index });
