@@ -84,11 +84,12 @@ pub(crate) fn decode_bounded<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Resu
 }
 
 type Waker = Arc<dyn Fn() + Send + Sync>;
+type ReplySender = oneshot::Sender<Result<Vec<u8>, String>>;
 
 /// Pending outbound requests and the queue the host drains.
 pub(crate) struct RpcHub {
     next_id: AtomicU64,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>, String>>>>,
+    pending: Mutex<HashMap<u64, ReplySender>>,
     tx: mpsc::UnboundedSender<OutboundRpc>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<OutboundRpc>>,
     wake: Option<Waker>,

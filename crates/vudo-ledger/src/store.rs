@@ -18,6 +18,9 @@
 //! The state machine keeps the whole ledger in memory too (`Applied`), shared
 //! with the node for reads; redb is the durable copy loaded at start.
 
+// openraft's storage traits fix the error type (`StorageError`, 200+ bytes); the helpers share it.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::io::Cursor;

@@ -102,9 +102,9 @@ proptest! {
                 Op::Mint { to, amount } => {
                     let action = crate::ledger::Action::Mint { to: people[to].id.clone(), amount };
                     ledger.apply(&propose(&id, &people[0], action), index);
-                    for w in 0..3 {
+                    for witness in people.iter().take(3) {
                         index += 1;
-                        ledger.apply(&vote(&id, &people[w], true), index);
+                        ledger.apply(&vote(&id, witness, true), index);
                     }
                 }
                 Op::Replay { pick } => {
