@@ -212,10 +212,8 @@ async def bench_etcd(root: Path, transfers: int, levels: list[int], rng: random.
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    ok = all(
-                        (await http.get(cluster.url(i) + "/health")).json().get("health") == "true" for i in range(3)
-                    )
-                    if ok:
+                    health = [(await http.get(cluster.url(i) + "/health")).json() for i in range(3)]
+                    if all(h.get("health") == "true" for h in health):
                         break
                 except (httpx.HTTPError, ValueError):
                     pass

@@ -199,7 +199,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
-        self.write_meta(COMMITTED, &committed, ErrorSubject::Store)
+        // A hint for faster restarts, not a promise: committed without its own fsync
+        // (Durability::None); the next durable commit (append, vote, apply) persists it.
+        let run = || -> Result<(), String> {
+            let bytes = encode(&committed)?;
+            let mut txn = self.db.begin_write().map_err(|e| e.to_string())?;
+            txn.set_durability(Durability::None).map_err(|e| e.to_string())?;
+            {
+                let mut table = txn.open_table(RAFT).map_err(|e| e.to_string())?;
+                table.insert(COMMITTED, bytes.as_slice()).map_err(|e| e.to_string())?;
+            }
+            txn.commit().map_err(|e| e.to_string())
+        };
+        run().map_err(|e| io(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SErr> {
