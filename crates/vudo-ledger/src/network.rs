@@ -256,3 +256,56 @@ impl RaftNetwork<TypeConfig> for Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reply_reaches_its_caller_and_only_once() {
+        let hub = Arc::new(RpcHub::new(None));
+        let caller = {
+            let hub = hub.clone();
+            tokio::spawn(async move { hub.call("peer", b"ping".to_vec(), Duration::from_secs(60)).await })
+        };
+        let rpc = hub.next().await.expect("queued");
+        assert_eq!((rpc.target.as_str(), rpc.bytes.as_slice()), ("peer", b"ping".as_slice()));
+        assert!(hub.deliver_reply(rpc.request_id, Ok(b"pong".to_vec())));
+        assert_eq!(caller.await.unwrap().unwrap(), b"pong");
+        assert!(!hub.deliver_reply(rpc.request_id, Ok(b"again".to_vec())), "a second reply must be ignored");
+        assert_eq!(hub.pending_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_request_fails_and_leaves_nothing_pending() {
+        let hub = RpcHub::new(None);
+        let result = hub.call("peer", vec![1], Duration::from_millis(20)).await;
+        assert!(matches!(result, Err(CallFailure::Timeout(_))));
+        assert_eq!(hub.pending_count(), 0);
+        let late = hub.try_next().expect("the request was queued");
+        assert!(!hub.deliver_reply(late.request_id, Ok(vec![])), "a late reply is dropped");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_peer_is_reported_as_such() {
+        let hub = Arc::new(RpcHub::new(None));
+        let caller = {
+            let hub = hub.clone();
+            tokio::spawn(async move { hub.call("peer", vec![], Duration::from_secs(60)).await })
+        };
+        let rpc = hub.next().await.unwrap();
+        hub.deliver_reply(rpc.request_id, Err("dial failed".into()));
+        match caller.await.unwrap() {
+            Err(CallFailure::Unreachable(reason)) => assert_eq!(reason, "dial failed"),
+            other => panic!("expected unreachable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decoding_is_bounded_and_rejects_garbage() {
+        assert!(decode_bounded::<RaftReply>(&vec![0u8; MAX_RPC_BYTES + 1]).unwrap_err().contains("cap"));
+        assert!(decode_bounded::<RaftReply>(&[0xff, 0xff, 0xff]).is_err());
+        let reply = RaftReply::Refused("x".into());
+        assert!(matches!(decode_bounded::<RaftReply>(&encode(&reply)), Ok(RaftReply::Refused(r)) if r == "x"));
+    }
+}
