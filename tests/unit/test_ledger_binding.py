@@ -9,6 +9,7 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,9 @@ def run(coro_fn: Callable[[Path], object], tmp: Path) -> None:
     async def main() -> None:
         await coro_fn(tmp)  # type: ignore[misc]
 
-    asyncio.run(main())
+    # Its own thread: a session-wide Playwright driver may already run a loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result(timeout=600)
 
 
 def test_transfers_commit_idempotently_and_refusals_carry_codes(tmp_path: Path) -> None:
