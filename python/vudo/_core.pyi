@@ -3,6 +3,7 @@
 Everything here is engine plumbing; policies live in the Python packages.
 """
 
+import os
 from typing import final
 
 __all__ = [
@@ -23,6 +24,14 @@ __all__ = [
     "generate_gossip_key",
     "gossip_key_id",
     "NativePhysarum",
+    "LedgerFailure",
+    "Ledger",
+    "LedgerNetwork",
+    "LedgerEvent",
+    "LedgerAccount",
+    "LedgerSummary",
+    "LedgerRecord",
+    "LedgerProposal",
 ]
 
 __version__: str
@@ -38,6 +47,12 @@ class InvalidArgumentError(CoreError, ValueError):
 
 class EngineStoppedError(CoreError):
     """The engine was shut down; create a new one."""
+
+class LedgerFailure(CoreError):
+    """The credit ledger refused or could not complete an operation; `code` says why (insufficient_funds, \
+    invalid_signature, id_conflict, overflow, memo_too_long, no_leader, not_leader, ...)."""
+
+    code: str
 
 # --- identity -------------------------------------------------------------
 
@@ -291,3 +306,144 @@ class NativePhysarum:
     def phase(self) -> list[float]: ...
     def nutrient(self) -> list[float]: ...
     def food(self) -> list[int]: ...
+
+# --- credit ledger (openraft + redb) --------------------------------------
+
+@final
+class LedgerNetwork:
+    """In-process network for ledger nodes: many members in one process, cuttable links."""
+
+    def __new__(cls) -> LedgerNetwork: ...
+    def cut(self, a: str, b: str) -> None:
+        """Drop every RPC between two members (PeerIds), both ways."""
+    def heal(self, a: str, b: str) -> None: ...
+
+@final
+class LedgerEvent:
+    """A completion: kind is "committed", "failed", "read_ready", "done" or "rpc_reply"."""
+
+    ticket: int
+    kind: str
+    outcome: str
+    index: int
+    code: str
+    message: str
+    leader: str | None
+    reply: bytes | None
+
+@final
+class LedgerAccount:
+    balance: int
+    locked: int
+    earned_total: int
+    spent_total: int
+    available: int
+
+@final
+class LedgerSummary:
+    total_minted: int
+    pool: int
+    sum_balances: int
+    accounts: int
+    open_locks: int
+    witnesses: list[str]
+    threshold_permille: int
+    state_hash: str
+    leader: str | None
+    state: str
+    term: int
+    last_applied: int | None
+    last_log_index: int | None
+    snapshot_index: int | None
+    voters: list[str]
+    learners: list[str]
+    refused_rpcs: int
+    bad_messages: int
+
+@final
+class LedgerRecord:
+    op_id: str
+    status: str
+    code: str
+    message: str
+    index: int
+
+@final
+class LedgerProposal:
+    proposal_id: str
+    proposer: str
+    action: str
+    target: str
+    amount: int
+    state: str
+    approvals: int
+    rejections: int
+    failure: str | None
+
+@final
+class Ledger:
+    """A Raft ledger member. Calls that wait on consensus return a ticket at once; the completion
+    arrives as a LedgerEvent from poll_events(), and wake_fd becomes readable."""
+
+    def __new__(
+        cls,
+        *,
+        peer_id: str,
+        data_dir: str | os.PathLike[str],
+        bootstrap_peers: list[str] = ...,
+        network: LedgerNetwork | None = None,
+        heartbeat_ms: int = 100,
+        election_min_ms: int = 500,
+        election_max_ms: int = 1000,
+        snapshot_every: int = 5000,
+        keep_logs: int = 1000,
+    ) -> Ledger: ...
+    @property
+    def peer_id(self) -> str: ...
+    @property
+    def wake_fd(self) -> int: ...
+    def poll_events(self, max_events: int = 1024) -> list[LedgerEvent]: ...
+    def initialize(self, witnesses: list[str]) -> int: ...
+    def submit_genesis(
+        self, *, allocations: list[tuple[str, int]], witnesses: list[str], threshold_permille: int, timestamp: int
+    ) -> int: ...
+    def submit_transfer(
+        self,
+        *,
+        id: str,
+        from_node: str,
+        to: str,
+        amount: int,
+        fee: int,
+        memo: str,
+        timestamp: int,
+        signature: bytes,
+    ) -> int: ...
+    def submit_lock(
+        self, *, id: str, owner: str, amount: int, memo: str, timestamp: int, signature: bytes
+    ) -> int: ...
+    def submit_post(
+        self, *, id: str, lock_id: str, owner: str, payee: str, amount: int, timestamp: int, signature: bytes
+    ) -> int: ...
+    def submit_void(self, *, id: str, lock_id: str, owner: str, timestamp: int, signature: bytes) -> int: ...
+    def submit_propose(
+        self, *, id: str, proposer: str, action: str, target: str, amount: int, timestamp: int, signature: bytes
+    ) -> int: ...
+    def submit_vote(
+        self, *, proposal_id: str, voter: str, approve: bool, timestamp: int, signature: bytes
+    ) -> int: ...
+    def read_barrier(self) -> int: ...
+    def add_witness(self, peer: str) -> int: ...
+    def remove_member(self, peer: str) -> int: ...
+    def reconcile_witnesses(self) -> int: ...
+    def take_outbound(self, max_rpcs: int = 256) -> list[tuple[int, str, bytes]]:
+        """Outbound Raft RPCs for the host to carry: (request_id, target PeerId, bytes)."""
+    def deliver_reply(self, request_id: int, reply: bytes | None, error: str | None = None) -> bool: ...
+    def handle_rpc(self, from_peer: str, data: bytes) -> int:
+        """Serve an RPC from an authenticated peer; the reply arrives as an "rpc_reply" event."""
+    def account(self, node_id: str) -> LedgerAccount: ...
+    def balances(self) -> list[tuple[str, int, int]]: ...
+    def record(self, op_id: str) -> LedgerRecord | None: ...
+    def proposal(self, proposal_id: str) -> LedgerProposal | None: ...
+    def summary(self) -> LedgerSummary: ...
+    def shutdown(self) -> None: ...

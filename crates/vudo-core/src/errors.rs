@@ -6,17 +6,37 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use vudo_gossip::GossipError;
+use vudo_ledger::LedgerError;
 use vudo_links::LinksError;
 
 create_exception!(_core, CoreError, PyException, "Base class of every error raised by the Rust engines.");
 create_exception!(_core, EngineStoppedError, CoreError, "The engine was shut down; create a new one.");
+create_exception!(
+    _core,
+    LedgerFailure,
+    CoreError,
+    "The credit ledger refused or could not complete an operation; `code` says why (insufficient_funds, \
+     invalid_signature, id_conflict, overflow, memo_too_long, no_leader, not_leader, ...)."
+);
 
 /// Every failure the extension can report, whichever engine it came from.
 pub enum CoreFailure {
     AddressInUse(String),
     InvalidArgument(String),
     Stopped(String),
+    /// A ledger failure with its machine-readable code.
+    Ledger { code: &'static str, message: String },
     Other(String),
+}
+
+impl From<LedgerError> for CoreFailure {
+    fn from(err: LedgerError) -> Self {
+        match err {
+            LedgerError::InvalidArgument(msg) => CoreFailure::InvalidArgument(msg),
+            LedgerError::Stopped => CoreFailure::Stopped(err.to_string()),
+            other => CoreFailure::Ledger { code: other.code(), message: other.to_string() },
+        }
+    }
 }
 
 impl From<GossipError> for CoreFailure {
@@ -51,6 +71,12 @@ impl From<CoreFailure> for PyErr {
             CoreFailure::AddressInUse(msg) => new_err(py, "AddressInUseError", msg),
             CoreFailure::InvalidArgument(msg) => new_err(py, "InvalidArgumentError", msg),
             CoreFailure::Stopped(msg) => EngineStoppedError::new_err(msg),
+            CoreFailure::Ledger { code, message } => {
+                let err = LedgerFailure::new_err(message);
+                // `code` is the machine-readable reason; setting an attribute cannot fail here.
+                let _ = err.value(py).setattr("code", code);
+                err
+            }
             CoreFailure::Other(msg) => CoreError::new_err(msg),
         })
     }
@@ -70,6 +96,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("EngineStoppedError", py.get_type::<EngineStoppedError>())?;
+    m.add("LedgerFailure", py.get_type::<LedgerFailure>())?;
     // AddressInUseError(CoreError, OSError) and InvalidArgumentError(CoreError, ValueError)
     // need two bases, which create_exception! cannot express; build them with type().
     let builtins = py.import("builtins")?;

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod errors;
 mod gossip;
 mod identity;
+mod ledger;
 mod links;
 mod physarum;
 
@@ -20,5 +21,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     gossip::register(m)?;
     links::register(m)?;
     physarum::register(m)?;
+    ledger::register(m)?;
     Ok(())
 }
