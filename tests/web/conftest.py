@@ -2,13 +2,17 @@
 
 * ``fake_api`` (function): a stdlib HTTP server that serves the static
   directory like a node does (``/`` and ``/static/<file>``) plus canned but
-  changing JSON for ``/v1/node``, ``/v1/members`` and ``/v1/gradients``.
+  changing JSON for ``/v1/node``, ``/v1/members`` and ``/v1/gradients``,
+  ``/v1/signals`` (``api.signals``) and a server-sent event stream
+  ``/v1/events`` fed by ``api.push_event(kind, data)`` (raw text allowed,
+  to test malformed events).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -78,6 +82,8 @@ class FakeApi:
             {"peer": fake_peer_id(4), "established": time.time() - 30, "last_seen": time.time(), "latency_ms": 5,
              "bandwidth_score": 0.05, "reputation": 0.5, "addr": "/ip4/127.0.0.1/tcp/7603", "direction": "inbound"},
         ]}
+        self.signals: list[dict[str, Any]] = []
+        self.streams: list[queue.Queue[str | None]] = []
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
         self.port = 0
@@ -133,6 +139,18 @@ class FakeApi:
     def add_member(self, member: dict[str, Any]) -> None:
         with self.lock:
             self.members.append(member)
+
+    def push_event(self, kind: str, data: Any) -> None:
+        """Send one event to every open /v1/events stream (``data`` as JSON unless it is already a str)."""
+        text = data if isinstance(data, str) else json.dumps(data)
+        block = f"event: {kind}\n" + "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
+        with self.lock:
+            for q in self.streams:
+                q.put(block)
+
+    def stream_count(self) -> int:
+        with self.lock:
+            return len(self.streams)
 
     # -- payloads ---------------------------------------------------------
 
@@ -199,6 +217,32 @@ class FakeApi:
                 }.get(path.suffix, "application/octet-stream")
                 self._send(200, path.read_bytes(), ctype)
 
+            def _events(self) -> None:
+                q: queue.Queue[str | None] = queue.Queue()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                with api.lock:
+                    api.streams.append(q)
+                try:
+                    self.wfile.write(b": connected\n\n")
+                    self.wfile.flush()
+                    while api.server is not None:
+                        try:
+                            block = q.get(timeout=0.5)
+                        except queue.Empty:
+                            block = ": keep-alive\n\n"
+                        if block is None:
+                            return
+                        self.wfile.write(block.encode())
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                finally:
+                    with api.lock:
+                        api.streams.remove(q)
+
             def do_GET(self) -> None:  # noqa: N802
                 route = self.path.split("?", 1)[0]
                 if route == "/":
@@ -218,6 +262,11 @@ class FakeApi:
                 elif route == "/v1/links":
                     with api.lock:
                         self._json(copy.deepcopy(api.links))
+                elif route == "/v1/signals":
+                    with api.lock:
+                        self._json({"signals": copy.deepcopy(api.signals)})
+                elif route == "/v1/events":
+                    self._events()
                 else:
                     self._send(404, b"not found", "text/plain")
 
@@ -248,6 +297,9 @@ class FakeApi:
     def stop(self) -> None:
         if self.server is None:
             return
+        with self.lock:
+            for q in self.streams:
+                q.put(None)
         self.server.shutdown()
         self.server.server_close()
         if self.thread is not None:

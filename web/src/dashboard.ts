@@ -3,7 +3,7 @@
 // Served by every node at `/`, same origin as the HTTP API. Polls
 // /v1/node, /v1/members, /v1/gradients, /v1/topology and /v1/links once a
 // second and renders the node summary, the live link graph and the members
-// table. Every field coming from the API is
+// table; the Signals panel follows the event stream /v1/events. Every field coming from the API is
 // treated as untrusted and possibly missing: rendering never throws on a
 // partial or unexpected payload.
 
@@ -27,6 +27,13 @@ interface DashboardState {
   spirits: Record<string, string>;
   /** The link graph drawn last: node and link counts, connected components (-1 = not drawn). */
   topology: { nodes: number; edges: number; components: number };
+  /** Signals shown in the Signals panel. */
+  signals: number;
+  /** State of the /v1/events stream: connecting, live, reconnecting. */
+  stream: string;
+  /** Stream events received (well-formed or not) and those ignored as malformed. */
+  events: number;
+  badEvents: number;
 }
 
 declare global {
@@ -46,6 +53,10 @@ const state: DashboardState = {
   polls: 0,
   spirits: {},
   topology: { nodes: 0, edges: 0, components: -1 },
+  signals: 0,
+  stream: "connecting",
+  events: 0,
+  badEvents: 0,
 };
 window.__vudoDashboard = state;
 
@@ -69,6 +80,17 @@ type WitnessCap = Schemas["WitnessCap"];
 type SpiritsOut = Schemas["SpiritsOut"];
 type SpiritOut = Schemas["SpiritOut"];
 type SpiritPermissionsOut = Schemas["SpiritPermissionsOut"];
+type SignalsOut = Schemas["SignalsOut"];
+// A `signal` event on /v1/events carries the same fields as a SignalOut (without the payload).
+type SignalOut = Schemas["SignalOut"];
+/** The data of a `quorum_fired` event (the stream is not described by OpenAPI). */
+interface QuorumFiredEvent {
+  key: string;
+  threshold: number;
+  contributors: number;
+  network_size: number;
+  at: number;
+}
 
 function field<T extends object>(o: Obj, key: keyof T & string): unknown {
   return o[key];
@@ -638,6 +660,188 @@ function renderSpirits(spirits: Spirit[]): void {
   state.spirits = Object.fromEntries(spirits.map((s) => [s.name, s.state]));
 }
 
+// --------------------------------------------------------------- signals ---
+//
+// Seeded from GET /v1/signals, then fed by the server-sent event stream
+// GET /v1/events. A `quorum_fired` event names the quorum key, which a
+// `signal` event does not carry, so it triggers a re-read of /v1/signals
+// (whose quorum entries say whether and when they fired).
+
+const MAX_SIGNALS = 50;
+const STREAM_RETRY_MS = 2000;
+
+interface SignalView {
+  id: string;
+  type: string;
+  source: string;
+  hops: number | null;
+  strength: number | null;
+  receivedAt: number | null;
+  fired: boolean | null;
+  firedAt: number | null;
+}
+
+const signals = new Map<string, SignalView>();
+let lastQuorum = "";
+
+function parseSignal(raw: unknown): SignalView | null {
+  if (!isObj(raw)) return null;
+  const id = str(field<SignalOut>(raw, "id"));
+  if (id === null || id === "") return null;
+  const fired = field<SignalOut>(raw, "fired");
+  return {
+    id,
+    type: str(field<SignalOut>(raw, "type")) ?? "unknown",
+    source: str(field<SignalOut>(raw, "source")) ?? "unknown",
+    hops: num(field<SignalOut>(raw, "hops")),
+    strength: num(field<SignalOut>(raw, "strength")),
+    receivedAt: num(field<SignalOut>(raw, "received_at")),
+    fired: typeof fired === "boolean" ? fired : null,
+    firedAt: num(field<SignalOut>(raw, "fired_at")),
+  };
+}
+
+function mergeSignal(s: SignalView): void {
+  const old = signals.get(s.id);
+  // A stream event does not know about firing: keep what /v1/signals said.
+  signals.set(s.id, old ? { ...s, fired: s.fired ?? old.fired, firedAt: s.firedAt ?? old.firedAt } : s);
+  if (signals.size > MAX_SIGNALS) {
+    const oldest = [...signals.values()].sort((a, b) => (a.receivedAt ?? 0) - (b.receivedAt ?? 0));
+    for (const o of oldest.slice(0, signals.size - MAX_SIGNALS)) signals.delete(o.id);
+  }
+}
+
+function formatTime(seconds: number | null): string {
+  return seconds === null ? "—" : new Date(seconds * 1000).toLocaleTimeString();
+}
+
+function renderSignals(): void {
+  const list = [...signals.values()].sort((a, b) => (b.receivedAt ?? 0) - (a.receivedAt ?? 0));
+  const rowsOut: HTMLTableRowElement[] = [];
+  for (const s of list) {
+    const tr = h("tr");
+    tr.setAttribute("data-signal-id", s.id);
+    tr.setAttribute("data-type", s.type);
+    const idCell = h("th", "mono signal-id", shortId(s.id));
+    idCell.scope = "row";
+    idCell.title = s.id;
+    const source = h("td", "mono signal-source", shortId(s.source));
+    source.title = s.source;
+    const quorum = h("td", "signal-quorum");
+    if (s.type === "quorum") {
+      const badge = h("span", s.fired === true ? "fired fired-yes" : "fired fired-no", s.fired === true ? `fired ${formatTime(s.firedAt)}` : "not fired");
+      if (s.firedAt !== null) badge.title = new Date(s.firedAt * 1000).toISOString();
+      quorum.append(badge);
+    } else {
+      quorum.textContent = "—";
+    }
+    const received = h("td", "num signal-received", formatTime(s.receivedAt));
+    if (s.receivedAt !== null) received.title = new Date(s.receivedAt * 1000).toISOString();
+    tr.append(
+      idCell,
+      h("td", "signal-type", s.type),
+      source,
+      h("td", "num signal-hops", s.hops === null ? "—" : String(s.hops)),
+      h("td", "num signal-strength", s.strength === null ? "—" : s.strength.toFixed(3)),
+      received,
+      quorum,
+    );
+    rowsOut.push(tr);
+  }
+  if (rowsOut.length === 0) {
+    const tr = h("tr", "waiting-row");
+    const td = h("td", undefined, "No signals yet");
+    td.colSpan = 7;
+    tr.append(td);
+    rowsOut.push(tr);
+  }
+  el("signals-body").replaceChildren(...rowsOut);
+  state.signals = list.length;
+  setText(el("signals-summary"), `${list.length} recent${lastQuorum ? ` · ${lastQuorum}` : ""}`);
+}
+
+async function loadSignals(): Promise<void> {
+  try {
+    const payload = await getJson("/v1/signals");
+    const list = isObj(payload) ? arr(field<SignalsOut>(payload, "signals")) : [];
+    for (const raw of list) {
+      const s = parseSignal(raw);
+      if (s !== null) mergeSignal(s);
+    }
+  } catch (err) {
+    console.warn("vudo dashboard: reading /v1/signals failed", err);
+  }
+  renderSignals();
+}
+
+function setStream(text: string): void {
+  state.stream = text;
+  const e = el("signals-stream");
+  setText(e, text);
+  setClass(e, `stream stream-${text}`);
+}
+
+function parseEventData(ev: Event): unknown {
+  state.events += 1;
+  const data = ev instanceof MessageEvent ? ev.data : null;
+  if (typeof data !== "string") return undefined;
+  try {
+    return JSON.parse(data) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function onSignalEvent(ev: Event): void {
+  const s = parseSignal(parseEventData(ev));
+  if (s === null) {
+    state.badEvents += 1;
+    return;
+  }
+  mergeSignal(s);
+  renderSignals();
+}
+
+function onQuorumFired(ev: Event): void {
+  const data = parseEventData(ev);
+  if (!isObj(data)) {
+    state.badEvents += 1;
+    return;
+  }
+  const key = str(field<QuorumFiredEvent>(data, "key"));
+  const contributors = num(field<QuorumFiredEvent>(data, "contributors"));
+  const size = num(field<QuorumFiredEvent>(data, "network_size"));
+  lastQuorum = `quorum ${key === null || key === "" ? "(no key)" : JSON.stringify(key)} fired` + (contributors !== null && size !== null ? ` (${contributors}/${size})` : "");
+  void loadSignals();
+}
+
+function openStream(): void {
+  if (typeof EventSource === "undefined") {
+    setStream("unsupported");
+    return;
+  }
+  setStream("connecting");
+  const source = new EventSource("/v1/events");
+  source.onopen = () => {
+    setStream("live");
+    // Signals may have arrived while the stream was down.
+    void loadSignals();
+  };
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      // The browser gave up (e.g. an HTTP error): retry ourselves.
+      setStream("reconnecting");
+      source.close();
+      window.setTimeout(openStream, STREAM_RETRY_MS);
+    } else {
+      setStream("reconnecting");
+    }
+  };
+  source.addEventListener("signal", onSignalEvent);
+  source.addEventListener("quorum_fired", onQuorumFired);
+  for (const kind of ["rejected", "penalized"]) source.addEventListener(kind, (ev) => void parseEventData(ev));
+}
+
 // --------------------------------------------------------------- polling ---
 
 async function getJson(path: string): Promise<unknown> {
@@ -731,4 +935,6 @@ async function loop(): Promise<void> {
   }
 }
 
+void loadSignals();
+openStream();
 void loop();
