@@ -48,3 +48,19 @@ def test_node_serves_the_physarum_page_and_module(make_cluster: Any, built_web: 
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_signal_emitted_through_the_api_appears_on_the_nodes_dashboard(make_cluster: Any, built_web: Any, page: Page) -> None:
+    cluster: LocalCluster = make_cluster(1)
+    cluster.start()
+    node = cluster.nodes[0]
+    page.goto(node.api + "/")
+    expect(page.locator("#signals-stream")).to_have_text("live", timeout=UI_TIMEOUT_MS)
+    r = node.post("/v1/signals", json={"type": "flood", "payload": "hello dashboard"}, headers={"Authorization": f"Bearer {node.token}"})
+    assert r.status_code == 200, r.text
+    signal_id = r.json()["id"]
+    row = page.locator(f'#signals-body tr[data-signal-id="{signal_id}"]')
+    expect(row.locator(".signal-type")).to_have_text("flood", timeout=UI_TIMEOUT_MS)
+    expect(row.locator(".signal-source")).to_have_attribute("title", node.node_id)
+    expect(row.locator(".signal-hops")).to_have_text("0")
+    assert not page.vudo_errors  # type: ignore[attr-defined]
