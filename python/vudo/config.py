@@ -28,6 +28,10 @@ def default_data_dir() -> Path:
     return Path(base) / "vudo"
 
 
+#: The flood algorithms a node can use for flood and quorum signals.
+SIGNAL_FLOODS = ("plumtree", "plain")
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -70,6 +74,10 @@ class NodeConfig:
     replay_window_s: float = 30.0  # sealed datagrams further than this from our clock are refused
     max_unverified: int = 256  # never-verified nodes kept in the membership view
     api_vhosts: tuple[str, ...] = ()  # extra Host names the API answers to ("*" = any)
+    signal_flood: str = "plumtree"  # flood/quorum broadcast: "plumtree" (broadcast tree) or "plain" (every link)
+    #: Fault injection for tests and benchmarks only: the fraction (0..1) of outgoing
+    #: signal frames this node drops, as if the network lost them. Never set it in production.
+    signal_fault_loss: float = 0.0
 
     def gossip_key_bytes(self) -> list[bytes]:
         """The configured keys (flag/env/TOML first, else the key file), decoded; [] when open."""
@@ -220,6 +228,10 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
         raise ConfigError("replay_window_s must be between 1 and 3600 seconds")
     if cfg.max_unverified < 1:
         raise ConfigError("max_unverified must be at least 1")
+    if cfg.signal_flood not in SIGNAL_FLOODS:
+        raise ConfigError(f"signal_flood must be one of {', '.join(SIGNAL_FLOODS)}, got {cfg.signal_flood!r}")
+    if not 0.0 <= cfg.signal_fault_loss <= 1.0:
+        raise ConfigError(f"signal_fault_loss is a fraction between 0 and 1 (fault injection for tests), got {cfg.signal_fault_loss}")
     try:
         api_ip = ipaddress.ip_address(cfg.api_host)
     except ValueError:

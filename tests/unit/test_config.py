@@ -76,3 +76,21 @@ def test_link_settings_and_degree_rule(tmp_path: Path) -> None:
     assert (cfg.link_min_connections, cfg.link_target_degree, cfg.link_max_connections) == (2, 5, 8)
     with pytest.raises(ConfigError, match="link_min_connections <= link_target_degree"):
         load_config({"data_dir": str(tmp_path)}, env={"VUDO_LINK_MIN_CONNECTIONS": "6", "VUDO_LINK_TARGET_DEGREE": "5"})
+
+
+def test_signal_flood_and_fault_loss_default_and_layers(tmp_path: Path) -> None:
+    cfg = load_config({"data_dir": str(tmp_path)}, env={})
+    assert (cfg.signal_flood, cfg.signal_fault_loss) == ("plumtree", 0.0)
+    (tmp_path / "vudo.toml").write_text('signal_flood = "plain"\nsignal_fault_loss = 0.1\n')
+    cfg = load_config({"data_dir": str(tmp_path)}, env={})
+    assert (cfg.signal_flood, cfg.signal_fault_loss) == ("plain", 0.1)
+    cfg = load_config({"data_dir": str(tmp_path), "signal_flood": "plumtree"}, env={"VUDO_SIGNAL_FAULT_LOSS": "0.25"})
+    assert (cfg.signal_flood, cfg.signal_fault_loss) == ("plumtree", 0.25)
+
+
+def test_signal_flood_and_fault_loss_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="signal_flood must be one of plumtree, plain"):
+        load_config({"data_dir": str(tmp_path), "signal_flood": "gossipsub"}, env={})
+    for bad in ("1.5", "-0.1"):
+        with pytest.raises(ConfigError, match="signal_fault_loss"):
+            load_config({"data_dir": str(tmp_path)}, env={"VUDO_SIGNAL_FAULT_LOSS": bad})

@@ -146,3 +146,27 @@ def test_a_crashing_service_makes_the_node_leave_and_exit_1(tmp_path: Path) -> N
     assert data_dir_runtime(config.data_dir) is None  # removed on the way out
     gossip = node.membership.gossip
     assert gossip is not None and not gossip.running
+
+
+def test_node_builds_its_signals_service_from_the_signal_settings(tmp_path: Path) -> None:
+    from vudo.signals.flood import PlainFlood, Plumtree
+
+    init_data_dir(tmp_path / "n")
+    base = dataclasses.replace(NodeConfig(), data_dir=tmp_path / "n")
+    node = Node(base)
+    assert isinstance(node.signals.policy.broadcast, Plumtree)
+    assert node.signals.fault_loss == 0.0
+    node = Node(dataclasses.replace(base, signal_flood="plain", signal_fault_loss=0.1))
+    assert isinstance(node.signals.policy.broadcast, PlainFlood)
+    assert node.signals.fault_loss == 0.1
+
+
+def test_node_command_refuses_an_unknown_flood_algorithm_and_a_loss_above_one(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vudo.cli.main import cli
+
+    for args in (["--signal-flood", "gossipsub"], ["--signal-fault-loss", "1.5"]):
+        result = CliRunner().invoke(cli, ["node", "--data-dir", str(tmp_path), *args])
+        assert result.exit_code == 2, result.output
+        assert args[0] in result.output

@@ -187,3 +187,67 @@ def test_metrics_count_handled_rejected_and_sent() -> None:
     assert 'vudo_signals_handled_total{type="flood"} 1.0' in text
     assert 'vudo_signals_rejected_total{reason="malformed"} 1.0' in text
     assert 'vudo_signals_frames_sent_total{frame="push"} 1.0' in text
+
+
+def test_fault_loss_drops_frames_and_reports_them_failed_so_the_flood_still_arrives() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    ids = identities(4)
+    node_ids = [i.node_id for i in ids]
+    edges = [(0, 1), (1, 2), (2, 3), (3, 0)]
+    topology = tuple((node_ids[a], node_ids[b]) for a, b in edges)
+    registries = [CollectorRegistry() for _ in ids]
+
+    async def main() -> None:
+        hub = MemoryLinkHub()
+        sources = SignalsSources(members=lambda: frozenset(node_ids), topology=lambda: topology)
+        services = [
+            SignalsService(ident, lambda ident=ident: hub.port(ident.node_id), sources, rng=random.Random(k), tick_s=0.01, registry=registries[k], fault_loss=0.2)
+            for k, ident in enumerate(ids)
+        ]
+        for s in services:
+            await s.start()
+        for a, b in edges:
+            hub.link(node_ids[a], node_ids[b])
+        tasks = [asyncio.create_task(s.run(_Events())) for s in services]
+        try:
+            await wait_for(lambda: all(len(s.policy.links) == 2 for s in services), "links")
+            sent = [services[k % 4].emit("flood", bytes([k])) for k in range(8)]
+            await wait_for(lambda: all({r.id for r in s.recent()} >= set(sent) for s in services), "every flood everywhere despite the losses")
+        finally:
+            for s in services:
+                s.leave(0.0)
+                await s.stop()
+            hub.close()
+            await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+
+    run_async(main())
+    dropped = sum(
+        float(line.rsplit(" ", 1)[1])
+        for r in registries
+        for line in generate_latest(r).decode().splitlines()
+        if line.startswith("vudo_signals_frames_fault_dropped_total{")
+    )
+    assert dropped > 0
+
+
+def test_fault_loss_one_drops_everything_and_zero_nothing() -> None:
+    async def body(services: list[SignalsService], hub: MemoryLinkHub) -> None:
+        await wait_for(lambda: all(len(s.policy.links) == 1 for s in services), "links")
+        services[0].fault_loss = 1.0
+        lost = services[0].emit("flood", b"lost")
+        await asyncio.sleep(0.3)
+        assert [r.id for r in services[1].recent()] == []
+        assert [r.id for r in services[0].recent()] == [lost]  # handled locally, never sent
+        services[0].fault_loss = 0.0
+        arrives = services[0].emit("flood", b"arrives")
+        await wait_for(lambda: arrives in {r.id for r in services[1].recent()}, "the second flood")
+
+    run_network(2, [(0, 1)], body)
+
+
+def test_fault_loss_outside_zero_to_one_is_refused() -> None:
+    [ident] = identities(1)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="fault_loss"):
+            SignalsService(ident, lambda: MemoryLinkHub().port(ident.node_id), SignalsSources(frozenset, tuple), fault_loss=bad)

@@ -50,6 +50,7 @@ from vudo.services.membership import GradientsView, MembershipService, MemberVie
 from vudo.services.signals import SignalsService, SignalsSources
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritsService, SpiritView
 from vudo.signals.envelope import SIGNAL_PROTOCOL
+from vudo.signals.network import SignalConfig
 from vudo.substrate.measure import ResourceMeter
 
 log = logging.getLogger("vudo.node")
@@ -180,6 +181,8 @@ class Node:
                 topology=lambda: links.topology().edges,
             ),
             registry=self.metrics.registry,
+            config=SignalConfig(flood="plain" if config.signal_flood == "plain" else "plumtree"),
+            fault_loss=config.signal_fault_loss,
         )
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
         hosts = HostPolicy.for_bind(config.api_host, config.api_vhosts)

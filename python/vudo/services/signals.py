@@ -60,6 +60,9 @@ class SignalMetrics:
         self.quorum_fired = Counter("vudo_signals_quorum_fired", "Quorum accumulators that fired on this node", registry=registry)
         self.penalized = Counter("vudo_signals_peers_penalized", "Peers quarantined for sending invalid signals", registry=registry)
         self.sent = Counter("vudo_signals_frames_sent", "Signal frames sent on the links, by kind (push carries a signal)", ["frame"], registry=registry)
+        self.fault_dropped = Counter(
+            "vudo_signals_frames_fault_dropped", "Signal frames dropped by the signal_fault_loss fault-injection knob (tests and benchmarks)", ["frame"], registry=registry
+        )
 
 TICK_S = 0.1
 HISTORY = 256
@@ -171,10 +174,20 @@ class SignalsService:
         tick_s: float = TICK_S,
         history: int = HISTORY,
         registry: CollectorRegistry | None = None,
+        fault_loss: float = 0.0,
     ) -> None:
+        if not 0.0 <= fault_loss <= 1.0:
+            raise ValueError(f"fault_loss is a fraction between 0 and 1, got {fault_loss}")
+        rng = rng or random.Random()
         self.metrics = SignalMetrics(registry or CollectorRegistry())
+        # Fault injection (tests and benchmarks): this fraction of outgoing frames is
+        # "lost on the wire": never sent, and reported to the policy as a failed
+        # request on the next tick, as the link engine reports a request that timed out.
+        self.fault_loss = fault_loss
+        self._fault_rng = random.Random(rng.getrandbits(64))
+        self._faulted: list[RequestFailed] = []
         self.identity = identity
-        self.policy = SignalNetwork(identity, config=config, rng=rng or random.Random())
+        self.policy = SignalNetwork(identity, config=config, rng=rng)
         self.handlers = SignalHandlers()
         self.sources = sources
         self._port_factory = port_factory
@@ -265,13 +278,21 @@ class SignalsService:
         if self.port is None:
             return
         for request in self.policy.poll_sends():
-            self.metrics.sent.labels(frame_kind(request.payload)).inc()
+            kind = frame_kind(request.payload)
+            self.metrics.sent.labels(kind).inc()
+            if self.fault_loss > 0.0 and self._fault_rng.random() < self.fault_loss:
+                self.metrics.fault_dropped.labels(kind).inc()
+                self._faulted.append(RequestFailed(request.peer, request.protocol, request.request_id, "dropped by signal_fault_loss (fault injection)", self.clock()))
+                continue
             self.port.execute(request)
 
     def receive(self, event: SignalLinkEvent) -> None:
         self._execute(self.policy.receive(event))
 
     def tick(self, now: float) -> None:
+        faulted, self._faulted = self._faulted, []
+        for failure in faulted:
+            self.receive(failure)
         members = self.sources.members()
         if members != self._members:
             self._members = members
