@@ -33,9 +33,13 @@ pub(crate) struct LinkBehaviour {
     pub(crate) rr1: Toggle<Rr>,
     pub(crate) rr2: Toggle<Rr>,
     pub(crate) rr3: Toggle<Rr>,
+    pub(crate) rr4: Toggle<Rr>,
+    pub(crate) rr5: Toggle<Rr>,
+    pub(crate) rr6: Toggle<Rr>,
+    pub(crate) rr7: Toggle<Rr>,
 }
 
-const _: () = assert!(MAX_PROTOCOLS == 4, "one rrN field per protocol slot");
+const _: () = assert!(MAX_PROTOCOLS == 8, "one rrN field per protocol slot");
 
 impl LinkBehaviour {
     pub(crate) fn new(key: &Keypair, config: &LinksConfig, protocols: &[StreamProtocol], stats: Arc<Stats>) -> Self {
@@ -71,6 +75,10 @@ impl LinkBehaviour {
             rr1: slot(1),
             rr2: slot(2),
             rr3: slot(3),
+            rr4: slot(4),
+            rr5: slot(5),
+            rr6: slot(6),
+            rr7: slot(7),
         }
     }
 
@@ -81,6 +89,10 @@ impl LinkBehaviour {
             1 => self.rr1.as_mut(),
             2 => self.rr2.as_mut(),
             3 => self.rr3.as_mut(),
+            4 => self.rr4.as_mut(),
+            5 => self.rr5.as_mut(),
+            6 => self.rr6.as_mut(),
+            7 => self.rr7.as_mut(),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@ use libp2p::{Multiaddr, StreamProtocol};
 use crate::error::LinksError;
 
 /// Most request/response protocols one engine can carry.
-pub const MAX_PROTOCOLS: usize = 4;
+pub const MAX_PROTOCOLS: usize = 8;
 /// Largest message size the engine accepts as a limit (16 MiB).
 pub const MAX_MESSAGE_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 

@@ -233,6 +233,10 @@ impl Driver {
             LinkBehaviourEvent::Rr1(e) => self.on_rr_event(1, e),
             LinkBehaviourEvent::Rr2(e) => self.on_rr_event(2, e),
             LinkBehaviourEvent::Rr3(e) => self.on_rr_event(3, e),
+            LinkBehaviourEvent::Rr4(e) => self.on_rr_event(4, e),
+            LinkBehaviourEvent::Rr5(e) => self.on_rr_event(5, e),
+            LinkBehaviourEvent::Rr6(e) => self.on_rr_event(6, e),
+            LinkBehaviourEvent::Rr7(e) => self.on_rr_event(7, e),
         }
     }
 
