@@ -8,6 +8,7 @@
 #   Python: .venv with the pinned requirements.lock, then the extension (maturin)
 #   target/release/vudo-outsider: a plain chitchat participant the adversarial tests attack with
 #   wasm: python/vudo/physarum/physarum.wasm (scripts/build-wasm.sh)
+#   spirit: python/vudo/physarum/physarum.spirit, signed (scripts/build-spirit.sh)
 #   web: npm ci + esbuild bundle into python/vudo/web/static
 #   optional, VUDO_BENCH_EXTRAS=1: the benchmark anchors (Debian SuiteSparse and
 #   OpenBLAS, then pyamg + scikit-sparse from requirements-bench.lock)
@@ -89,6 +90,9 @@ cargo build --release --quiet -p vudo-outsider >&2
 
 say "building physarum.wasm"
 scripts/build-wasm.sh
+
+say "packing physarum.spirit (signed, tier free)"
+scripts/build-spirit.sh
 
 say "building the web UI"
 web_hash="$(sha256sum web/package-lock.json | cut -c1-16)"

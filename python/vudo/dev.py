@@ -26,6 +26,7 @@ import httpx
 from vudo.errors import BootstrapError, ConfigError
 from vudo.gossip_keys import decode_key, generate_key, write_key_file
 from vudo.identity import KEY_FILE, init_data_dir, load_identity
+from vudo.spirits.builtin import PHYSARUM_PACKAGE, install_into
 
 CLUSTER_FILE = "cluster.json"
 KEY_FILE_NAME = "gossip.key"
@@ -122,6 +123,7 @@ def banner(nodes: list[DevNode], directory: Path, key_file: Path | None = None) 
         lines.append(f"  [{i}] {n.node_id}{role}")
         lines.append(f"      gossip udp://{n.gossip}  link {n.link}  api {n.api}  pid {n.pid}")
     lines += ["", f"  dashboard:  {nodes[0].api}/", f"  physarum:   {nodes[0].api}/physarum",
+              f"  spirit:     vudo spirit summon physarum --data-dir {nodes[0].data_dir}  (page: {nodes[0].api}/spirits/physarum/)",
               f"  cluster:    {directory / CLUSTER_FILE}",
               f"  gossip key: {key_file}" if key_file else "  gossip:     OPEN (no cluster key)", "",
               "Press Ctrl-C to stop every node."]
@@ -152,6 +154,10 @@ def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interv
                 data_dir = directory / f"node-{i}"
                 if not (data_dir / KEY_FILE).exists():
                     init_data_dir(data_dir)
+                if PHYSARUM_PACKAGE.is_file():
+                    print(f"node {i}: physarum spirit: {install_into(data_dir)}", file=sys.stderr)
+                else:
+                    print(f"node {i}: {PHYSARUM_PACKAGE} is not built (scripts/build-spirit.sh); no physarum spirit", file=sys.stderr)
                 argv = node_argv(data_dir, gport, aport, None if i == 0 else seed, gossip_interval_ms, i < witnesses, key_file,
                                  link_port=lport)
                 log = open(data_dir / "node.log", "ab")

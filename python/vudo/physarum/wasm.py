@@ -34,6 +34,19 @@ def _compiled(path: str, metered: bool) -> tuple[wasmtime.Engine, wasmtime.Modul
     return engine, wasmtime.Module.from_file(engine, path)
 
 
+def _spirit_host_stubs(store: wasmtime.Store, module: wasmtime.Module) -> list[wasmtime.AsExtern]:
+    """No-op host functions for the module's spirit ABI imports (``vudo.log``, ``vudo.topology``):
+    the kernel ABI (``px_*``) never calls them; the spirit runtime links the real ones."""
+    stubs: list[wasmtime.AsExtern] = []
+    for imp in module.imports:
+        ty = imp.type
+        if imp.module != "vudo" or not isinstance(ty, wasmtime.FuncType):
+            raise KernelError(f"physarum.wasm imports {imp.module}.{imp.name}, which no host provides")
+        result = 0 if list(ty.results) else None
+        stubs.append(wasmtime.Func(store, ty, lambda *args, _r=result: _r))
+    return stubs
+
+
 class WasmPhysarum:
     """One simulation inside its own wasmtime store."""
 
@@ -51,7 +64,7 @@ class WasmPhysarum:
         self._store.set_limits(memory_size=memory_limit)
         if fuel is not None:
             self._store.set_fuel(fuel)
-        instance = wasmtime.Instance(self._store, module, [])
+        instance = wasmtime.Instance(self._store, module, _spirit_host_stubs(self._store, module))
         exports = instance.exports(self._store)
         self._fn: dict[str, Any] = {}
         for name in (

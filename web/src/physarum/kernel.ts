@@ -44,15 +44,25 @@ export interface GraphData {
   food: number[];
 }
 
+/** The module also carries the spirit ABI (docs/spirit-abi.md); its host functions are
+ *  no-ops for a page that only uses the kernel ABI (px_*). */
+const SPIRIT_HOST_STUBS: WebAssembly.Imports = {
+  vudo: {
+    log: () => undefined,
+    topology: () => 0,
+    now_ms: () => BigInt(Date.now()),
+  },
+};
+
 export async function loadModule(url: string): Promise<PxExports> {
   const resp = fetch(url);
   let instance: WebAssembly.Instance;
   try {
-    instance = (await WebAssembly.instantiateStreaming(resp, {})).instance;
+    instance = (await WebAssembly.instantiateStreaming(resp, SPIRIT_HOST_STUBS)).instance;
   } catch {
     // Servers that do not send application/wasm: fall back to a buffer.
     const bytes = await (await fetch(url)).arrayBuffer();
-    instance = (await WebAssembly.instantiate(bytes, {})).instance;
+    instance = (await WebAssembly.instantiate(bytes, SPIRIT_HOST_STUBS)).instance;
   }
   return instance.exports as unknown as PxExports;
 }
