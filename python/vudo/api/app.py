@@ -32,6 +32,7 @@ from vudo.api.models import (
     SpiritsOut,
     TopologyOut,
 )
+from vudo.api.market import market_router
 from vudo.api.query import KeyringView, NodeQuery
 from vudo.api.signals import SignalsQuery, signals_router
 from vudo.errors import ConfigError
@@ -274,6 +275,7 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None, hosts: H
             raise HTTPException(404, "physarum.wasm is not built on this node; run scripts/build-wasm.sh")
         return FileResponse(WASM_PATH, media_type="application/wasm")
 
+    app.include_router(market_router(node, require_token))
     if signals is not None:
         app.include_router(signals_router(signals, node.token_matches))
     if STATIC_DIR.is_dir():

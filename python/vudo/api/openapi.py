@@ -15,6 +15,7 @@ from vudo.api.app import create_app
 from vudo.api.query import KeyringView, NodeInfo
 from vudo.hyphal.topology import TopologyView
 from vudo.services.links import LinkView
+from vudo.services.market import FetchView, OfferView
 from vudo.services.membership import GradientsView, MemberView
 from vudo.services.signals import Kind, SignalRecord, Subscription
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritView
@@ -72,6 +73,15 @@ class _SchemaOnly:
         self._never()
 
     async def dismiss_spirit(self, name: str) -> SpiritView:
+        self._never()
+
+    def marketplace(self, query: str = "") -> list[OfferView]:
+        self._never()
+
+    def start_fetch(self, name: str, version: str | None) -> FetchView:
+        self._never()
+
+    def fetch_status(self, fetch_id: int) -> FetchView | None:
         self._never()
 
     def gossip_keys(self) -> KeyringView:

@@ -13,6 +13,7 @@ from typing import Protocol
 from vudo.hyphal.capability import Capability
 from vudo.hyphal.topology import TopologyView
 from vudo.services.links import LinkView
+from vudo.services.market import FetchView, OfferView
 from vudo.services.membership import GradientsView, MemberView
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritView
 
@@ -68,6 +69,14 @@ class NodeQuery(Protocol):
     async def summon_spirit(self, name: str) -> SpiritView: ...
 
     async def dismiss_spirit(self, name: str) -> SpiritView: ...
+
+    # The marketplace. start_fetch raises SpiritError (reason not_offered | too_many).
+
+    def marketplace(self, query: str = "") -> list[OfferView]: ...
+
+    def start_fetch(self, name: str, version: str | None) -> FetchView: ...
+
+    def fetch_status(self, fetch_id: int) -> FetchView | None: ...
 
     def gossip_keys(self) -> KeyringView: ...
 

@@ -153,12 +153,13 @@ def _token(data_dir: str | None) -> str:
     raise AssertionError("unreachable")
 
 
-def _call(method: str, url: str, *, token: str | None = None, content: bytes | None = None, ok: tuple[int, ...] = (200,)) -> Any:
+def _call(method: str, url: str, *, token: str | None = None, content: bytes | None = None, ok: tuple[int, ...] = (200,),
+          params: dict[str, str] | None = None, json_body: dict[str, Any] | None = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if content is not None:
         headers["Content-Type"] = "application/octet-stream"
     try:
-        response = httpx.request(method, url, headers=headers, content=content, timeout=60.0)
+        response = httpx.request(method, url, headers=headers, content=content, params=params, json=json_body, timeout=60.0)
     except httpx.HTTPError as err:
         _fail(f"cannot reach {url}: {err} (is the node running?)")
     if response.status_code not in ok:
@@ -240,3 +241,66 @@ def logs_cmd(name: str, api: str | None, data_dir: str | None, as_json: bool) ->
         return
     rows = [[datetime.fromtimestamp(line["time"], UTC).strftime("%H:%M:%S.%f")[:-3], line["level"], line["text"]] for line in body["lines"]]
     click.echo(table(["TIME", "LEVEL", "TEXT"], rows))
+
+
+# -- the marketplace --------------------------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB" if n >= 1048576 else f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
+
+
+@spirit.command("search")
+@click.argument("query", required=False, default="")
+@_API
+@_DATA
+@_JSON
+def search_cmd(query: str, api: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Spirits offered across the network (verified catalogues), filtered by QUERY (name or author)."""
+    body = _call("GET", _node(api, data_dir) + "/v1/marketplace", params={"q": query} if query else None)
+    if as_json:
+        print_json(body)
+        return
+    rows = [[o["name"], o["version"], str(o["rev"]), o["author"][:16] + "…",
+             o["tier"] + (f" ({o['price']})" if o["tier"] == "premium" else ""), _size(o["size"]), o["sha256"][:16],
+             str(len(o["offered_by"])), "yes" if o["installed_here"] else ""]
+            for o in body["offers"]]
+    click.echo(table(["NAME", "VERSION", "REV", "AUTHOR", "TIER", "SIZE", "SHA256", "NODES", "INSTALLED"], rows))
+
+
+@spirit.command("fetch")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--timeout", default=300.0, show_default=True, help="seconds to wait for the download")
+@_API
+@_DATA
+@_JSON
+def fetch_cmd(ref: str, timeout: float, api: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Download a package over the links from a node that offers it (verified), then install it here."""
+    import time
+
+    base = _node(api, data_dir)
+    job = _call("POST", base + "/v1/spirits/fetch", token=_token(data_dir), json_body={"name": ref}, ok=(202,))
+    deadline = time.monotonic() + timeout
+    shown = -1
+    while job["state"] == "fetching":
+        if time.monotonic() > deadline:
+            _fail(f"fetch {job['id']} still running after {timeout:g}s ({job['received']} of {job['size']} bytes)")
+        if not as_json and job["received"] != shown:
+            shown = job["received"]
+            pct = 100 * shown // max(1, job["size"])
+            bar = "#" * (pct // 5) + "." * (20 - pct // 5)
+            click.echo(f"\r{job['name']}@{job['version']} [{bar}] {pct:3d}% {_size(shown)} of {_size(job['size'])}"
+                       f" from {(job['source'] or '?')[:16]}…", nl=False, err=True)
+        time.sleep(0.2)
+        job = _call("GET", base + f"/v1/spirits/fetch/{job['id']}")
+    if not as_json and shown >= 0:
+        click.echo("", err=True)
+    for tried in job["tried"]:
+        click.echo(style(f"source {tried['peer'][:16]}… failed: {tried['reason']}", fg="yellow"), err=True)
+    if job["state"] == "failed":
+        _fail(f"fetch of {ref} failed ({job['error_reason']}): {job['error']}")
+    if as_json:
+        print_json(job)
+    else:
+        click.echo(f"installed {job['name']}@{job['version']} ({_size(job['size'])}, sha256 {job['sha256'][:16]}) "
+                   f"from {job['source'] or 'this node'}; summon it with `vudo spirit summon {job['name']}`")

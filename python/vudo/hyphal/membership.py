@@ -55,6 +55,8 @@ from vudo.gradient.vector import GRADIENT_KEY, GradientVector
 from vudo.hyphal.announcement import ANNOUNCEMENT_KEY, LEAVE_KEY, LeaveNotice, NodeAnnouncement
 from vudo.hyphal.signed import Carrier, check_age, verify_sealed
 from vudo.hyphal.topology import LINKS_KEY, LinkList
+from vudo.spirits.catalogue import CATALOGUE_KEY, Catalogue
+from vudo.spirits.catalogue import validate as validate_catalogue
 
 Status = Literal["alive", "dead", "left"]
 #: A leave notice stays meaningful this long (seconds).
@@ -148,6 +150,7 @@ class MemberRecord:
     announcement_value: str = ""  # the sealed announcement as published (passed on in link introductions)
     gradient: GradientVector | None = None
     link_list: LinkList | None = None  # the member's signed list of its links (for the topology view)
+    catalogue: Catalogue | None = None  # the spirits the member offers (its signed catalogue)
     rejected: dict[str, str] = field(default_factory=dict)  # key -> reason
     since: float = 0.0
     last_seen: float = 0.0
@@ -347,6 +350,19 @@ class Membership:
             opened_links = self._open(member, chosen.carrier, LINKS_KEY, LinkList, self.announcement_ttl, now, rejected, out)
             link_list = opened_links if isinstance(opened_links, LinkList) else None
         record.link_list = link_list
+        catalogue = None
+        if verified:
+            opened_catalogue = self._open(member, chosen.carrier, CATALOGUE_KEY, Catalogue, self.announcement_ttl, now, rejected, out)
+            if isinstance(opened_catalogue, Catalogue):
+                try:
+                    catalogue = validate_catalogue(opened_catalogue)
+                except RemoteValueError as err:
+                    value = member.key_values.get(CATALOGUE_KEY, "")
+                    digest = hashlib.blake2b(f"{chosen.carrier}\0{CATALOGUE_KEY}\0{value}".encode(), digest_size=16).digest()
+                    if digest not in self._bad:
+                        self._remember_bad(digest, err, member.node_id, CATALOGUE_KEY, out)
+                    rejected[CATALOGUE_KEY] = err.reason
+        record.catalogue = catalogue
 
         status: Status
         if chosen.leave is not None:

@@ -46,11 +46,13 @@ from vudo.services.api import ApiService
 from vudo.services.base import Service
 from vudo.services.link_engine import LinkEngine
 from vudo.services.links import LinksService, LinksSources, LinkView
+from vudo.services.market import FetchView, MarketService, OfferView
 from vudo.services.membership import GradientsView, MembershipService, MemberView
 from vudo.services.signals import SignalsService, SignalsSources
 from vudo.services.spirits import SpiritAsset, SpiritLogLine, SpiritsService, SpiritView
 from vudo.signals.envelope import SIGNAL_PROTOCOL
 from vudo.signals.network import SignalConfig
+from vudo.spirits.fetch import SPIRIT_PROTOCOL
 from vudo.substrate.measure import ResourceMeter
 
 log = logging.getLogger("vudo.node")
@@ -126,6 +128,15 @@ class NodeQueries:
     async def dismiss_spirit(self, name: str) -> SpiritView:
         return await self._node.spirits.dismiss(name)
 
+    def marketplace(self, query: str = "") -> list[OfferView]:
+        return self._node.market.marketplace(query)
+
+    def start_fetch(self, name: str, version: str | None) -> FetchView:
+        return self._node.market.start_fetch(name, version)
+
+    def fetch_status(self, fetch_id: int) -> FetchView | None:
+        return self._node.market.fetch_status(fetch_id)
+
     def topology(self) -> bytes:
         """What ``vudo.topology`` gives a spirit: the verified members, as compact JSON."""
         members = [
@@ -168,7 +179,7 @@ class Node:
             LinksSources(m.members, m.sealed_announcements, m.own_announcement, m.link_lists),
             # The policies compare event times with signed timestamps: the engine's clock is wall-clock time.
             lambda: LinkEngine(
-                self.identity, config.link_listen, protocols=(HYPHAL_PROTOCOL, SIGNAL_PROTOCOL), max_connections=config.max_connections, clock=time.time
+                self.identity, config.link_listen, protocols=(HYPHAL_PROTOCOL, SIGNAL_PROTOCOL, SPIRIT_PROTOCOL), max_connections=config.max_connections, clock=time.time
             ),
         )
         m.publishers.append(self.links.gossip_values)
@@ -185,9 +196,15 @@ class Node:
             fault_loss=config.signal_fault_loss,
         )
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
+        self.market = MarketService(
+            self.identity, self.spirits, lambda: links.port(SPIRIT_PROTOCOL), m.catalogues,
+            lambda: frozenset(link.peer for link in links.links()),
+            refresh_s=config.refresh_interval_s, registry=self.metrics.registry,
+        )
+        m.publishers.append(self.market.gossip_values)
         hosts = HostPolicy.for_bind(config.api_host, config.api_vhosts)
         self.api = ApiService(config, create_app(self.queries, signals=self.signals, hosts=hosts))
-        self.services: Sequence[Service] = (self.membership, self.links, self.signals, self.spirits, self.api)
+        self.services: Sequence[Service] = (self.membership, self.links, self.signals, self.spirits, self.market, self.api)
         self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
     # -- the supervisor's inbox ----------------------------------------------------

@@ -41,6 +41,7 @@ from vudo.hyphal.signed import Carrier, seal
 from vudo.identity import Identity
 from vudo.metrics import NodeMetrics
 from vudo.portcheck import explain_in_use
+from vudo.spirits.catalogue import Catalogue
 from vudo.services.base import NodeEvents
 from vudo.services.events import Joined, JoinFailed
 from vudo.substrate.measure import ResourceMeter
@@ -150,6 +151,10 @@ class MembershipService:
     def link_lists(self) -> dict[str, tuple[str, ...]]:
         """Verified, alive peers' signed link lists (who each says it is linked with)."""
         return {m.node_id: m.link_list.peers for m in self.policy.verified_peers() if m.link_list is not None}
+
+    def catalogues(self) -> dict[str, Catalogue]:
+        """Verified, alive peers' signed spirit catalogues (what each offers)."""
+        return {m.node_id: m.catalogue for m in self.policy.verified_peers() if m.catalogue is not None}
 
     def gradients(self) -> GradientsView:
         local = self.local_gradient

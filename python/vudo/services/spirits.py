@@ -124,6 +124,7 @@ MEDIA_TYPES = {
 class Installed:
     package: pkg.Package
     policy: SpiritLifecycle
+    size: int = 0  # bytes of the stored archive
     instance: SpiritInstance | None = None
     logs: deque[SpiritLogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     #: The runtime thread appends (host ``vudo.log``) while the event loop reads.
@@ -199,7 +200,7 @@ class SpiritsService:
             if package.name != path.parent.name:
                 log.error("stored spirit %s holds %r; skipped", path, package.name)
                 continue
-            self.spirits[package.name] = Installed(package, self._policy(package.manifest))
+            self.spirits[package.name] = Installed(package, self._policy(package.manifest), path.stat().st_size)
 
     async def install(self, data: bytes) -> SpiritView:
         """Verify a package off the event loop (hashing up to 64 MiB), then store it."""
@@ -235,7 +236,7 @@ class SpiritsService:
             os.replace(tmp, path)
         except OSError as err:
             raise SpiritError("storage_error", f"cannot store {path}: {err.strerror} (check the data dir's disk and permissions)") from None
-        installed = Installed(package, self._policy(package.manifest))
+        installed = Installed(package, self._policy(package.manifest), len(data))
         if current is not None:
             installed.logs, installed.log_lock = current.logs, current.log_lock
         self.spirits[name] = installed
@@ -442,6 +443,27 @@ class SpiritsService:
             return None
         suffix = os.path.splitext(path or "index.html")[1].lower()
         return SpiritAsset(data, MEDIA_TYPES.get(suffix, "application/octet-stream"))
+
+    # -- what this node offers to others (the marketplace) -------------------------------------
+
+    def offers(self) -> list[tuple[pkg.Package, int]]:
+        """Every installed package and its size, by name."""
+        return [(s.package, s.size) for _, s in sorted(self.spirits.items())]
+
+    def installed_sha256(self, name: str) -> str | None:
+        spirit = self.spirits.get(name)
+        return spirit.package.sha256 if spirit is not None else None
+
+    def package_bytes(self, sha256: str) -> bytes | None:
+        """The stored archive of an installed package with this hash (read and re-hashed: the disk is not trusted)."""
+        for spirit in self.spirits.values():
+            if spirit.package.sha256 == sha256:
+                try:
+                    data = self._path(spirit.manifest.name).read_bytes()
+                except OSError:
+                    return None
+                return data if pkg.sha256_hex(data) == sha256 else None
+        return None
 
     # -- service -------------------------------------------------------------------------------
 
