@@ -282,17 +282,23 @@ def fetch_cmd(ref: str, timeout: float, api: str | None, data_dir: str | None, a
     job = _call("POST", base + "/v1/spirits/fetch", token=_token(data_dir), json_body={"name": ref}, ok=(202,))
     deadline = time.monotonic() + timeout
     shown = -1
+
+    def bar(received: int) -> None:
+        pct = 100 * received // max(1, job["size"])
+        click.echo(f"\r{job['name']}@{job['version']} [{'#' * (pct // 5):.<20}] {pct:3d}% {_size(received)} of "
+                   f"{_size(job['size'])} from {(job['source'] or '?')[:16]}…", nl=False, err=True)
+
     while job["state"] == "fetching":
         if time.monotonic() > deadline:
             _fail(f"fetch {job['id']} still running after {timeout:g}s ({job['received']} of {job['size']} bytes)")
         if not as_json and job["received"] != shown:
             shown = job["received"]
-            pct = 100 * shown // max(1, job["size"])
-            bar = "#" * (pct // 5) + "." * (20 - pct // 5)
-            click.echo(f"\r{job['name']}@{job['version']} [{bar}] {pct:3d}% {_size(shown)} of {_size(job['size'])}"
-                       f" from {(job['source'] or '?')[:16]}…", nl=False, err=True)
+            bar(shown)
         time.sleep(0.2)
         job = _call("GET", base + f"/v1/spirits/fetch/{job['id']}")
+    if not as_json and job["state"] == "installed" and job["source"]:
+        bar(job["size"])
+        shown = job["size"]
     if not as_json and shown >= 0:
         click.echo("", err=True)
     for tried in job["tried"]:

@@ -1,0 +1,83 @@
+"""The marketplace across 3 real `vudo node` processes.
+
+physarum.spirit (the build's signed package) is published on node 0 (installed
+there: its signed catalogue now offers it), found in the marketplace of node 2
+(`vudo spirit search`), fetched by node 2 over the links on /vudo/spirit/1
+(`vudo spirit fetch`, chunked and verified) and summoned there inside its
+sandbox: its ticks read node 2's topology and its page is served.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cluster import LocalCluster, run_vudo, wait_for
+from vudo.spirits.builtin import PHYSARUM_PACKAGE
+from vudo.spirits.package import read_package
+
+DEADLINE = 120.0
+
+pytestmark = pytest.mark.skipif(not PHYSARUM_PACKAGE.is_file(), reason="physarum.spirit is built by scripts/setup.sh")
+
+
+def test_publish_on_one_node_find_and_fetch_on_another_and_summon_there(make_cluster: Any) -> None:
+    cluster: LocalCluster = make_cluster(3)
+    cluster.init()
+    publisher, bystander, fetcher = cluster.nodes
+    (fetcher.data_dir / "vudo.toml").write_text('[spirits.allow.physarum]\nnetwork = "read"\ncompute = "minimal"\ndisplay = "required"\n')
+    cluster.start()
+    package = read_package(PHYSARUM_PACKAGE.read_bytes())
+
+    installed = run_vudo("spirit", "install", str(PHYSARUM_PACKAGE), "--data-dir", str(publisher.data_dir), "--json")
+    assert installed.returncode == 0, installed.stderr
+
+    def offered() -> list[dict[str, Any]] | None:
+        found = run_vudo("spirit", "search", "phys", "--data-dir", str(fetcher.data_dir), "--json")
+        assert found.returncode == 0, found.stderr
+        offers = json.loads(found.stdout)["offers"]
+        return offers if offers and publisher.node_id in offers[0]["offered_by"] else None
+
+    offers = wait_for(offered, timeout=DEADLINE, what="node 2 to see node 0's signed catalogue offer physarum",
+                      diagnostics=fetcher.describe_log)
+    assert offers is not None and len(offers) == 1
+    offer = offers[0]
+    assert (offer["name"], offer["sha256"], offer["tier"], offer["installed_here"]) == ("physarum", package.sha256, "free", False)
+    assert offer["offered_by"] == [publisher.node_id] and offer["size"] == PHYSARUM_PACKAGE.stat().st_size
+    table = run_vudo("spirit", "search", "--data-dir", str(bystander.data_dir))
+    assert table.returncode == 0 and "physarum" in table.stdout and "SHA256" in table.stdout
+    assert fetcher.get("/v1/marketplace", params={"q": "nothing-like-it"}).json() == {"offers": []}
+
+    wait_for(lambda: publisher.node_id in {link["peer"] for link in fetcher.get("/v1/links").json()["links"]},
+             timeout=DEADLINE, what="node 2 to link with node 0", diagnostics=fetcher.describe_log)
+    missing = run_vudo("spirit", "fetch", "nobody", "--data-dir", str(fetcher.data_dir))
+    assert missing.returncode == 1 and "not_offered" in missing.stderr
+    fetched = run_vudo("spirit", "fetch", f"physarum@{package.manifest.version}", "--data-dir", str(fetcher.data_dir), timeout=180)
+    assert fetched.returncode == 0, fetched.stderr
+    assert "100%" in fetched.stderr and "installed physarum@0.1.0" in fetched.stdout
+    assert (fetcher.data_dir / "spirits" / "physarum" / "package.spirit").read_bytes() == PHYSARUM_PACKAGE.read_bytes()
+    served = publisher.metrics()
+    assert "vudo_market_chunk_bytes_served_total" in served
+
+    view = fetcher.get("/v1/spirits/physarum").json()
+    assert view["state"] == "installed" and view["package_sha256"] == package.sha256
+    summoned = fetcher.post("/v1/spirits/physarum/summon", headers={"Authorization": f"Bearer {fetcher.token}"})
+    assert summoned.status_code == 200 and summoned.json()["state"] == "running", summoned.text
+
+    def grown() -> bool:
+        lines = [line["text"] for line in fetcher.get("/v1/spirits/physarum/logs").json()["lines"]]
+        return any("network of 3 member(s)" in text for text in lines)
+
+    wait_for(grown, timeout=DEADLINE, what="physarum on node 2 to grow a network between the 3 members", diagnostics=fetcher.describe_log)
+    running = fetcher.get("/v1/spirits/physarum").json()
+    assert running["state"] == "running" and running["calls"] >= 2 and running["memory_bytes"] <= running["memory_cap"]
+    page = fetcher.get("/spirits/physarum/")
+    assert page.status_code == 200 and "physarum.js" in page.text and "default-src 'none'" in page.headers["content-security-policy"]
+    again = run_vudo("spirit", "search", "physarum", "--data-dir", str(fetcher.data_dir), "--json")
+    now_offered = json.loads(again.stdout)["offers"][0]
+    assert now_offered["installed_here"]
+    wait_for(lambda: len(json.loads(run_vudo("spirit", "search", "physarum", "--data-dir", str(bystander.data_dir), "--json").stdout)
+                         ["offers"][0]["offered_by"]) == 2,
+             timeout=DEADLINE, what="node 1 to see both nodes offer physarum")
