@@ -336,7 +336,7 @@ def market_pair(tmp_path: Path) -> tuple[Wire, dict[str, MarketService]]:
                                       lambda: frozenset(), clock=lambda: NOW)
     # the wire addresses ports by node id
     wire.ports = {}
-    for name, market in markets.items():
+    for market in markets.values():
         node_id = market.identity.node_id
         market._port_factory = lambda node_id=node_id: wire.port(node_id)
     return wire, markets
@@ -410,3 +410,34 @@ def test_a_fetch_from_a_lying_peer_fails_cleanly_and_unknown_hashes_are_refused(
         await asyncio.gather(*tasks)
 
     run_async(scenario())
+
+
+# -- the membership policy opens catalogues only under their carrier ---------------------------------
+
+
+def test_the_membership_policy_keeps_verified_catalogues_and_refuses_copied_or_overfull_ones() -> None:
+    from vudo.hyphal.announcement import ANNOUNCEMENT_KEY, NodeAnnouncement, announce
+    from vudo.hyphal.capability import Compute
+    from vudo.hyphal.membership import GossipMember, GossipObserved, Membership, ValueRejected
+    from vudo.spirits.catalogue import CATALOGUE_KEY
+
+    def kv(ident: Identity, gen: int, extra: str) -> dict[str, str]:
+        carrier = Carrier(ident.node_id, gen, "127.0.0.1:1")
+        ann = NodeAnnouncement(ident.node_id, "127.0.0.1:1", "", (Compute(cores=1, memory_mb=1),), "0", NOW)
+        return {ANNOUNCEMENT_KEY: announce(ident, ann, carrier=carrier), CATALOGUE_KEY: extra}
+
+    me, a, b, c = (Identity.generate() for _ in range(4))
+    a_catalogue = seal_catalogue(a, [entry()], NOW, carrier=Carrier(a.node_id, 1, "127.0.0.1:1"))
+    overfull = seal(c, Catalogue(c.node_id, NOW, tuple(entry(f"s{k}", author="x") for k in range(MAX_ENTRIES + 1))),
+                    carrier=Carrier(c.node_id, 1, "127.0.0.1:1"))
+    policy = Membership(self_id=me.node_id, announcement_ttl=60)
+    members = (GossipMember(a.node_id, 1, "127.0.0.1:1", True, False, kv(a, 1, a_catalogue)),
+               GossipMember(b.node_id, 1, "127.0.0.1:1", True, False, kv(b, 1, a_catalogue)),  # b re-gossips a's catalogue
+               GossipMember(c.node_id, 1, "127.0.0.1:1", True, False, kv(c, 1, overfull)))
+    events = policy.receive(GossipObserved(members, NOW))
+    assert policy.members[a.node_id].catalogue is not None and policy.members[a.node_id].catalogue.spirits == (entry(),)  # type: ignore[union-attr]
+    assert policy.members[b.node_id].catalogue is None and policy.members[c.node_id].catalogue is None
+    rejected = sorted((e.node_id == b.node_id, e.reason) for e in events if isinstance(e, ValueRejected) and e.key == CATALOGUE_KEY)
+    assert rejected == [(False, "too_many"), (True, "wrong_owner")]
+    again = policy.receive(GossipObserved(members, NOW + 1))
+    assert not [e for e in again if isinstance(e, ValueRejected)]  # counted once per distinct value
