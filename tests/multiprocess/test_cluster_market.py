@@ -13,7 +13,9 @@ import json
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
+from browser_support import UI_TIMEOUT_MS
 from cluster import LocalCluster, run_vudo, wait_for
 from vudo.spirits.builtin import PHYSARUM_PACKAGE
 from vudo.spirits.package import read_package
@@ -23,7 +25,7 @@ DEADLINE = 120.0
 pytestmark = pytest.mark.skipif(not PHYSARUM_PACKAGE.is_file(), reason="physarum.spirit is built by scripts/setup.sh")
 
 
-def test_publish_on_one_node_find_and_fetch_on_another_and_summon_there(make_cluster: Any) -> None:
+def test_publish_on_one_node_find_and_fetch_on_another_and_summon_there(make_cluster: Any, page: Page) -> None:
     cluster: LocalCluster = make_cluster(3)
     cluster.init()
     publisher, bystander, fetcher = cluster.nodes
@@ -73,8 +75,18 @@ def test_publish_on_one_node_find_and_fetch_on_another_and_summon_there(make_clu
     wait_for(grown, timeout=DEADLINE, what="physarum on node 2 to grow a network between the 3 members", diagnostics=fetcher.describe_log)
     running = fetcher.get("/v1/spirits/physarum").json()
     assert running["state"] == "running" and running["calls"] >= 2 and running["memory_bytes"] <= running["memory_cap"]
-    page = fetcher.get("/spirits/physarum/")
-    assert page.status_code == 200 and "physarum.js" in page.text and "default-src 'none'" in page.headers["content-security-policy"]
+    html = fetcher.get("/spirits/physarum/")
+    assert html.status_code == 200 and "physarum.js" in html.text and "default-src 'none'" in html.headers["content-security-policy"]
+    # The page runs the same module in the browser under the strict CSP: no inline script, its own wasm only.
+    console_errors: list[str] = []
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(fetcher.api + "/spirits/physarum/")
+    # (polled from here: a page-side predicate would need eval, which the CSP rightly refuses)
+    wait_for(lambda: int(page.locator("body").get_attribute("data-steps") or 0) > 8, timeout=UI_TIMEOUT_MS / 1000,
+             what="the page to run the model in the browser")
+    expect(page.locator("#members")).to_contain_text("3 alive", timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#node-state")).to_contain_text("running", timeout=UI_TIMEOUT_MS)
+    assert not page.vudo_errors and not console_errors, (page.vudo_errors, console_errors)  # type: ignore[attr-defined]
     again = run_vudo("spirit", "search", "physarum", "--data-dir", str(fetcher.data_dir), "--json")
     now_offered = json.loads(again.stdout)["offers"][0]
     assert now_offered["installed_here"]

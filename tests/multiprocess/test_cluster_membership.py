@@ -369,6 +369,10 @@ def test_vudo_dev_cluster_file_restart_and_shutdown(tmp_path: Path) -> None:
             return ids <= set(members) and all(members[i]["status"] == "alive" and members[i]["verified"] for i in ids)
 
         wait_for(lambda: all(all_alive_verified(d["api"]) for d in described), what="dev cluster convergence", diagnostics=diag)
+        # every dev node has the build's physarum.spirit installed and granted (summon works without editing vudo.toml)
+        for d in described:
+            spirits = {sp["name"]: sp for sp in httpx.get(d["api"] + "/v1/spirits", timeout=5).json()["spirits"]}
+            assert spirits["physarum"]["state"] == "installed" and spirits["physarum"]["missing"] == [], spirits
 
         # kill -9 node 2 and bring it back with its own argv
         victim = described[2]

@@ -365,6 +365,7 @@ def test_publish_on_one_node_find_and_fetch_on_another(tmp_path: Path, author: I
         done = await asyncio.wait_for(m["b"].wait(job.id), 30)
         assert done is not None and done.state == "installed", done
         assert done.received == len(data) and done.source == m["a"].identity.node_id
+        assert done.fetched_at is not None and done.finished_at is not None and done.started_at <= done.fetched_at <= done.finished_at
         assert m["b"].spirits.installed_sha256("hello") == read_package(data).sha256
         assert m["b"].marketplace()[0].installed_here
         again = m["b"].start_fetch("hello")
@@ -441,3 +442,44 @@ def test_the_membership_policy_keeps_verified_catalogues_and_refuses_copied_or_o
     assert rejected == [(False, "too_many"), (True, "wrong_owner")]
     again = policy.receive(GossipObserved(members, NOW + 1))
     assert not [e for e in again if isinstance(e, ValueRejected)]  # counted once per distinct value
+
+
+# -- the HTTP routes --------------------------------------------------------------------------------
+
+
+def test_marketplace_and_fetch_routes(tmp_path: Path, author: Identity) -> None:
+    from fastapi.testclient import TestClient
+
+    from vudo.api.app import create_app
+    from vudo.identity import load_api_token
+    from vudo.node import Node
+
+    init_data_dir(tmp_path / "n")
+    node = Node(dataclasses.replace(NodeConfig(), data_dir=tmp_path / "n"))
+    run_async(node.spirits.start())
+    try:
+        client = TestClient(create_app(node.queries), base_url="http://127.0.0.1:7500")
+        token = {"Authorization": f"Bearer {load_api_token(tmp_path / 'n')}"}
+        assert client.get("/v1/marketplace").json() == {"offers": []}
+        data = package(author, name="hello")
+        node.spirits.install_bytes(data)
+        offers = client.get("/v1/marketplace").json()["offers"]
+        assert len(offers) == 1 and offers[0]["offered_by"] == [node.identity.node_id] and offers[0]["installed_here"]
+        assert offers[0]["size"] == len(data) and offers[0]["tier"] == "free"
+        assert client.get("/v1/marketplace", params={"q": "zzz"}).json() == {"offers": []}
+        assert client.post("/v1/spirits/fetch", json={"name": "hello"}).status_code == 401
+        here = client.post("/v1/spirits/fetch", json={"name": "hello@1.0.0"}, headers=token)
+        assert here.status_code == 202 and here.json()["state"] == "installed" and here.json()["source"] is None
+        assert client.get(f"/v1/spirits/fetch/{here.json()['id']}").json()["state"] == "installed"
+        unknown = client.post("/v1/spirits/fetch", json={"name": "nobody"}, headers=token)
+        assert unknown.status_code == 404 and unknown.json()["reason"] == "not_offered"
+        bad = client.post("/v1/spirits/fetch", json={"name": "Bad@Name"}, headers=token)
+        assert bad.status_code == 422 and bad.json()["reason"] == "bad_name"
+        assert client.get("/v1/spirits/fetch/42").status_code == 404
+        assert client.get("/v1/spirits/fetch/0").status_code == 422
+        gossip = node.market.gossip_values(NOW, Carrier(node.identity.node_id, 1, "127.0.0.1:1"))
+        opened = open_catalogue(gossip["spirits"], carrier=Carrier(node.identity.node_id, 1, "127.0.0.1:1"), now=NOW, ttl=60)
+        assert [e.name for e in opened.spirits] == ["hello"]
+        assert node.market.gossip_values(NOW + 1, Carrier(node.identity.node_id, 1, "127.0.0.1:1")) == gossip  # not re-signed
+    finally:
+        run_async(node.spirits.stop())

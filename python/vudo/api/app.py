@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vudo import __version__
 from vudo.api.hosts import HostPolicy
+from vudo.api.market import market_router
 from vudo.api.models import (
     ErrorOut,
     GossipKeyChange,
@@ -32,7 +33,6 @@ from vudo.api.models import (
     SpiritsOut,
     TopologyOut,
 )
-from vudo.api.market import market_router
 from vudo.api.query import KeyringView, NodeQuery
 from vudo.api.signals import SignalsQuery, signals_router
 from vudo.errors import ConfigError

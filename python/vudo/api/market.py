@@ -70,6 +70,7 @@ class FetchOut(BaseModel):
     error: str | None
     error_reason: str | None
     started_at: float
+    fetched_at: float | None = Field(description="when every byte was in and matched the hash (then verified and installed)")
     finished_at: float | None
 
 

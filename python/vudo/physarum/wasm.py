@@ -34,10 +34,10 @@ def _compiled(path: str, metered: bool) -> tuple[wasmtime.Engine, wasmtime.Modul
     return engine, wasmtime.Module.from_file(engine, path)
 
 
-def _spirit_host_stubs(store: wasmtime.Store, module: wasmtime.Module) -> list[wasmtime.AsExtern]:
+def _spirit_host_stubs(store: wasmtime.Store, module: wasmtime.Module) -> list[wasmtime.Func]:
     """No-op host functions for the module's spirit ABI imports (``vudo.log``, ``vudo.topology``):
     the kernel ABI (``px_*``) never calls them; the spirit runtime links the real ones."""
-    stubs: list[wasmtime.AsExtern] = []
+    stubs: list[wasmtime.Func] = []
     for imp in module.imports:
         ty = imp.type
         if imp.module != "vudo" or not isinstance(ty, wasmtime.FuncType):

@@ -95,6 +95,7 @@ class FetchView:
     error: str | None
     error_reason: str | None
     started_at: float
+    fetched_at: float | None  # every byte in and the hash checked (then the package is verified and installed)
     finished_at: float | None
 
 
@@ -107,6 +108,7 @@ class _Job:
     state: FetchState = "fetching"
     error: str | None = None
     error_reason: str | None = None
+    fetched_at: float | None = None
     finished_at: float | None = None
     source: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -270,7 +272,7 @@ class MarketService:
                 self.metrics.peer_failures.labels(o.reason.split(":")[0]).inc()
                 log.warning("fetch %d: event %d: source %s failed (%s: %s); trying the next", job.id, o.id, o.peer, o.reason, o.detail)
             elif isinstance(o, Completed):
-                job.source = o.peer
+                job.source, job.fetched_at = o.peer, self.clock()
                 asyncio.get_running_loop().create_task(self._install(job, o.data))
             elif isinstance(o, Failed):
                 self._finish(job, "failed", o.reason, o.message)
@@ -312,7 +314,7 @@ class MarketService:
             id=job.id, name=job.offer.name, version=job.offer.version, sha256=job.offer.sha256, size=job.offer.size,
             state=job.state, received=job.offer.size if job.state == "installed" else (m.received if m else 0),
             source=job.source, tried=tuple(m.tried) if m else (), error=job.error, error_reason=job.error_reason,
-            started_at=job.started_at, finished_at=job.finished_at,
+            started_at=job.started_at, fetched_at=job.fetched_at, finished_at=job.finished_at,
         )
 
     def fetch_status(self, fetch_id: int) -> FetchView | None:

@@ -41,9 +41,9 @@ from vudo.hyphal.signed import Carrier, seal
 from vudo.identity import Identity
 from vudo.metrics import NodeMetrics
 from vudo.portcheck import explain_in_use
-from vudo.spirits.catalogue import Catalogue
 from vudo.services.base import NodeEvents
 from vudo.services.events import Joined, JoinFailed
+from vudo.spirits.catalogue import Catalogue
 from vudo.substrate.measure import ResourceMeter
 
 log = logging.getLogger("vudo.membership")

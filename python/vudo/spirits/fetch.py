@@ -110,9 +110,10 @@ def decode_response(payload: bytes) -> Response:
     if len(payload) > MAX_FRAME:
         raise ValueError(f"response of {len(payload)} bytes, above {MAX_FRAME}")
     try:
-        return _response_decoder.decode(payload)
+        frame: Response = _response_decoder.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
         raise ValueError(str(err)) from None
+    return frame
 
 
 # -- serving ---------------------------------------------------------------------------------
