@@ -362,6 +362,7 @@ def test_publish_on_one_node_find_and_fetch_on_another(tmp_path: Path, author: I
         tasks = [asyncio.create_task(market.run(None)) for market in m.values()]  # type: ignore[arg-type]
         job = m["b"].start_fetch("hello")
         assert job.state == "fetching" and job.size == len(data)
+        assert m["b"].start_fetch("hello", "1.0.0").id == job.id  # one download per package
         done = await asyncio.wait_for(m["b"].wait(job.id), 30)
         assert done is not None and done.state == "installed", done
         assert done.received == len(data) and done.source == m["a"].identity.node_id

@@ -239,7 +239,11 @@ class MarketService:
             job.done.set()
             self._remember(job)
             return self.view_of(job)
-        if sum(1 for j in self._jobs.values() if j.state == "fetching") >= MAX_RUNNING_JOBS:
+        running = [j for j in self._jobs.values() if j.state == "fetching"]
+        for other in running:
+            if other.offer.sha256 == offer.sha256:
+                return self.view_of(other)  # already on its way: one download per package
+        if len(running) >= MAX_RUNNING_JOBS:
             raise FetchRefused("too_many", f"{MAX_RUNNING_JOBS} fetches are running; wait for one to finish")
         linked = self._linked()
         peers = [n for n in offer.offered_by if n != self.identity.node_id]
