@@ -24,6 +24,7 @@ from vudo.spirits.catalogue import MAX_ENTRIES, Catalogue, CatalogueEntry, open_
 from vudo.spirits.fetch import (
     MAX_CHUNK,
     SPIRIT_PROTOCOL,
+    BytesSource,
     Chunk,
     ChunkServer,
     Completed,
@@ -128,7 +129,7 @@ SHA = hashlib.sha256(DATA).hexdigest()
 
 def server_for(data: bytes) -> ChunkServer:
     digest = hashlib.sha256(data).hexdigest()
-    return ChunkServer(lambda sha: data if sha == digest else None)
+    return ChunkServer(lambda sha: BytesSource(data) if sha == digest else None)
 
 
 def test_the_server_serves_chunks_and_refuses_what_it_must() -> None:
@@ -152,7 +153,7 @@ def test_the_server_serves_chunks_and_refuses_what_it_must() -> None:
 
 
 def test_the_server_rate_limits_each_peer() -> None:
-    server = ChunkServer(lambda sha: DATA, rate=10.0, burst=5)
+    server = ChunkServer(lambda sha: BytesSource(DATA), rate=10.0, burst=5)
     request = encode(GetChunk(SHA, 0, 16))
     answers = [decode_response(server.handle("greedy", request, NOW)) for _ in range(8)]
     assert [isinstance(a, Chunk) for a in answers] == [True] * 5 + [False] * 3
@@ -484,3 +485,16 @@ def test_marketplace_and_fetch_routes(tmp_path: Path, author: Identity) -> None:
         assert node.market.gossip_values(NOW + 1, Carrier(node.identity.node_id, 1, "127.0.0.1:1")) == gossip  # not re-signed
     finally:
         run_async(node.spirits.stop())
+
+
+def test_a_stored_package_is_served_by_range_and_refused_once_it_changed(tmp_path: Path) -> None:
+    from vudo.services.market import FileSource
+
+    path = tmp_path / "package.spirit"
+    path.write_bytes(DATA)
+    server = ChunkServer(lambda sha: FileSource(path, len(DATA)) if sha == SHA else None)
+    chunk = decode_response(server.handle("p", encode(GetChunk(SHA, 10, 100)), NOW))
+    assert isinstance(chunk, Chunk) and chunk.data == DATA[10:110]
+    path.write_bytes(DATA[:-1])
+    refused = decode_response(server.handle("p", encode(GetChunk(SHA, 10, 100)), NOW))
+    assert isinstance(refused, Refused) and refused.reason == "unavailable"

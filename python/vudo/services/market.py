@@ -19,12 +19,15 @@ It decides nothing itself; the policies live in :mod:`vudo.spirits.catalogue`
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
@@ -114,6 +117,21 @@ class _Job:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    """An installed package read by range from its stored file (one bounded read per chunk)."""
+
+    path: Path
+    size: int
+
+    def read(self, offset: int, length: int) -> bytes:
+        with self.path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size != self.size:
+                raise OSError(errno.ESTALE, "the stored package changed size since it was installed")
+            f.seek(offset)
+            return f.read(length)
+
+
 class FetchRefused(SpiritError):
     """A fetch that cannot start (unknown name or version, nobody offers it, too many running)."""
 
@@ -153,7 +171,6 @@ class MarketService:
         self.clock = clock
         self.metrics = MarketMetrics(registry or CollectorRegistry())
         self.server = ChunkServer(self._lookup)
-        self._cache: tuple[str, bytes] | None = None  # the last package served (hash, bytes)
         self._published: tuple[tuple[CatalogueEntry, ...], float, Carrier, str] | None = None
         self._jobs: OrderedDict[int, _Job] = OrderedDict()
         self._by_request: dict[int, _Job] = {}
@@ -198,15 +215,10 @@ class MarketService:
 
     # -- serving ---------------------------------------------------------------------------------
 
-    def _lookup(self, sha256: str) -> bytes | None:
-        offered = any(package.sha256 == sha256 for package, _ in self.spirits.offers())
-        if not offered:
-            return None  # only what this node has installed (and so publishes) is served
-        if self._cache is not None and self._cache[0] == sha256:
-            return self._cache[1]
-        data = self.spirits.package_bytes(sha256)
-        self._cache = (sha256, data) if data is not None else None
-        return data
+    def _lookup(self, sha256: str) -> FileSource | None:
+        """Only what this node has installed (and so publishes) is served, read from its stored file."""
+        found = self.spirits.package_file(sha256)
+        return FileSource(*found) if found is not None else None
 
     def _serve(self, event: RequestReceived) -> None:
         before_served, before_refused = self.server.served_bytes, dict(self.server.refused)

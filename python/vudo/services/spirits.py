@@ -454,15 +454,15 @@ class SpiritsService:
         spirit = self.spirits.get(name)
         return spirit.package.sha256 if spirit is not None else None
 
-    def package_bytes(self, sha256: str) -> bytes | None:
-        """The stored archive of an installed package with this hash (read and re-hashed: the disk is not trusted)."""
+    def package_file(self, sha256: str) -> tuple[Path, int] | None:
+        """Where the stored archive of an installed package with this hash is, and its size.
+
+        Not re-hashed here: whoever reads it by range (the marketplace serving
+        chunks) hands it to a fetcher that checks the hash of the whole.
+        """
         for spirit in self.spirits.values():
             if spirit.package.sha256 == sha256:
-                try:
-                    data = self._path(spirit.manifest.name).read_bytes()
-                except OSError:
-                    return None
-                return data if pkg.sha256_hex(data) == sha256 else None
+                return self._path(spirit.manifest.name), spirit.size
         return None
 
     # -- service -------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ are bounded (frame size, field types and ranges) before anything is used.
 Serving (:class:`ChunkServer`)
 ------------------------------
 A node serves only packages it has installed (``lookup(sha256)`` gives
-their bytes, or None: ``unknown_hash``). Each peer has a token bucket
+a :class:`PackageSource` — size and ranged reads, so a request costs one
+read of at most a chunk, never a read or hash of the whole package — or
+None: ``unknown_hash``). Each peer has a token bucket
 (:data:`SERVE_RATE` requests per second, burst :data:`SERVE_BURST`); a
 request beyond it is refused ``rate_limited`` and costs nothing more.
 Malformed requests are refused ``bad_request``, ranges outside the package
@@ -45,7 +47,7 @@ import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import msgspec
 
@@ -119,6 +121,27 @@ def decode_response(payload: bytes) -> Response:
 # -- serving ---------------------------------------------------------------------------------
 
 
+class PackageSource(Protocol):
+    """An installed package's bytes, read by range (the fetcher checks the hash of the whole)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BytesSource:
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset:offset + length]
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -128,7 +151,7 @@ class _Bucket:
 class ChunkServer:
     """Answers ``GetChunk`` requests from installed packages, rate-limited per peer."""
 
-    def __init__(self, lookup: Callable[[str], bytes | None], *, rate: float = SERVE_RATE, burst: int = SERVE_BURST) -> None:
+    def __init__(self, lookup: Callable[[str], PackageSource | None], *, rate: float = SERVE_RATE, burst: int = SERVE_BURST) -> None:
         self.lookup = lookup
         self.rate = rate
         self.burst = burst
@@ -160,14 +183,17 @@ class ChunkServer:
             request = decode_request(payload)
         except ValueError as err:
             return self._refuse("bad_request", str(err))
-        data = self.lookup(request.sha256)
-        if data is None:
+        source = self.lookup(request.sha256)
+        if source is None:
             return self._refuse("unknown_hash", f"this node does not offer package {request.sha256[:16]}")
-        if request.offset >= len(data):
-            return self._refuse("bad_range", f"offset {request.offset} is beyond the package's {len(data)} bytes")
-        piece = data[request.offset:request.offset + request.length]
+        if request.offset >= source.size:
+            return self._refuse("bad_range", f"offset {request.offset} is beyond the package's {source.size} bytes")
+        try:
+            piece = source.read(request.offset, min(request.length, source.size - request.offset))
+        except OSError as err:
+            return self._refuse("unavailable", f"cannot read the package here: {err.strerror}")
         self.served_bytes += len(piece)
-        return encode(Chunk(request.sha256, request.offset, len(data), piece))
+        return encode(Chunk(request.sha256, request.offset, source.size, piece))
 
 
 # -- fetching --------------------------------------------------------------------------------
