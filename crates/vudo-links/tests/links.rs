@@ -332,7 +332,7 @@ async fn bad_configuration_and_taken_ports_are_clear_errors() {
     assert!(matches!(LinksNode::start_async(udp).await, Err(LinksError::InvalidConfig(_))));
     let bad_proto = config(53, &["no-slash"]);
     assert!(matches!(LinksNode::start_async(bad_proto).await, Err(LinksError::InvalidConfig(_))));
-    let too_many = config(54, &["/a/1", "/b/1", "/c/1", "/d/1", "/e/1"]);
+    let too_many = config(54, &["/a/1", "/b/1", "/c/1", "/d/1", "/e/1", "/f/1", "/g/1", "/h/1", "/i/1"]);
     assert!(matches!(LinksNode::start_async(too_many).await, Err(LinksError::InvalidConfig(_))));
     let twice = config(55, &[HYPHAL, HYPHAL]);
     assert!(matches!(LinksNode::start_async(twice).await, Err(LinksError::InvalidConfig(_))));
