@@ -498,3 +498,53 @@ def test_a_stored_package_is_served_by_range_and_refused_once_it_changed(tmp_pat
     path.write_bytes(DATA[:-1])
     refused = decode_response(server.handle("p", encode(GetChunk(SHA, 10, 100)), NOW))
     assert isinstance(refused, Refused) and refused.reason == "unavailable"
+
+
+def test_a_rate_limiting_source_is_asked_again_after_a_backoff_not_dropped() -> None:
+    machine = PackageFetch(SHA, len(DATA), ["busy"], ids(), window=2)
+    server = server_for(DATA)
+    limited = encode(Refused("rate_limited", "slow down"))
+    sent = machine.start(NOW)
+    assert len(sent) == 2
+    first, second = sent
+    assert isinstance(first, SendRequest) and isinstance(second, SendRequest)
+    assert machine.receive(ResponseReceived("busy", SPIRIT_PROTOCOL, first.request_id, limited, NOW)) == []
+    assert machine.receive(ResponseReceived("busy", SPIRIT_PROTOCOL, second.request_id, limited, NOW)) == []
+    assert machine.handle_timer(NOW + 0.05) == []  # still backing off (0.1 s after the first refusal)
+    resent = machine.handle_timer(NOW + 0.5)
+    assert [decode_offset(r) for r in resent] == [0, MAX_CHUNK]  # the same chunks, asked again
+    queue: list[object] = list(resent)
+    events: list[object] = []
+    now = NOW + 0.5
+    while queue:
+        item = queue.pop(0)
+        if isinstance(item, SendRequest):
+            queue.extend(machine.receive(ResponseReceived("busy", SPIRIT_PROTOCOL, item.request_id, server.handle("me", item.payload, now), now)))
+        else:
+            events.append(item)
+    assert isinstance(events[-1], Completed) and events[-1].data == DATA
+    assert not [e for e in events if isinstance(e, PeerFailed)] and machine.tried == []
+
+
+def test_a_source_that_only_rate_limits_is_eventually_dropped() -> None:
+    machine = PackageFetch(SHA, len(DATA), ["stingy", "good"], ids(), window=1)
+    limited = encode(Refused("rate_limited", "slow down"))
+    out = machine.start(NOW)
+    now = NOW
+    failures: list[PeerFailed] = []
+    for _ in range(200):
+        request = next(o for o in out if isinstance(o, SendRequest))
+        if request.peer == "good":
+            break
+        out = machine.receive(ResponseReceived("stingy", SPIRIT_PROTOCOL, request.request_id, limited, now))
+        failures += [o for o in out if isinstance(o, PeerFailed)]
+        if not any(isinstance(o, SendRequest) for o in out):
+            now += 3.0  # past the longest backoff
+            out = machine.handle_timer(now)
+    assert [(f.peer, f.reason) for f in failures] == [("stingy", "refused:rate_limited")]
+    assert machine.peer == "good" and now - NOW >= 40 * 0.1
+
+
+def decode_offset(request: object) -> int:
+    assert isinstance(request, SendRequest)
+    return msgspec.msgpack.decode(request.payload, type=GetChunk).offset

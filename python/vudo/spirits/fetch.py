@@ -27,7 +27,10 @@ machine asks one peer at a time, keeping at most ``window`` chunk requests
 in flight (the client's bound on its own request rate), in offset order.
 Each response is checked against the request it answers: right hash,
 offset and total, exactly the requested length (the last chunk shorter,
-ending at ``total``). Any deviation, a refusal, a failed request or a
+ending at ``total``). A ``rate_limited`` refusal is the source asking us
+to slow down: the chunk is asked again after a backoff (doubling, reset by
+the next chunk that arrives), and only :data:`MAX_RATE_LIMITED` of them in a
+row fail the source. Any other deviation, refusal, a failed request or a
 peer that stays silent past ``stall_timeout`` fails that peer: its bytes
 are dropped and the download restarts from offset 0 with the next
 candidate. When every byte is in, the whole is hashed: a mismatch fails
@@ -62,6 +65,11 @@ DEFAULT_WINDOW = 4
 #: Per peer: requests per second served, and the burst allowed.
 SERVE_RATE = 200.0
 SERVE_BURST = 64
+#: A source that answers ``rate_limited``: retry the chunk after a backoff (doubling from
+#: RETRY_FIRST_S to RETRY_MAX_S); this many rate-limited answers in a row fail the source.
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 2.0
+MAX_RATE_LIMITED = 40
 #: Peers remembered by the rate limiter (least recently seen dropped first).
 MAX_TRACKED_PEERS = 1024
 
@@ -252,6 +260,10 @@ class PackageFetch:
     _next_offset: int = 0
     _received: int = 0
     _last_heard: float = 0.0
+    _retry: list[int] = field(default_factory=list)  # offsets to ask again (the source was rate-limiting)
+    _retry_at: float = 0.0
+    _backoff: float = RETRY_FIRST_S
+    _limited: int = 0  # rate-limited answers in a row
 
     def __post_init__(self) -> None:
         if not 1 <= self.size <= MAX_ARCHIVE_BYTES:
@@ -280,6 +292,14 @@ class PackageFetch:
             frame = decode_response(event.payload)
         except ValueError as err:
             return self._fail_peer("bad_frame", str(err), event.now)
+        if isinstance(frame, Refused) and frame.reason == "rate_limited":
+            self._limited += 1
+            if self._limited > MAX_RATE_LIMITED:
+                return self._fail_peer("refused:rate_limited", f"{self._limited} rate-limited answers in a row", event.now)
+            self._retry.append(offset)
+            self._retry_at = max(self._retry_at, event.now + self._backoff)
+            self._backoff = min(RETRY_MAX_S, self._backoff * 2)
+            return []
         if isinstance(frame, Refused):
             return self._fail_peer(f"refused:{frame.reason}"[:64], frame.detail, event.now)
         expected = min(self.chunk, self.size - offset)
@@ -295,6 +315,7 @@ class PackageFetch:
             return self._fail_peer(problem[0], problem[1], event.now)
         self._parts[offset] = frame.data
         self._received += len(frame.data)
+        self._limited, self._backoff = 0, RETRY_FIRST_S
         out: list[FetchOutput] = [Progress(next(_event_ids), self.peer, self._received, self.size)]
         if self._received == self.size:
             data = b"".join(self._parts[o] for o in sorted(self._parts))
@@ -303,10 +324,14 @@ class PackageFetch:
             self.done = True
             self._parts.clear()
             return out + [Completed(next(_event_ids), self.peer, data)]
-        return out + self._fill()
+        return out + self._fill(event.now)
 
     def handle_timer(self, now: float) -> list[FetchOutput]:
-        if self.done or self.peer is None or not self._pending:
+        if self.done or self.peer is None:
+            return []
+        if self._retry and now >= self._retry_at:
+            return self._fill(now)
+        if not self._pending:
             return []
         if now - self._last_heard > self.stall_timeout:
             return self._fail_peer("stalled", f"no answer for {self.stall_timeout:g}s", now)
@@ -319,15 +344,27 @@ class PackageFetch:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _fill(self) -> list[FetchOutput]:
+    def _fill(self, now: float) -> list[FetchOutput]:
+        """Requests up to the window: chunks to ask again first (once their backoff is over), then new ones."""
         assert self.peer is not None
         out: list[FetchOutput] = []
-        while len(self._pending) < self.window and self._next_offset < self.size:
-            length = min(self.chunk, self.size - self._next_offset)
+        idle = not self._pending
+        while len(self._pending) < self.window:
+            if self._retry:
+                if now < self._retry_at:
+                    break  # the source asked us to slow down: nothing new either
+                offset = self._retry.pop(0)
+            elif self._next_offset < self.size:
+                offset = self._next_offset
+                self._next_offset += min(self.chunk, self.size - offset)
+            else:
+                break
+            length = min(self.chunk, self.size - offset)
             request_id = self.next_request_id()
-            self._pending[request_id] = self._next_offset
-            out.append(SendRequest(self.peer, SPIRIT_PROTOCOL, request_id, encode(GetChunk(self.sha256, self._next_offset, length))))
-            self._next_offset += length
+            self._pending[request_id] = offset
+            out.append(SendRequest(self.peer, SPIRIT_PROTOCOL, request_id, encode(GetChunk(self.sha256, offset, length))))
+        if out and idle:
+            self._last_heard = now  # the stall clock runs only while something is asked
         return out
 
     def _fail_peer(self, reason: str, detail: str, now: float) -> list[FetchOutput]:
@@ -339,7 +376,9 @@ class PackageFetch:
     def _next_peer(self, now: float) -> list[FetchOutput]:
         self._parts.clear()
         self._pending.clear()
-        self._next_offset = self._received = 0
+        self._retry.clear()
+        self._next_offset = self._received = self._limited = 0
+        self._backoff, self._retry_at = RETRY_FIRST_S, 0.0
         if not self.candidates:
             self.done = True
             self.peer = None
@@ -347,4 +386,4 @@ class PackageFetch:
             return [Failed(next(_event_ids), "no_source", f"no node delivered package {self.sha256[:16]} ({tried})")]
         self.peer = self.candidates.pop(0)
         self._last_heard = now
-        return self._fill()
+        return self._fill(now)
