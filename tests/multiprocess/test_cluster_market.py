@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser_support import UI_TIMEOUT_MS
-from cluster import LocalCluster, run_vudo, wait_for
+from cluster import LocalCluster, metric_value, run_vudo, wait_for
 from vudo.spirits.builtin import PHYSARUM_PACKAGE
 from vudo.spirits.package import read_package
 
@@ -93,3 +93,58 @@ def test_publish_on_one_node_find_and_fetch_on_another_and_summon_there(make_clu
     wait_for(lambda: len(json.loads(run_vudo("spirit", "search", "physarum", "--data-dir", str(bystander.data_dir), "--json").stdout)
                          ["offers"][0]["offered_by"]) == 2,
              timeout=DEADLINE, what="node 1 to see both nodes offer physarum")
+
+
+def test_an_outsiders_fetch_requests_are_validated_answered_and_counted(make_cluster: Any) -> None:
+    """Whoever reaches the link port speaks /vudo/spirit/1: garbage, unknown hashes and bad ranges are refused
+    (and counted); an installed package is served chunk by chunk; the node carries on."""
+    import asyncio
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vudo.hyphal.linkproto import HYPHAL_PROTOCOL, Dial, LinkUp, ResponseReceived, SendRequest
+    from vudo.identity import Identity
+    from vudo.services.link_engine import LinkEngine
+    from vudo.spirits.fetch import SPIRIT_PROTOCOL, Chunk, GetChunk, Refused, decode_response, encode
+
+    cluster: LocalCluster = make_cluster(1)
+    cluster.start()
+    node = cluster.nodes[0]
+    r = node.post("/v1/spirits", content=PHYSARUM_PACKAGE.read_bytes(),
+                  headers={"Authorization": f"Bearer {node.token}", "Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, r.text
+    sha = read_package(PHYSARUM_PACKAGE.read_bytes()).sha256
+    size = PHYSARUM_PACKAGE.stat().st_size
+    requests = {1: b"\xc1 not msgpack", 2: encode(GetChunk("ab" * 32, 0, 1024)), 3: encode(GetChunk(sha, size + 5, 10)),
+                4: encode(GetChunk(sha, 0, 4096)), 5: b"x" * 2048}
+
+    async def main() -> dict[int, bytes]:
+        engine = LinkEngine(Identity.generate(), "/ip4/127.0.0.1/tcp/0", protocols=(HYPHAL_PROTOCOL, SPIRIT_PROTOCOL), clock=time.time)
+        await engine.start()
+        answers: dict[int, bytes] = {}
+        try:
+            engine.execute(Dial(f"/ip4/127.0.0.1/tcp/{node.link_port}", node.node_id))
+            deadline = time.monotonic() + DEADLINE
+            while len(answers) < len(requests) and time.monotonic() < deadline:
+                event = await asyncio.wait_for(engine.next_event(), timeout=max(0.1, deadline - time.monotonic()))
+                if isinstance(event, LinkUp):
+                    for request_id, payload in requests.items():
+                        engine.execute(SendRequest(node.node_id, SPIRIT_PROTOCOL, request_id, payload))
+                if isinstance(event, ResponseReceived) and event.protocol == SPIRIT_PROTOCOL:
+                    answers[event.request_id] = event.payload
+            return answers
+        finally:
+            await engine.stop()
+
+    with ThreadPoolExecutor(1) as pool:
+        answers = pool.submit(asyncio.run, main()).result()
+    frames = {k: decode_response(v) for k, v in answers.items()}
+    assert set(frames) == set(requests), answers
+    reasons = {k: f.reason for k, f in frames.items() if isinstance(f, Refused)}
+    assert reasons == {1: "bad_request", 2: "unknown_hash", 3: "bad_range", 5: "bad_request"}
+    chunk = frames[4]
+    assert isinstance(chunk, Chunk) and chunk.total == size and chunk.data == PHYSARUM_PACKAGE.read_bytes()[:4096]
+    metrics = node.metrics()
+    for reason, count in (("bad_request", 2.0), ("unknown_hash", 1.0), ("bad_range", 1.0)):
+        assert metric_value(metrics, "vudo_market_requests_refused_total", {"reason": reason}) == count
+    assert node.ready()
