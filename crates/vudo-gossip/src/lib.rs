@@ -14,17 +14,23 @@
 //! Nothing here interprets values: signatures, ages and capabilities are
 //! checked by the policies above (see `vudo.hyphal`).
 
+pub mod admission;
 mod error;
 mod frames;
+mod guarded;
 pub mod keyring;
 mod memory;
+mod pipes;
 mod runtime;
 mod sealed;
+pub mod wire;
 
 pub use error::GossipError;
 pub use keyring::{GossipKey, KeyInfo, Keyring, Reject};
 pub use memory::MemoryNetwork;
+pub use admission::{AdmissionStats, MAX_CAP};
 pub use sealed::{TransportCounters, MAX_DATAGRAM};
+use wire::Ident;
 
 // (MemberSnapshot, View, ViewFilter, TransportStats are defined below.)
 
@@ -67,6 +73,9 @@ pub struct GossipConfig {
     pub keys: Vec<GossipKey>,
     /// Sealed datagrams whose timestamp is further than this from our clock are refused.
     pub replay_window: Duration,
+    /// Open gossip: most identities chitchat may hold that the host does not
+    /// trust (see [`admission`]); `1..=MAX_CAP`.
+    pub max_unverified: usize,
 }
 
 /// Datagram counters of the node's transport.
@@ -84,13 +93,19 @@ pub struct TransportStats {
     pub foreign_loopback: u64,
     /// Messages sent as several sealed fragments (too large for one datagram).
     pub fragmented: u64,
+    /// Open gossip: datagrams passed on without the identities the admission refused.
+    pub rewritten: u64,
+    /// Open gossip: the admission policy's sizes and refusals (`None` with a keyring).
+    pub admission: Option<AdmissionStats>,
 }
 
 /// Which members a bounded snapshot returns (see [`GossipNode::snapshot_view`]).
 #[derive(Clone, Debug, Default)]
 pub struct ViewFilter {
-    /// `(node_id, generation)` of members the host trusts: always returned, with every key.
-    pub trusted: HashSet<(String, u64)>,
+    /// `(node_id, generation, gossip address)` of members the host trusts:
+    /// always returned, with every key; in open gossip they also always pass
+    /// the transport's admission.
+    pub trusted: HashSet<(String, u64, SocketAddr)>,
     /// Most other members returned per call; successive calls rotate through them.
     pub max_untrusted: usize,
     /// The only keys copied for untrusted members.
@@ -133,6 +148,8 @@ pub struct GossipNode {
     self_id: ChitchatId,
     keyring: Option<sealed::SharedKeyring>,
     counters: Arc<TransportCounters>,
+    admission: Option<guarded::SharedAdmission>,
+    guard: Arc<guarded::GuardCounters>,
     cursor: AtomicUsize,
 }
 
@@ -172,8 +189,18 @@ impl GossipNode {
             let window = u64::try_from(config.replay_window.as_millis()).unwrap_or(u64::MAX);
             Some(Arc::new(std::sync::Mutex::new(Keyring::new(config.keys.clone(), window)?)))
         };
+        let admission = match (&keyring, &config.network) {
+            (None, Network::Udp) => Some(Arc::new(std::sync::Mutex::new(admission::Admission::new(
+                Ident::from(&self_id),
+                config.max_unverified,
+            )))),
+            _ => None,
+        };
+        let guard = Arc::new(guarded::GuardCounters::default());
         let transport_keyring = keyring.clone();
         let transport_counters = counters.clone();
+        let transport_admission = admission.clone();
+        let transport_guard = guard.clone();
         let handle = runtime::get().block_on(async move {
             let spawned = match &network {
                 Network::Udp => {
@@ -186,13 +213,20 @@ impl GossipNode {
                         }
                         Err(err) => return Err(GossipError::Bind(listen_addr, err.to_string())),
                     }
-                    match transport_keyring {
-                        Some(keyring) => {
+                    match (transport_keyring, transport_admission) {
+                        (Some(keyring), _) => {
                             let transport = sealed::SealedTransport { keyring, counters: transport_counters };
                             spawn_chitchat(chitchat_config, initial, &transport).await
                         }
-                        None => {
-                            let transport = sealed::OpenTransport { counters: transport_counters };
+                        (None, admission) => {
+                            let Some(admission) = admission else {
+                                return Err(GossipError::InvalidConfig("open UDP gossip needs its admission policy".into()));
+                            };
+                            let transport = guarded::GuardedTransport {
+                                admission,
+                                counters: transport_counters,
+                                guard: transport_guard,
+                            };
                             spawn_chitchat(chitchat_config, initial, &transport).await
                         }
                     }
@@ -207,7 +241,16 @@ impl GossipNode {
             spawned.map_err(|err| GossipError::Bind(listen_addr, format!("{err:#}")))
         })?;
         let chitchat = handle.chitchat();
-        Ok(Self { handle: Some(handle), chitchat, self_id, keyring, counters, cursor: AtomicUsize::new(0) })
+        Ok(Self {
+            handle: Some(handle),
+            chitchat,
+            self_id,
+            keyring,
+            counters,
+            admission,
+            guard,
+            cursor: AtomicUsize::new(0),
+        })
     }
 
     /// `true` when every datagram is sealed with the cluster keyring.
@@ -248,8 +291,16 @@ impl GossipNode {
             received: self.counters.received.load(Ordering::Relaxed),
             foreign_loopback: self.counters.foreign_loopback.load(Ordering::Relaxed),
             fragmented: self.counters.fragmented.load(Ordering::Relaxed),
+            rewritten: self.guard.rewritten.load(Ordering::Relaxed),
+            admission: self.admission.as_ref().map(|a| guarded::lock(a).stats()),
             ..Default::default()
         };
+        if self.admission.is_some() {
+            out.rejected = vec![
+                ("undecodable", self.guard.undecodable.load(Ordering::Relaxed)),
+                ("oversize", self.guard.oversize.load(Ordering::Relaxed)),
+            ];
+        }
         if let Some(ring) = &self.keyring {
             let stats = ring.lock().unwrap_or_else(|p| p.into_inner()).stats.clone();
             out.sealed = stats.sealed.load(Ordering::Relaxed);
@@ -298,8 +349,10 @@ impl GossipNode {
         self.ensure_running()?;
         let chitchat = self.chitchat.clone();
         let self_id = self.self_id.clone();
+        let admission = self.admission.clone();
         Ok(runtime::get().block_on(async move {
             let guard = chitchat.lock().await;
+            sync_admission(admission.as_ref(), &guard, None);
             let live: std::collections::HashSet<ChitchatId> = guard.live_nodes().cloned().collect();
             guard
                 .node_states()
@@ -330,8 +383,10 @@ impl GossipNode {
         let chitchat = self.chitchat.clone();
         let self_id = self.self_id.clone();
         let start = self.cursor.fetch_add(filter.max_untrusted.max(1), Ordering::Relaxed);
+        let admission = self.admission.clone();
         Ok(runtime::get().block_on(async move {
             let guard = chitchat.lock().await;
+            sync_admission(admission.as_ref(), &guard, Some(&filter.trusted));
             let states = guard.node_states();
             let live: HashSet<&ChitchatId> = guard.live_nodes().collect();
             let snap = |id: &ChitchatId, state: &chitchat::NodeState, all_keys: bool| MemberSnapshot {
@@ -355,7 +410,7 @@ impl GossipNode {
             let mut others: Vec<&ChitchatId> = Vec::new();
             for (id, state) in states {
                 let trusted = *id == self_id
-                    || filter.trusted.contains(&(id.node_id.to_string(), id.generation_id));
+                    || filter.trusted.contains(&(id.node_id.to_string(), id.generation_id, id.gossip_advertise_addr));
                 if trusted {
                     members.push(snap(id, state, true));
                 } else {
@@ -401,7 +456,27 @@ impl Drop for GossipNode {
     }
 }
 
+/// Tell the admission policy what chitchat holds now (and, when given, whom the host trusts).
+fn sync_admission(
+    admission: Option<&guarded::SharedAdmission>,
+    chitchat: &chitchat::Chitchat,
+    trusted: Option<&HashSet<(String, u64, SocketAddr)>>,
+) {
+    let Some(admission) = admission else { return };
+    let held: Vec<Ident> = chitchat.node_states().keys().map(Ident::from).collect();
+    let mut policy = guarded::lock(admission);
+    if let Some(trusted) = trusted {
+        policy.set_trusted(trusted.iter().map(|(n, g, a)| Ident::new(n.clone(), *g, *a)).collect());
+    }
+    policy.sync(held.iter(), sealed::now_ms());
+}
+
 fn validate(config: &GossipConfig) -> Result<(), GossipError> {
+    if config.max_unverified == 0 || config.max_unverified > MAX_CAP {
+        return Err(GossipError::InvalidConfig(format!(
+            "max_unverified must be 1..={MAX_CAP} (the engine's digest of every identity it holds must fit one datagram)"
+        )));
+    }
     if config.node_id.is_empty() || config.node_id.len() > 128 {
         return Err(GossipError::InvalidConfig("node_id must be 1..=128 bytes".into()));
     }

@@ -1,5 +1,4 @@
-//! Chitchat transports over UDP: sealed with the cluster keyring, or open
-//! (plain chitchat) with counters.
+//! The chitchat transport over UDP sealed with the cluster keyring.
 //!
 //! Theory of operation
 //! -------------------
@@ -26,7 +25,6 @@
 //! datagrams only from each other (anything else on those loopback ports is
 //! dropped and counted), so chitchat never sees an unauthenticated byte.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,13 +37,11 @@ use chitchat::ChitchatEnvelope;
 use tokio::net::UdpSocket;
 
 use crate::frames::{self, Reassembler, Unframed};
+use crate::pipes::{Pipes, LOOPBACK};
 use crate::keyring::{Keyring, KeyringStats, Reject, OVERHEAD};
 
 /// Largest UDP payload (IPv4).
 pub const MAX_DATAGRAM: usize = 65_507;
-/// Most peers with a pipe at once; the least recently opened is closed first.
-const MAX_PIPES: usize = 512;
-const LOOPBACK: &str = "127.0.0.1:0";
 
 /// Tests lower the framing limit to exercise fragmentation (0: the real limit).
 #[cfg(test)]
@@ -114,40 +110,6 @@ impl Transport for SealedTransport {
     }
 }
 
-struct Pipe {
-    socket: UdpSocket,
-    addr: SocketAddr,
-}
-
-#[derive(Default)]
-struct Pipes {
-    by_peer: HashMap<SocketAddr, Pipe>,
-    peer_of: HashMap<SocketAddr, SocketAddr>,
-    order: VecDeque<SocketAddr>,
-}
-
-impl Pipes {
-    fn get_or_open(&mut self, peer: SocketAddr) -> anyhow::Result<&Pipe> {
-        if !self.by_peer.contains_key(&peer) {
-            if self.order.len() >= MAX_PIPES {
-                if let Some(old) = self.order.pop_front() {
-                    if let Some(pipe) = self.by_peer.remove(&old) {
-                        self.peer_of.remove(&pipe.addr);
-                    }
-                }
-            }
-            let std_socket = std::net::UdpSocket::bind(LOOPBACK).context("cannot open a loopback gossip pipe")?;
-            std_socket.set_nonblocking(true)?;
-            let socket = UdpSocket::from_std(std_socket)?;
-            let addr = socket.local_addr()?;
-            self.peer_of.insert(addr, peer);
-            self.order.push_back(peer);
-            self.by_peer.insert(peer, Pipe { socket, addr });
-        }
-        self.by_peer.get(&peer).context("pipe vanished")
-    }
-}
-
 struct SealedSocket {
     public: UdpSocket,
     codec: CodecSocket,
@@ -209,8 +171,8 @@ impl Socket for SealedSocket {
                 biased;
                 outcome = self.codec.recv() => {
                     let outcome = outcome?;
-                    match self.pipes.peer_of.get(&outcome.from_addr) {
-                        Some(peer) => return Ok(RecvOutcome { from_addr: *peer, ..outcome }),
+                    match self.pipes.peer(&outcome.from_addr) {
+                        Some(peer) => return Ok(RecvOutcome { from_addr: peer, ..outcome }),
                         None => { self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed); }
                     }
                 }
@@ -241,42 +203,5 @@ impl Socket for SealedSocket {
                 }
             }
         }
-    }
-}
-
-/// Plain chitchat over UDP (open gossip), counting datagrams like the sealed one.
-pub struct OpenTransport {
-    pub counters: Arc<TransportCounters>,
-}
-
-#[async_trait]
-impl Transport for OpenTransport {
-    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
-        let inner = CodecSocket::open(listen_addr).await?;
-        Ok(Box::new(OpenSocket { inner, counters: self.counters.clone() }))
-    }
-}
-
-struct OpenSocket {
-    inner: CodecSocket,
-    counters: Arc<TransportCounters>,
-}
-
-#[async_trait]
-impl Socket for OpenSocket {
-    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    async fn send(&mut self, to: SocketAddr, envelope: ChitchatEnvelope) -> anyhow::Result<SendOutcome> {
-        let outcome = self.inner.send(to, envelope).await?;
-        self.counters.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(outcome)
-    }
-
-    async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
-        let outcome = self.inner.recv().await?;
-        self.counters.received.fetch_add(1, Ordering::Relaxed);
-        Ok(outcome)
     }
 }

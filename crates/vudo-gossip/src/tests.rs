@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashSet;
 
 use super::*;
+use crate::wire::Ident;
 
 fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -43,6 +44,7 @@ fn config(network: &Network, name: &str, port: u16, seeds: Vec<String>) -> Gossi
         network: network.clone(),
         keys: KEYS.with(|k| k.borrow().clone()),
         replay_window: Duration::from_secs(30),
+        max_unverified: 256,
     }
 }
 
@@ -228,7 +230,7 @@ fn a_bounded_view_rotates_through_untrusted_members() {
         .collect();
     assert!(wait_until(|| a.snapshot().unwrap().len() == 7));
     let mut filter = ViewFilter { max_untrusted: 2, probe_keys: vec!["hello".into()], ..Default::default() };
-    filter.trusted.insert(("s0".into(), 1));
+    filter.trusted.insert(("s0".into(), 1, others[0].gossip_addr()));
     let mut seen = HashSet::new();
     for _ in 0..3 {
         let view = a.snapshot_view(&filter).unwrap();
@@ -273,4 +275,47 @@ fn sealed_datagrams_carry_deltas_that_fill_chitchats_mtu() {
     let count = |reason: &str| stats.rejected.iter().find(|(r, _)| *r == reason).map_or(0, |(_, c)| *c);
     assert_eq!((count("oversize"), count("bad_frame")), (0, 0), "{stats:?}");
     assert!(stats.fragmented > 0, "the test must make chitchat fill a datagram: {stats:?}");
+}
+
+#[test]
+fn open_gossip_stays_bounded_and_working_under_a_flood_of_made_up_identities() {
+    let (pa, pb) = (free_port(), free_port());
+    let mut ca = config(&Network::Udp, "a", pa, vec![]);
+    ca.max_unverified = 8;
+    let a = GossipNode::start(ca).unwrap();
+    // A stranger who names 20 000 made-up identities, 500 per datagram, protocol 1 (compressed digests).
+    let flooder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ids: Vec<Ident> = (0..20_000u32)
+        .map(|i| Ident::new(format!("stranger-{i}"), 1, SocketAddr::from(([127, 66, (i / 250) as u8, (i % 250) as u8 + 1], 20_000))))
+        .collect();
+    for batch in ids.chunks(500) {
+        flooder.send_to(&wire::build::syn_v1(batch, "test"), addr(pa)).unwrap();
+    }
+    flooder.send_to(b"not chitchat", addr(pa)).unwrap();
+    assert!(wait_until(|| {
+        let stats = a.transport_stats();
+        let refused = stats.admission.as_ref().map_or(0, |s| s.refused.iter().map(|(_, n)| n).sum::<u64>());
+        refused >= 20_000 - 8 && stats.rejected.iter().any(|(r, n)| *r == "undecodable" && *n == 1)
+    }), "{:?}", a.transport_stats());
+    // A real node joining now speaks for itself and gets in; both see each other.
+    let b = GossipNode::start(config(&Network::Udp, "b", pb, vec![format!("127.0.0.1:{pa}")])).unwrap();
+    assert!(wait_until(|| live(&a, "b") == Some(true) && live(&b, "a") == Some(true)));
+    let table = a.snapshot().unwrap().len();
+    assert!(table <= 1 + 8, "a's table holds itself and at most the cap of unverified identities: {table}");
+    let stats = a.transport_stats();
+    assert!(stats.rewritten >= 40, "{stats:?}");
+    assert_eq!(stats.admission.as_ref().map(|s| s.cap), Some(8));
+    // Once trusted, b takes no slot.
+    let mut filter = ViewFilter { max_untrusted: 0, ..Default::default() };
+    filter.trusted.insert(("b".into(), 1, addr(pb)));
+    let view = a.snapshot_view(&filter).unwrap();
+    assert!(view.members.iter().any(|m| m.node_id == "b" && m.live));
+    assert_eq!(a.transport_stats().admission.map(|s| (s.trusted, s.admitted <= 7)), Some((1, true)));
+}
+
+#[test]
+fn the_cap_must_keep_the_digest_within_one_datagram() {
+    let mut c = config(&Network::Udp, "a", free_port(), vec![]);
+    c.max_unverified = MAX_CAP + 1;
+    assert!(matches!(GossipNode::start(c), Err(GossipError::InvalidConfig(_))));
 }

@@ -1,0 +1,219 @@
+//! The open-gossip transport: plain chitchat datagrams, read and filtered
+//! by the admission policy before chitchat sees them.
+//!
+//! Theory of operation
+//! -------------------
+//! Like [`crate::sealed`], chitchat's own UDP socket serves as a codec on
+//! an ephemeral loopback port, reached through one loopback pipe per peer
+//! (see [`crate::pipes`]); datagrams on the public socket are plain chitchat:
+//!
+//! ```text
+//!  send(to, envelope):  codec --bytes--> pipe[to] ; public --bytes--> to
+//!  recv():              public <--bytes-- from ; parse ; admit ids ; pipe[from] --bytes'--> codec
+//! ```
+//!
+//! Every incoming datagram is parsed by [`crate::wire`]; one that cannot be
+//! parsed is dropped and counted (`undecodable`), so chitchat never decodes
+//! a byte we could not. Every identity it names goes through
+//! [`Admission::decide`]; when some are refused the datagram is written
+//! again without them (`rewritten`), otherwise the original bytes go on.
+//! Our own datagrams leave unchanged: chitchat's table only holds what was
+//! admitted (trusted members plus at most the cap of others, ids of bounded
+//! length), so its digest fits one datagram.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket as CodecSocket};
+use chitchat::ChitchatEnvelope;
+use tokio::net::UdpSocket;
+
+use crate::admission::Admission;
+use crate::pipes::{Pipes, LOOPBACK};
+use crate::sealed::{now_ms, TransportCounters, MAX_DATAGRAM};
+use crate::wire;
+
+/// A shared admission policy (the transport decides, the node syncs it).
+pub type SharedAdmission = Arc<Mutex<Admission>>;
+
+pub(crate) fn lock(admission: &SharedAdmission) -> std::sync::MutexGuard<'_, Admission> {
+    admission.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Datagram counters of the open transport.
+#[derive(Debug, Default)]
+pub struct GuardCounters {
+    /// Datagrams that are not chitchat 0.13 messages we can read.
+    pub undecodable: AtomicU64,
+    /// Datagrams larger than a UDP payload can be.
+    pub oversize: AtomicU64,
+    /// Datagrams passed on without the identities the admission refused.
+    pub rewritten: AtomicU64,
+}
+
+pub struct GuardedTransport {
+    pub admission: SharedAdmission,
+    pub counters: Arc<TransportCounters>,
+    pub guard: Arc<GuardCounters>,
+}
+
+#[async_trait]
+impl Transport for GuardedTransport {
+    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        let public = UdpSocket::bind(listen_addr)
+            .await
+            .with_context(|| format!("failed to bind to {listen_addr}/UDP for gossip"))?;
+        let codec = CodecSocket::open(LOOPBACK.parse()?).await?;
+        let codec_addr = codec.local_addr()?;
+        Ok(Box::new(GuardedSocket {
+            public,
+            codec,
+            codec_addr,
+            pipes: Pipes::default(),
+            admission: self.admission.clone(),
+            counters: self.counters.clone(),
+            guard: self.guard.clone(),
+            buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
+            send_buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
+        }))
+    }
+}
+
+struct GuardedSocket {
+    public: UdpSocket,
+    codec: CodecSocket,
+    codec_addr: SocketAddr,
+    pipes: Pipes,
+    admission: SharedAdmission,
+    counters: Arc<TransportCounters>,
+    guard: Arc<GuardCounters>,
+    buf: Box<[u8]>,
+    send_buf: Box<[u8]>,
+}
+
+/// What to hand chitchat for one datagram from `from`: `None` drops it.
+pub(crate) fn admit(
+    datagram: &[u8],
+    from: SocketAddr,
+    admission: &SharedAdmission,
+    guard: &GuardCounters,
+    now_ms: u64,
+) -> Option<Vec<u8>> {
+    if datagram.len() > MAX_DATAGRAM {
+        guard.oversize.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    let Ok(message) = wire::parse(datagram) else {
+        guard.undecodable.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    let refused: std::collections::HashSet<wire::Ident> = {
+        let mut policy = lock(admission);
+        message.idents().filter(|id| policy.decide(id, from, now_ms).is_err()).cloned().collect()
+    };
+    if refused.is_empty() {
+        return Some(datagram.to_vec());
+    }
+    let rewritten = message.encode(|id| !refused.contains(id));
+    if rewritten.len() > MAX_DATAGRAM {
+        guard.oversize.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    guard.rewritten.fetch_add(1, Ordering::Relaxed);
+    Some(rewritten)
+}
+
+#[async_trait]
+impl Socket for GuardedSocket {
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.public.local_addr()?)
+    }
+
+    async fn send(&mut self, to: SocketAddr, envelope: ChitchatEnvelope) -> anyhow::Result<SendOutcome> {
+        let codec_addr = self.codec_addr;
+        let pipe_addr = self.pipes.get_or_open(to)?.addr;
+        self.codec.send(pipe_addr, envelope).await?;
+        let pipe = self.pipes.get_or_open(to)?;
+        let len = loop {
+            let (len, from) = tokio::time::timeout(Duration::from_secs(1), pipe.socket.recv_from(&mut self.send_buf))
+                .await
+                .context("chitchat's encoder did not deliver the datagram")??;
+            if from == codec_addr {
+                break len;
+            }
+            self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed);
+        };
+        let num_bytes_sent = self.public.send_to(&self.send_buf[..len], to).await?;
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(SendOutcome { num_bytes_sent })
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
+        loop {
+            tokio::select! {
+                biased;
+                outcome = self.codec.recv() => {
+                    let outcome = outcome?;
+                    match self.pipes.peer(&outcome.from_addr) {
+                        Some(peer) => return Ok(RecvOutcome { from_addr: peer, ..outcome }),
+                        None => { self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed); }
+                    }
+                }
+                received = self.public.recv_from(&mut self.buf) => {
+                    let (len, from) = match received {
+                        Ok(ok) => ok,
+                        Err(err) if matches!(err.kind(), std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::OutOfMemory) => continue,
+                        Err(err) => return Err(err).context("fatal UDP recv error"),
+                    };
+                    self.counters.received.fetch_add(1, Ordering::Relaxed);
+                    let Some(bytes) = admit(&self.buf[..len], from, &self.admission, &self.guard, now_ms()) else {
+                        continue;
+                    };
+                    let codec_addr = self.codec_addr;
+                    let pipe = self.pipes.get_or_open(from)?;
+                    // Loopback never blocks for long; if its buffer is full, drop like UDP would.
+                    let _ = pipe.socket.try_send_to(&bytes, codec_addr);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Admission;
+    use crate::wire::{build, Ident};
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn refused_identities_are_cut_and_garbage_is_dropped() {
+        let admission: SharedAdmission = Arc::new(Mutex::new(Admission::new(Ident::new("me", 1, at(1)), 4)));
+        let guard = GuardCounters::default();
+        let ids: Vec<Ident> = (0..10).map(|i| Ident::new(format!("fake-{i}"), 1, at(2000 + i))).collect();
+        let datagram = build::syn_ack(&ids);
+        let out = admit(&datagram, at(9999), &admission, &guard, 0).unwrap();
+        let kept = wire::parse(&out).unwrap();
+        assert_eq!(kept.digest.len(), 3, "4 slots, one kept for identities that speak for themselves");
+        assert_eq!(kept.delta.len(), 3);
+        assert_eq!(guard.rewritten.load(Ordering::Relaxed), 1);
+        // Admitted ones pass unchanged next time.
+        let again = build::syn_ack(&ids[..3]);
+        assert_eq!(admit(&again, at(9999), &admission, &guard, 1).unwrap(), again);
+        assert_eq!(guard.rewritten.load(Ordering::Relaxed), 1);
+        // Garbage and truncated datagrams never reach chitchat.
+        assert!(admit(b"hello", at(9999), &admission, &guard, 2).is_none());
+        assert!(admit(&datagram[..datagram.len() - 3], at(9999), &admission, &guard, 2).is_none());
+        assert_eq!(guard.undecodable.load(Ordering::Relaxed), 2);
+        assert!(admit(&vec![0u8; MAX_DATAGRAM + 1], at(9999), &admission, &guard, 2).is_none());
+        assert_eq!(guard.oversize.load(Ordering::Relaxed), 1);
+    }
+}
