@@ -63,10 +63,10 @@ class Outsider:
         return answer
 
     def join(self, name: str, *, node_id: str, generation: int, port: int, seeds: list[str], cluster_id: str,
-             kv: dict[str, str] | None = None, advertise_port: int | None = None) -> None:
+             kv: dict[str, str] | None = None, advertise_port: int | None = None, gossip_interval_ms: int = 100) -> None:
         self.call(op="join", name=name, node_id=node_id, generation=generation, listen=f"127.0.0.1:{port}",
                   advertise=f"127.0.0.1:{advertise_port or port}", seeds=seeds, cluster_id=cluster_id,
-                  gossip_interval_ms=100, kv=kv or {})
+                  gossip_interval_ms=gossip_interval_ms, kv=kv or {})
 
     def set(self, name: str, key: str, value: str) -> None:
         self.call(op="set", name=name, key=key, value=value)

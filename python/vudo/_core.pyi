@@ -105,6 +105,7 @@ class Gossip:
         network: MemoryNetwork | None = None,
         keys: list[bytes] = ...,
         replay_window_ms: int = 30000,
+        max_unverified: int = 256,
     ) -> Gossip: ...
     @property
     def node_id(self) -> str: ...
@@ -116,11 +117,12 @@ class Gossip:
     def delete(self, key: str) -> None: ...
     def snapshot(self) -> list[Member]: ...
     def snapshot_view(
-        self, trusted: list[tuple[str, int]], max_untrusted: int, probe_keys: list[str]
+        self, trusted: list[tuple[str, int, str]], max_untrusted: int, probe_keys: list[str]
     ) -> tuple[list[Member], int]:
-        """Self, trusted (node_id, generation) members with every key, at most
-        ``max_untrusted`` others with only ``probe_keys`` (rotating); plus the
-        size of the engine's whole table."""
+        """Self, trusted (node_id, generation, gossip_addr) members with every key,
+        at most ``max_untrusted`` others with only ``probe_keys`` (rotating); plus
+        the size of the engine's whole table. In open gossip the trusted
+        identities also always pass the engine's admission."""
     @property
     def sealed(self) -> bool:
         """True when every datagram is sealed with the cluster keyring."""
@@ -233,6 +235,11 @@ class TransportStats:
     rejected: dict[str, int]
     foreign_loopback: int
     fragmented: int
+    rewritten: int
+    admission_cap: int
+    admitted_unverified: int
+    ids_refused: dict[str, int]
+    admission_released: int
 
 def generate_gossip_key() -> bytes:
     """A new random 32-byte gossip key."""

@@ -20,6 +20,9 @@ from vudo.spirits.manifest import NAME_RE, Permissions
 ENV_PREFIX = "VUDO_"
 #: Default link port = gossip port + this (7400 -> 7600, beside the API's 7500).
 LINK_PORT_OFFSET = 200
+# Largest --max-unverified: the gossip engine (vudo_gossip::MAX_CAP) refuses more, because its
+# digest of every identity it holds must fit one datagram.
+MAX_UNVERIFIED_CAP = 256
 CONFIG_FILE = "vudo.toml"
 
 
@@ -72,7 +75,7 @@ class NodeConfig:
     gossip_key_file: str = ""  # or a 0600 file of them, one per line
     open_gossip: bool = False  # explicitly run without a keyring
     replay_window_s: float = 30.0  # sealed datagrams further than this from our clock are refused
-    max_unverified: int = 256  # never-verified nodes kept in the membership view
+    max_unverified: int = MAX_UNVERIFIED_CAP  # never-verified nodes kept in the membership view
     api_vhosts: tuple[str, ...] = ()  # extra Host names the API answers to ("*" = any)
     signal_flood: str = "plumtree"  # flood/quorum broadcast: "plumtree" (broadcast tree) or "plain" (every link)
     #: Fault injection for tests and benchmarks only: the fraction (0..1) of outgoing
@@ -226,8 +229,11 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
     cfg.gossip_key_bytes()  # validate now: a bad key is the operator's to fix before anything starts
     if not 1.0 <= cfg.replay_window_s <= 3600.0:
         raise ConfigError("replay_window_s must be between 1 and 3600 seconds")
-    if cfg.max_unverified < 1:
-        raise ConfigError("max_unverified must be at least 1")
+    if not 1 <= cfg.max_unverified <= MAX_UNVERIFIED_CAP:
+        raise ConfigError(
+            f"max_unverified must be 1..{MAX_UNVERIFIED_CAP}: the gossip engine's digest of every identity it holds "
+            "must fit one datagram; lower --max-unverified"
+        )
     if cfg.signal_flood not in SIGNAL_FLOODS:
         raise ConfigError(f"signal_flood must be one of {', '.join(SIGNAL_FLOODS)}, got {cfg.signal_flood!r}")
     if not 0.0 <= cfg.signal_fault_loss <= 1.0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vudo import _core
@@ -17,7 +17,7 @@ class _TransportCollector(Collector):
     def __init__(self) -> None:
         self.stats: _core.TransportStats | None = None
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
         stats = self.stats
         datagrams = CounterMetricFamily(
             "vudo_gossip_datagrams", "Gossip datagrams by direction (sent/received on the socket; sealed/opened by the keyring)",
@@ -26,16 +26,38 @@ class _TransportCollector(Collector):
         rejected = CounterMetricFamily(
             "vudo_gossip_datagrams_rejected", "Gossip datagrams dropped before chitchat saw them", labels=["reason"]
         )
+        refused = CounterMetricFamily(
+            "vudo_gossip_ids_refused",
+            "Node identities cut out of incoming open-gossip datagrams before chitchat saw them", labels=["reason"],
+        )
+        released = CounterMetricFamily(
+            "vudo_gossip_admission_released", "Admission slots freed because the engine forgot the identity",
+        )
+        admitted = GaugeMetricFamily(
+            "vudo_gossip_engine_unverified", "Untrusted identities the gossip engine holds (admitted in open gossip)",
+        )
+        cap = GaugeMetricFamily(
+            "vudo_gossip_engine_unverified_cap", "Most untrusted identities the gossip engine may hold (open gossip)",
+        )
         if stats is not None:
+            for reason, value in sorted(stats.ids_refused.items()):
+                refused.add_metric([reason], value)
+            released.add_metric([], stats.admission_released)
+            admitted.add_metric([], stats.admitted_unverified)
+            cap.add_metric([], stats.admission_cap)
             for direction, value in (("sent", stats.sent), ("received", stats.received),
                                      ("sealed", stats.sealed), ("opened", stats.opened),
-                                     ("fragmented", stats.fragmented)):
+                                     ("fragmented", stats.fragmented), ("rewritten", stats.rewritten)):
                 datagrams.add_metric([direction], value)
             for reason, value in sorted(stats.rejected.items()):
                 rejected.add_metric([reason], value)
             rejected.add_metric(["foreign_loopback"], stats.foreign_loopback)
         yield datagrams
         yield rejected
+        yield refused
+        yield released
+        yield admitted
+        yield cap
 
 
 class NodeMetrics:

@@ -141,35 +141,52 @@ def test_hijack_and_leave_replay_fail_without_a_keyring(make_cluster: Any, tmp_p
         _assert_shown_as(cluster, observers, victim, status="alive", generation=new_generation)
 
 
+FLOOD_IDS = 20_000
+FLOOD_PARTICIPANTS = 40
+
+
 def test_a_flood_of_strangers_and_values_stays_bounded(make_cluster: Any, tmp_path: Path) -> None:
+    """Plain chitchat participants push 20 000 made-up node ids (and 20 000 values) at one node of an open cluster.
+
+    Each participant holds 500 made-up states (a plain chitchat digest must fit one datagram) and
+    gossips them on; the engine admits at most the cap of untrusted identities, so its table and
+    its own digest stay small and it keeps gossiping with its real peers.
+    """
     cap = 32
-    cluster: LocalCluster = make_cluster(2, extra_args=["--open-gossip", "--max-unverified", str(cap)])
+    cluster: LocalCluster = make_cluster(3, extra_args=["--open-gossip", "--max-unverified", str(cap)])
     cluster.start()
     cluster.wait_converged()
     target = cluster.nodes[0]
+    per = FLOOD_IDS // FLOOD_PARTICIPANTS
     with Outsider.start(tmp_path / "outsider") as out:
-        out.join("flood", node_id="flooder", generation=1, port=_port(), seeds=[target.gossip],
-                 cluster_id=cluster.cluster_id)
-        assert out.fill("flood", count=20_000, prefix="junk", value="x" * 64) == 20_000
-        injected = out.inject("flood", count=400, prefix="stranger", kv={"announcement": "forged", "leave": "forged"})
-        assert injected >= 400
+        for i in range(FLOOD_PARTICIPANTS):
+            out.join(f"flood{i}", node_id=f"flooder-{i}", generation=1, port=_port(), seeds=[target.gossip],
+                     cluster_id=cluster.cluster_id, gossip_interval_ms=500)
+            held = out.inject(f"flood{i}", count=per, prefix=f"stranger{i}", first_port=20_000 + i,
+                              kv={"announcement": "forged", "leave": "forged"})
+            assert held >= per + 1  # itself and its made-up states: FLOOD_IDS distinct ids in all
+        assert out.fill("flood0", count=20_000, prefix="junk", value="x" * 64) == 20_000
 
         def flooded() -> bool:
-            text = target.metrics()
-            return (metric_value(text, "vudo_gossip_engine_states", {}) >= 300
-                    and metric_value(text, "vudo_gossip_unverified_evicted_total", {}) > 0)
+            return metric_value(target.metrics(), "vudo_gossip_ids_refused_total", {"reason": "cap"}) >= FLOOD_IDS
 
-        wait_for(flooded, what="the strangers to reach the target's engine and be evicted from its view",
-                 diagnostics=cluster.diagnostics)
+        wait_for(flooded, what="the target to refuse the strangers beyond its cap", diagnostics=cluster.diagnostics)
+        real = len(cluster.nodes)
         for _ in range(5):
-            text = target.metrics()
-            assert metric_value(text, "vudo_gossip_members_unverified", {}) <= cap
-            assert metric_value(text, "vudo_gossip_unverified_cap", {}) == cap
-            members = target.members()
-            assert len(members) <= len(cluster.nodes) + cap
-            assert not any(m["verified"] for nid, m in members.items() if nid not in {n.node_id for n in cluster.nodes})
-        assert target.get("/").status_code in (200, 404)  # the dashboard page still answers
+            for node in cluster.nodes:
+                text = node.metrics()
+                assert metric_value(text, "vudo_gossip_engine_states", {}) <= cap + real, f"{node}: {text}"
+                assert metric_value(text, "vudo_gossip_engine_unverified", {}) <= cap
+                assert metric_value(text, "vudo_gossip_engine_unverified_cap", {}) == cap
+                assert metric_value(text, "vudo_gossip_members_unverified", {}) <= cap
+                members = node.members()
+                assert len(members) <= real + cap
+                assert not any(m["verified"] for nid, m in members.items() if nid not in {n.node_id for n in cluster.nodes})
+            assert target.get("/").status_code in (200, 404)  # the dashboard page still answers
+        assert metric_value(target.metrics(), "vudo_gossip_datagrams_total", {"direction": "rewritten"}) > 0
+        # The real nodes keep gossiping with each other under the flood: everyone alive and verified everywhere.
         cluster.wait_converged()
+        assert all(metric_value(n.metrics(), "vudo_gossip_engine_states", {}) <= cap + real for n in cluster.nodes)
 
 
 # ---------------------------------------------------------------- with a keyring ----

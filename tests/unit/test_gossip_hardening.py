@@ -19,6 +19,7 @@ from vudo.errors import ConfigError, IdentityError
 from vudo.generation import GENERATION_FILE, next_generation, read_generation
 from vudo.gossip_keys import KEYRING_FILE, apply_key_op, decode_key, generate_key, key_id, read_key_file, startup_keys, write_key_file
 from vudo.identity import init_data_dir, load_api_token
+from vudo.metrics import NodeMetrics
 from vudo.node import Node
 
 # ------------------------------------------------------------------ generations ----
@@ -108,6 +109,7 @@ def test_config_takes_keys_from_flags_env_toml_or_a_file(tmp_path: Path) -> None
         ({"gossip_keys": (k1,), "gossip_key_file": str(key_file)}, "not both"),
         ({"replay_window_s": 0.1}, "replay_window_s"),
         ({"max_unverified": 0}, "max_unverified"),
+        ({"max_unverified": 257}, "fit one datagram"),
     ):
         with pytest.raises(ConfigError, match=match):
             load_config({"data_dir": str(tmp_path), **flags}, env={})
@@ -165,7 +167,7 @@ def test_the_engine_keyring_rotates_and_counts() -> None:
             a.use_key(old)
         with pytest.raises(ValueError, match="32 bytes"):
             a.install_key(b"short")
-        view, total = a.snapshot_view([("b", 1)], 0, [])
+        view, total = a.snapshot_view([("b", 1, b_addr)], 0, [])
         assert total == 2 and {m.node_id for m in view} == {"a", "b"}
     finally:
         a.shutdown()
@@ -175,8 +177,44 @@ def test_the_engine_keyring_rotates_and_counts() -> None:
         assert not open_node.sealed
         with pytest.raises(ValueError, match="open"):
             open_node.keys()
+        with pytest.raises(ValueError, match="not an IP:port"):
+            open_node.snapshot_view([("b", 1, "nowhere")], 0, [])
     finally:
         open_node.shutdown()
+
+
+def test_open_gossip_admits_a_capped_number_of_strangers_and_exports_it() -> None:
+    """A raw UDP socket names strangers in a chitchat Syn; the open engine keeps at most its cap."""
+    addr = _port()
+    node = _core.Gossip(
+        node_id="o", generation=1, listen_addr=addr, advertise_addr=addr, seeds=[], cluster_id="unit",
+        gossip_interval_ms=50, phi_threshold=8.0, dead_node_grace_period_ms=60_000, max_interval_ms=10_000,
+        initial_key_values={}, max_unverified=4,
+    )
+    host, port = addr.split(":")
+    try:
+        entries = b"".join(
+            len(name).to_bytes(2, "little") + name + (1).to_bytes(8, "little") + bytes([4, 127, 9, 0, 1])
+            + (20_000 + i).to_bytes(2, "little") + (5).to_bytes(8, "little") + bytes(16)
+            for i, name in enumerate(f"stranger-{i}".encode() for i in range(50))
+        )
+        syn = (45_139).to_bytes(2, "little") + bytes([0, 0]) + (50).to_bytes(2, "little") + entries + b"\x04\x00unit"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(syn, (host, int(port)))
+            s.sendto(b"garbage", (host, int(port)))
+        _wait(lambda: node.transport_stats().ids_refused.get("cap", 0) >= 50 - 3, "strangers beyond the cap to be refused")
+        _wait(lambda: len(node.snapshot()) == 1 + 3, "the admitted strangers to reach the engine")
+        stats = node.transport_stats()
+        assert (stats.admission_cap, stats.admitted_unverified, stats.rewritten) == (4, 3, 1)
+        _wait(lambda: node.transport_stats().rejected.get("undecodable") == 1, "the garbage datagram to be counted")
+        metrics = NodeMetrics()
+        metrics.observe_transport(node.transport_stats())
+        text = metrics.render().decode()
+        assert 'vudo_gossip_ids_refused_total{reason="cap"} 47.0' in text
+        assert "vudo_gossip_engine_unverified_cap 4.0" in text
+        assert 'vudo_gossip_datagrams_rejected_total{reason="undecodable"} 1.0' in text
+    finally:
+        node.shutdown()
 
 
 # ------------------------------------------------------------------ API hosts ----

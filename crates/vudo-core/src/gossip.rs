@@ -48,6 +48,11 @@ pub struct TransportStats {
     rejected: HashMap<String, u64>,
     foreign_loopback: u64,
     fragmented: u64,
+    rewritten: u64,
+    admission_cap: usize,
+    admitted_unverified: usize,
+    ids_refused: HashMap<String, u64>,
+    admission_released: u64,
 }
 
 /// A new random 32-byte gossip key.
@@ -123,7 +128,7 @@ impl Gossip {
     #[new]
     #[pyo3(signature = (*, node_id, generation, listen_addr, advertise_addr, seeds, cluster_id,
         gossip_interval_ms, phi_threshold, dead_node_grace_period_ms, max_interval_ms, initial_key_values,
-        network=None, keys=Vec::new(), replay_window_ms=30_000))]
+        network=None, keys=Vec::new(), replay_window_ms=30_000, max_unverified=256))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -141,6 +146,7 @@ impl Gossip {
         network: Option<PyRef<'_, MemoryNetwork>>,
         keys: Vec<Vec<u8>>,
         replay_window_ms: u64,
+        max_unverified: usize,
     ) -> Result<Self, CoreFailure> {
         let keys = keys.iter().map(|k| GossipKey::from_bytes(k)).collect::<Result<Vec<_>, _>>()?;
         let mut initial: Vec<(String, String)> = initial_key_values.into_iter().collect();
@@ -160,6 +166,7 @@ impl Gossip {
             network: network.map_or(Network::Udp, |n| Network::Memory(n.inner.clone())),
             keys,
             replay_window: Duration::from_millis(replay_window_ms),
+            max_unverified,
         };
         let node = py.detach(|| GossipNode::start(config))?;
         Ok(Self { inner: Mutex::new(node) })
@@ -193,18 +200,23 @@ impl Gossip {
         Ok(members.into_iter().map(member).collect())
     }
 
-    /// A bounded view: self, the trusted ``(node_id, generation)`` members with
-    /// every key, and at most ``max_untrusted`` others (only ``probe_keys``),
-    /// rotating through the others call after call. Returns (members, size of
-    /// the engine's whole table).
+    /// A bounded view: self, the trusted ``(node_id, generation, gossip_addr)``
+    /// members with every key, and at most ``max_untrusted`` others (only
+    /// ``probe_keys``), rotating through the others call after call. In open
+    /// gossip the trusted identities also always pass the engine's admission.
+    /// Returns (members, size of the engine's whole table).
     fn snapshot_view(
         &self,
         py: Python<'_>,
-        trusted: Vec<(String, u64)>,
+        trusted: Vec<(String, u64, String)>,
         max_untrusted: usize,
         probe_keys: Vec<String>,
     ) -> Result<(Vec<Member>, usize), CoreFailure> {
-        let filter = ViewFilter { trusted: trusted.into_iter().collect::<HashSet<_>>(), max_untrusted, probe_keys };
+        let trusted = trusted
+            .into_iter()
+            .map(|(node_id, generation, addr)| Ok((node_id, generation, parse_addr("trusted gossip_addr", &addr)?)))
+            .collect::<Result<HashSet<_>, CoreFailure>>()?;
+        let filter = ViewFilter { trusted, max_untrusted, probe_keys };
         let view = py.detach(|| self.with(|n| n.snapshot_view(&filter)))?;
         Ok((view.members.into_iter().map(member).collect(), view.total))
     }
@@ -246,6 +258,15 @@ impl Gossip {
             rejected: s.rejected.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             foreign_loopback: s.foreign_loopback,
             fragmented: s.fragmented,
+            rewritten: s.rewritten,
+            admission_cap: s.admission.as_ref().map_or(0, |a| a.cap),
+            admitted_unverified: s.admission.as_ref().map_or(0, |a| a.admitted),
+            ids_refused: s
+                .admission
+                .as_ref()
+                .map(|a| a.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
+                .unwrap_or_default(),
+            admission_released: s.admission.as_ref().map_or(0, |a| a.released),
         })
     }
 

@@ -33,7 +33,7 @@ use chitchat::ChitchatEnvelope;
 use tokio::net::UdpSocket;
 
 use crate::admission::Admission;
-use crate::pipes::{Pipes, LOOPBACK};
+use crate::pipes::{Pipes, LOOPBACK, PIPE_SEND_TIMEOUT};
 use crate::sealed::{now_ms, TransportCounters, MAX_DATAGRAM};
 use crate::wire;
 
@@ -176,8 +176,9 @@ impl Socket for GuardedSocket {
                     };
                     let codec_addr = self.codec_addr;
                     let pipe = self.pipes.get_or_open(from)?;
-                    // Loopback never blocks for long; if its buffer is full, drop like UDP would.
-                    let _ = pipe.socket.try_send_to(&bytes, codec_addr);
+                    // A new pipe is not known writable yet (`try_send_to` would fail), so wait for it;
+                    // loopback never blocks for long: if its buffer stays full, drop like UDP would.
+                    let _ = tokio::time::timeout(PIPE_SEND_TIMEOUT, pipe.socket.send_to(&bytes, codec_addr)).await;
                 }
             }
         }

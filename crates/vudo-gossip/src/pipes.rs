@@ -15,6 +15,8 @@ use tokio::net::UdpSocket;
 /// Most peers with a pipe at once; the least recently opened is closed first.
 const MAX_PIPES: usize = 512;
 pub const LOOPBACK: &str = "127.0.0.1:0";
+/// Longest wait to hand a datagram to the codec through a pipe.
+pub const PIPE_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub struct Pipe {
     pub socket: UdpSocket,

@@ -37,7 +37,7 @@ use chitchat::ChitchatEnvelope;
 use tokio::net::UdpSocket;
 
 use crate::frames::{self, Reassembler, Unframed};
-use crate::pipes::{Pipes, LOOPBACK};
+use crate::pipes::{Pipes, LOOPBACK, PIPE_SEND_TIMEOUT};
 use crate::keyring::{Keyring, KeyringStats, Reject, OVERHEAD};
 
 /// Largest UDP payload (IPv4).
@@ -194,8 +194,9 @@ impl Socket for SealedSocket {
                         Unframed::Message(message) => {
                             let codec_addr = self.codec_addr;
                             let pipe = self.pipes.get_or_open(from)?;
-                            // Loopback never blocks for long; if its buffer is full, drop like UDP would.
-                            let _ = pipe.socket.try_send_to(&message, codec_addr);
+                            // A new pipe is not known writable yet (`try_send_to` would fail), so wait
+                            // for it; loopback never blocks for long: if it stays full, drop like UDP would.
+                            let _ = tokio::time::timeout(PIPE_SEND_TIMEOUT, pipe.socket.send_to(&message, codec_addr)).await;
                         }
                         Unframed::Pending => {}
                         Unframed::Invalid => self.stats.count(Reject::BadFrame),

@@ -204,9 +204,10 @@ class Membership:
     def unverified_count(self) -> int:
         return sum(1 for m in self.members.values() if m.anchor is None and not m.is_self)
 
-    def trusted(self) -> list[tuple[str, int]]:
-        """``(node_id, generation)`` of the identities the engine must always report in full."""
-        return sorted((m.node_id, m.anchor[0]) for m in self.members.values() if m.anchor is not None)
+    def trusted(self) -> list[tuple[str, int, str]]:
+        """``(node_id, generation, gossip_addr)`` of the identities the engine must always report in full
+        (and, in open gossip, always admit)."""
+        return sorted((m.node_id, m.anchor[0], m.anchor[1]) for m in self.members.values() if m.anchor is not None)
 
     # -- events -----------------------------------------------------------
 

@@ -236,6 +236,7 @@ class MembershipService:
                 network=self.network,
                 keys=keys,
                 replay_window_ms=int(cfg.replay_window_s * 1000),
+                max_unverified=cfg.max_unverified,
             )
         except _core.AddressInUseError:
             raise ConfigError(
