@@ -259,7 +259,8 @@ def test_with_a_keyring_an_outsider_learns_nothing_and_bad_datagrams_are_counted
     # ... and the operator is told why, with what to do about a missing key
     wait_for(lambda: "(unknown_key): sealed with a key this node does not hold" in target.log_path.read_text(),
              what="the node to explain its dropped datagrams in its log")
-    assert set(target.members()) == ids
+    # The one genuine datagram is a Syn from "capture", a key holder: the target may record it, nothing else.
+    assert ids <= set(target.members()) <= ids | {"capture"}
     cluster.wait_converged()
 
 
