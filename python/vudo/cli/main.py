@@ -107,7 +107,7 @@ def show_id(data_dir: str | None, as_json: bool) -> None:
 @click.option("--gossip-key-file", help="0600 file of gossip keys, one per line, primary first")
 @click.option("--open-gossip", is_flag=True, default=None, help="run without a cluster keyring (gossip readable and writable by anyone who reaches the port)")
 @click.option("--api-vhost", "api_vhosts", multiple=True, help="extra Host name the API answers to, against DNS rebinding ('*' = any) (repeatable)")
-@click.option("--max-unverified", type=int, help="never-verified nodes kept in the membership view [256]")
+@click.option("--max-unverified", type=int, help="never-verified nodes kept in the membership view and in the gossip engine (1-256) [256]")
 @click.option("--signal-flood", type=click.Choice(["plumtree", "plain"]), help="broadcast of flood and quorum signals [plumtree]")
 @click.option("--signal-fault-loss", type=click.FloatRange(0.0, 1.0), help="FAULT INJECTION for tests/benchmarks: drop this fraction of outgoing signal frames [0]")
 @click.option("-v", "--verbose", count=True, help="more logs (-vv for debug)")
