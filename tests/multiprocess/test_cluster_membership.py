@@ -374,6 +374,24 @@ def test_vudo_dev_cluster_file_restart_and_shutdown(tmp_path: Path) -> None:
             spirits = {sp["name"]: sp for sp in httpx.get(d["api"] + "/v1/spirits", timeout=5).json()["spirits"]}
             assert spirits["physarum"]["state"] == "installed" and spirits["physarum"]["missing"] == [], spirits
 
+        # `vudo keys --cluster DIR` rotates the key on every node of the dev cluster: install, use, remove.
+        old_key = next(line.strip() for line in key_file.read_text().splitlines() if line.strip() and not line.startswith("#"))
+        new_key = run_vudo("keygen").stdout.strip()
+        new_id = _core.gossip_key_id(base64.b64decode(new_key))
+        for op, key in (("install", new_key), ("use", new_key), ("remove", old_key)):
+            r = run_vudo("keys", op, key, "--cluster", str(directory))
+            assert r.returncode == 0, f"keys {op}: {r.stdout}{r.stderr}\n{diag()}"
+            assert r.stdout.count(new_id) == 3, r.stdout  # one row per node
+        listed = json.loads(run_vudo("keys", "list", "--cluster", str(directory), "--json").stdout)
+        assert [(n["node_id"], n["result"]) for n in listed["nodes"]] == [
+            (d["node_id"], {"sealed": True, "keys": [{"id": new_id, "primary": True}]}) for d in described]
+        wait_for(lambda: all(all_alive_verified(d["api"]) for d in described), what="convergence after the rotation", diagnostics=diag)
+        refused = run_vudo("keys", "remove", new_key, "--cluster", str(directory))
+        assert refused.returncode == 2 and refused.stdout.count("primary") == 3, refused.stdout + refused.stderr
+        assert "3 of 3 nodes failed" in refused.stderr
+        missing = run_vudo("keys", "list", "--cluster", str(tmp_path / "nowhere"))
+        assert missing.returncode == 2 and "no dev cluster" in missing.stderr
+
         # kill -9 node 2 and bring it back with its own argv
         victim = described[2]
         old_generation = {m["node_id"]: m for m in httpx.get(described[0]["api"] + "/v1/members").json()["members"]}[victim["node_id"]]["generation"]

@@ -17,6 +17,19 @@
 //! | speaks for itself (its address is the sender's) | admit into a free *direct* slot, else a free *hearsay* slot, else refuse (`cap`) |
 //! | hearsay (named by someone else)                 | admit into a free hearsay slot, else refuse (`cap`) |
 //!
+//! Delta sections (key-values) get two more checks, against squatting on a
+//! member's exact identity (same node id, generation *and* address, sent
+//! from elsewhere), which would otherwise let a stranger overwrite the
+//! member's signed values with higher-versioned garbage:
+//!
+//! | delta section about                              | decision                          |
+//! |--------------------------------------------------|-----------------------------------|
+//! | us                                               | refuse (`about_self`): we are the only source of our own values |
+//! | a trusted member, beyond the highest version the member itself claimed in a digest sent from its own address | refuse (`ahead_of_owner`) |
+//!
+//! (A relay's legitimate newer section is only delayed until the member
+//! gossips with us directly; a member we never heard directly is not checked.)
+//!
 //! There are `cap` slots in all; `cap / 4` (at least one) are kept for
 //! identities that speak for themselves, at most [`DIRECT_PER_ADDR`] per
 //! address, so a flood of made-up names (hearsay) cannot lock a real new
@@ -47,16 +60,24 @@ pub const MAX_CAP: usize = 256;
 pub enum Refusal {
     Cap,
     LongId,
+    AboutSelf,
+    AheadOfOwner,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 2] = [Refusal::Cap, Refusal::LongId];
+    pub const ALL: [Refusal; 4] = [Refusal::Cap, Refusal::LongId, Refusal::AboutSelf, Refusal::AheadOfOwner];
 
     pub fn label(self) -> &'static str {
         match self {
             Refusal::Cap => "cap",
             Refusal::LongId => "long_id",
+            Refusal::AboutSelf => "about_self",
+            Refusal::AheadOfOwner => "ahead_of_owner",
         }
+    }
+
+    fn index(self) -> usize {
+        Refusal::ALL.iter().position(|r| *r == self).unwrap_or(0)
     }
 }
 
@@ -86,6 +107,8 @@ pub struct Admission {
     self_id: Ident,
     trusted: HashSet<Ident>,
     slots: HashMap<Ident, Slot>,
+    /// Highest max version each trusted member claimed about itself, from its own address.
+    owner_claims: HashMap<Ident, u64>,
     refused: [u64; Refusal::ALL.len()],
     released: u64,
 }
@@ -98,6 +121,7 @@ impl Admission {
             self_id,
             trusted: HashSet::new(),
             slots: HashMap::new(),
+            owner_claims: HashMap::new(),
             refused: [0; Refusal::ALL.len()],
             released: 0,
         }
@@ -106,7 +130,30 @@ impl Admission {
     /// Replace the set of identities the host trusts (they always pass and take no slot).
     pub fn set_trusted(&mut self, trusted: HashSet<Ident>) {
         self.slots.retain(|id, _| !trusted.contains(id));
+        self.owner_claims.retain(|id, _| trusted.contains(id));
         self.trusted = trusted;
+    }
+
+    /// A digest entry about `id`, saying its max version is `max_version`, in a
+    /// datagram from `from`: when a trusted member says it about itself, remember it.
+    pub fn owner_claim(&mut self, id: &Ident, from: SocketAddr, max_version: u64) {
+        if id.addr == from && self.trusted.contains(id) {
+            let claim = self.owner_claims.entry(id.clone()).or_insert(0);
+            *claim = (*claim).max(max_version);
+        }
+    }
+
+    /// May a delta section about `id`, whose operations go up to `max_version`, reach chitchat?
+    pub fn decide_section(&mut self, id: &Ident, from: SocketAddr, max_version: u64, now_ms: u64) -> Result<(), Refusal> {
+        let refusal = if *id == self.self_id {
+            Refusal::AboutSelf
+        } else if self.owner_claims.get(id).is_some_and(|claim| max_version > *claim) {
+            Refusal::AheadOfOwner
+        } else {
+            return self.decide(id, from, now_ms);
+        };
+        self.refused[refusal.index()] += 1;
+        Err(refusal)
     }
 
     /// May `id`, named in a datagram from `from`, reach chitchat?
@@ -130,7 +177,7 @@ impl Admission {
             }
             Refusal::Cap
         };
-        self.refused[Refusal::ALL.iter().position(|r| *r == refusal).unwrap_or(0)] += 1;
+        self.refused[refusal.index()] += 1;
         Err(refusal)
     }
 
@@ -250,5 +297,28 @@ mod tests {
         assert_eq!(a.stats().admitted, 3, "over the cap: nothing new until chitchat forgets them");
         assert_eq!(a.decide(&id("new", 50), at(50), 2), Err(Refusal::Cap));
         assert!(a.decide(&gone[0], at(FLOODER), 2).is_ok());
+    }
+
+    #[test]
+    fn nobody_but_the_member_itself_may_push_its_values_ahead() {
+        let me = id("me", 1);
+        let member = id("member", 7000);
+        let mut a = Admission::new(me.clone(), 8);
+        a.set_trusted([member.clone()].into_iter().collect());
+        // Before the member has spoken for itself, relays are not checked.
+        assert!(a.decide_section(&member, at(FLOODER), 50, 0).is_ok());
+        // Claims from elsewhere do not count; the member's own digest does.
+        a.owner_claim(&member, at(FLOODER), 1_000_000);
+        a.owner_claim(&member, at(7000), 12);
+        assert!(a.decide_section(&member, at(8000), 12, 0).is_ok(), "a relay of what the member has said");
+        assert_eq!(a.decide_section(&member, at(FLOODER), 13, 0), Err(Refusal::AheadOfOwner), "a squatter's higher versions");
+        a.owner_claim(&member, at(7000), 20);
+        assert!(a.decide_section(&member, at(8000), 13, 0).is_ok(), "caught up once the member said so");
+        // Nobody tells us about ourselves.
+        assert_eq!(a.decide_section(&me, at(8000), 1, 0), Err(Refusal::AboutSelf));
+        assert_eq!((refused(&a, Refusal::AheadOfOwner), refused(&a, Refusal::AboutSelf)), (1, 1));
+        // Claims are forgotten with trust.
+        a.set_trusted(HashSet::new());
+        assert!(a.owner_claims.is_empty());
     }
 }

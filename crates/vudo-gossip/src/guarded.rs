@@ -14,9 +14,11 @@
 //!
 //! Every incoming datagram is parsed by [`crate::wire`]; one that cannot be
 //! parsed is dropped and counted (`undecodable`), so chitchat never decodes
-//! a byte we could not. Every identity it names goes through
-//! [`Admission::decide`]; when some are refused the datagram is written
-//! again without them (`rewritten`), otherwise the original bytes go on.
+//! a byte we could not. The digest entries a member sends about itself are
+//! noted ([`Admission::owner_claim`]); every digest entry goes through
+//! [`Admission::decide`] and every delta section through
+//! [`Admission::decide_section`]; when some are refused the datagram is
+//! written again without them (`rewritten`), otherwise the original bytes go on.
 //! Our own datagrams leave unchanged: chitchat's table only holds what was
 //! admitted (trusted members plus at most the cap of others, ids of bounded
 //! length), so its digest fits one datagram.
@@ -111,14 +113,23 @@ pub(crate) fn admit(
         guard.undecodable.fetch_add(1, Ordering::Relaxed);
         return None;
     };
-    let refused: std::collections::HashSet<wire::Ident> = {
+    let (keep_digest, keep_delta): (Vec<bool>, Vec<bool>) = {
         let mut policy = lock(admission);
-        message.idents().filter(|id| policy.decide(id, from, now_ms).is_err()).cloned().collect()
+        for entry in &message.digest {
+            policy.owner_claim(&entry.id, from, entry.max_version);
+        }
+        let digest = message.digest.iter().map(|e| policy.decide(&e.id, from, now_ms).is_ok()).collect();
+        let delta = message
+            .delta
+            .iter()
+            .map(|s| policy.decide_section(&s.id, from, s.max_version, now_ms).is_ok())
+            .collect();
+        (digest, delta)
     };
-    if refused.is_empty() {
+    if keep_digest.iter().chain(&keep_delta).all(|k| *k) {
         return Some(datagram.to_vec());
     }
-    let rewritten = message.encode(|id| !refused.contains(id));
+    let rewritten = message.encode(&keep_digest, &keep_delta);
     if rewritten.len() > MAX_DATAGRAM {
         guard.oversize.fetch_add(1, Ordering::Relaxed);
         return None;

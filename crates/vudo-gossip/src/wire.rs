@@ -80,18 +80,28 @@ pub enum Kind {
     BadCluster = 3,
 }
 
+/// One digest entry or one delta section: the identity it is about, the
+/// highest version it names, and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub id: Ident,
+    /// Digest: the sender's max version for the node. Delta: the highest version of its operations.
+    pub max_version: u64,
+    range: Range<usize>,
+}
+
 /// One parsed datagram: each identity with the bytes that carry it.
 #[derive(Debug)]
 pub struct Message {
     pub version: u8,
     pub kind: Kind,
-    /// Digest entries (id, range in `digest_bytes`).
-    pub digest: Vec<(Ident, Range<usize>)>,
+    /// Digest entries.
+    pub digest: Vec<Part>,
     digest_bytes: Vec<u8>,
     /// Encoded cluster id string of a Syn (length prefix included).
     cluster_id: Vec<u8>,
-    /// Delta sections: one node's operations (id, range in `delta_bytes`).
-    pub delta: Vec<(Ident, Range<usize>)>,
+    /// Delta sections: one node's operations each.
+    pub delta: Vec<Part>,
     delta_bytes: Vec<u8>,
 }
 
@@ -200,14 +210,16 @@ fn write_stream(data: &[u8], out: &mut Vec<u8>) {
     out.push(0);
 }
 
-fn digest_entries(bytes: &[u8], count: Option<usize>) -> Result<Vec<(Ident, Range<usize>)>, WireError> {
+fn digest_entries(bytes: &[u8], count: Option<usize>) -> Result<Vec<Part>, WireError> {
     let mut r = Reader::new(bytes);
     let mut out = Vec::new();
     while count.map_or(!r.is_empty(), |c| out.len() < c) {
         let start = r.pos;
         let id = r.ident()?;
-        r.take(DIGEST_TAIL)?;
-        out.push((id, start..r.pos));
+        r.u64()?; // heartbeat
+        r.u64()?; // last gc version
+        let max_version = r.u64()?;
+        out.push(Part { id, max_version, range: start..r.pos });
     }
     if !r.is_empty() {
         return Err(WireError::TrailingBytes);
@@ -215,34 +227,36 @@ fn digest_entries(bytes: &[u8], count: Option<usize>) -> Result<Vec<(Ident, Rang
     Ok(out)
 }
 
-fn delta_sections(bytes: &[u8]) -> Result<Vec<(Ident, Range<usize>)>, WireError> {
+fn delta_sections(bytes: &[u8]) -> Result<Vec<Part>, WireError> {
     let mut r = Reader::new(bytes);
-    let mut out: Vec<(Ident, Range<usize>)> = Vec::new();
+    let mut out: Vec<Part> = Vec::new();
     while !r.is_empty() {
         let start = r.pos;
+        let mut version = 0;
         match r.u8()? {
             0 => {
                 let id = r.ident()?;
-                r.u64()?;
-                r.u64()?;
-                out.push((id, start..start));
+                r.u64()?; // last gc version
+                r.u64()?; // from version (excluded)
+                out.push(Part { id, max_version: 0, range: start..start });
             }
             1 => {
                 r.string()?;
                 r.string()?;
-                r.u64()?;
+                version = r.u64()?;
                 if r.u8()? > 2 {
                     return Err(WireError::BadItem);
                 }
             }
             2 => {
-                r.u64()?;
+                version = r.u64()?;
             }
             _ => return Err(WireError::BadItem),
         }
         // Every operation belongs to the node opened before it.
         let last = out.last_mut().ok_or(WireError::BadItem)?;
-        last.1.end = r.pos;
+        last.range.end = r.pos;
+        last.max_version = last.max_version.max(version);
     }
     Ok(out)
 }
@@ -311,29 +325,27 @@ pub fn parse(datagram: &[u8]) -> Result<Message, WireError> {
 impl Message {
     /// Every identity the datagram names (digest entries, then delta sections).
     pub fn idents(&self) -> impl Iterator<Item = &Ident> {
-        self.digest.iter().map(|(id, _)| id).chain(self.delta.iter().map(|(id, _)| id))
+        self.digest.iter().chain(self.delta.iter()).map(|p| &p.id)
     }
 
-    /// Write the datagram again, keeping only the entries and sections whose
-    /// identity `keep` accepts (in their original order).
-    pub fn encode(&self, keep: impl Fn(&Ident) -> bool) -> Vec<u8> {
+    /// Write the datagram again, keeping only the digest entries and delta
+    /// sections whose flag is set (in their original order).
+    pub fn encode(&self, keep_digest: &[bool], keep_delta: &[bool]) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.digest_bytes.len() + self.delta_bytes.len() + 64);
         out.extend_from_slice(&MAGIC.to_le_bytes());
         out.push(self.version);
         out.push(self.kind as u8);
-        let kept = |sections: &[(Ident, Range<usize>)], bytes: &[u8]| -> (usize, Vec<u8>) {
+        let kept = |parts: &[Part], keep: &[bool], bytes: &[u8]| -> (usize, Vec<u8>) {
             let mut data = Vec::with_capacity(bytes.len());
             let mut n = 0;
-            for (id, range) in sections {
-                if keep(id) {
-                    data.extend_from_slice(&bytes[range.clone()]);
-                    n += 1;
-                }
+            for (part, _) in parts.iter().zip(keep).filter(|(_, k)| **k) {
+                data.extend_from_slice(&bytes[part.range.clone()]);
+                n += 1;
             }
             (n, data)
         };
         if matches!(self.kind, Kind::Syn | Kind::SynAck) {
-            let (n, data) = kept(&self.digest, &self.digest_bytes);
+            let (n, data) = kept(&self.digest, keep_digest, &self.digest_bytes);
             if self.version == 0 {
                 out.extend_from_slice(&(n as u16).to_le_bytes());
                 out.extend_from_slice(&data);
@@ -343,7 +355,7 @@ impl Message {
         }
         match self.kind {
             Kind::Syn => out.extend_from_slice(&self.cluster_id),
-            Kind::SynAck | Kind::Ack => write_stream(&kept(&self.delta, &self.delta_bytes).1, &mut out),
+            Kind::SynAck | Kind::Ack => write_stream(&kept(&self.delta, keep_delta, &self.delta_bytes).1, &mut out),
             Kind::BadCluster => {}
         }
         out
@@ -441,16 +453,19 @@ mod tests {
         let datagram = syn_ack(&ids);
         let message = parse(&datagram).unwrap();
         assert_eq!(message.kind, Kind::SynAck);
-        assert_eq!(message.digest.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), ids);
-        assert_eq!(message.delta.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), ids);
-        assert_eq!(message.encode(|_| true), datagram);
+        assert_eq!(message.digest.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), ids);
+        assert_eq!(message.delta.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), ids);
+        assert!(message.digest.iter().all(|p| p.max_version == 3), "the builder's digest max version");
+        assert!(message.delta.iter().all(|p| p.max_version == 2), "two key-values, versions 1 and 2");
+        assert_eq!(message.encode(&[true; 5], &[true; 5]), datagram);
     }
 
     #[test]
     fn refused_identities_vanish_from_digest_and_delta() {
         let ids = ids(6);
         let message = parse(&syn_ack(&ids)).unwrap();
-        let rewritten = parse(&message.encode(|id| id.node_id.ends_with('1') || id.node_id.ends_with('4'))).unwrap();
+        let keep: Vec<bool> = ids.iter().map(|id| id.node_id.ends_with('1') || id.node_id.ends_with('4')).collect();
+        let rewritten = parse(&message.encode(&keep, &keep)).unwrap();
         let kept: Vec<&str> = rewritten.idents().map(|id| id.node_id.as_str()).collect();
         assert_eq!(kept, ["node-1", "node-4", "node-1", "node-4"]);
         let expected = syn_ack(&[ids[1].clone(), ids[4].clone()]);
@@ -464,7 +479,8 @@ mod tests {
         let datagram = syn_v1(&ids, "vudo");
         let message = parse(&datagram).unwrap();
         assert_eq!((message.version, message.kind, message.digest.len()), (1, Kind::Syn, 300));
-        let rewritten = parse(&message.encode(|id| id.node_id == "node-7")).unwrap();
+        let keep: Vec<bool> = ids.iter().map(|id| id.node_id == "node-7").collect();
+        let rewritten = parse(&message.encode(&keep, &[])).unwrap();
         assert_eq!(rewritten.digest.len(), 1);
         assert_eq!(rewritten.cluster_id, message.cluster_id);
     }
@@ -536,7 +552,7 @@ mod tests {
                 let (n, _) = sink.recv_from(&mut buf).await.unwrap();
                 let parsed = parse(&buf[..n]).unwrap();
                 assert_eq!(parsed.kind, kind);
-                assert_eq!(parsed.encode(|_| true), buf[..n].to_vec(), "{kind:?} is written back byte for byte");
+                assert_eq!(parsed.encode(&[], &[]), buf[..n].to_vec(), "{kind:?} is written back byte for byte");
             }
         });
     }

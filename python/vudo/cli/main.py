@@ -5,6 +5,7 @@ Data goes to stdout, logs and progress to stderr. ``NO_COLOR`` is honoured.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -20,7 +21,7 @@ from vudo.cli.output import print_json, style, table
 from vudo.cli.signal import signal
 from vudo.config import ENV_PREFIX, default_data_dir, load_config
 from vudo.errors import VudoError
-from vudo.identity import init_data_dir, load_identity
+from vudo.identity import init_data_dir, load_api_token, load_identity
 from vudo.physarum.cli import physarum
 
 DATA_DIR_HELP = f"node data directory [env {ENV_PREFIX}DATA_DIR; default {default_data_dir()}]"
@@ -261,30 +262,103 @@ def _token(data_dir: str | None) -> str:
     env = os.environ.get(ENV_PREFIX + "API_TOKEN")
     if env:
         return env.strip()
-    from vudo.identity import load_api_token
-
     try:
         return load_api_token(_data_dir(data_dir))
     except VudoError as err:
         raise click.UsageError(f"{err} (or set {ENV_PREFIX}API_TOKEN)") from None
 
 
-def _keys_call(api: str | None, data_dir: str | None, body: dict[str, str] | None) -> Any:
-    url = _api_url(api, data_dir) + "/v1/gossip/keys"
-    headers = {"Authorization": f"Bearer {_token(data_dir)}"}
+class _KeysCallError(Exception):
+    """A keys call a node refused or could not answer (message for the operator, exit code)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _keys_request(url: str, token: str, body: dict[str, str] | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"}
     try:
         response = httpx.post(url, json=body, headers=headers, timeout=10.0) if body else httpx.get(url, headers=headers, timeout=10.0)
     except httpx.HTTPError as err:
-        click.echo(style(f"error: cannot reach {url}: {err} (is the node running?)", fg="red"), err=True)
-        sys.exit(1)
+        raise _KeysCallError(f"cannot reach {url}: {err} (is the node running?)", 1) from None
     if response.status_code != 200:
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
-        click.echo(style(f"error: {url} answered {response.status_code}: {str(detail)[:300]}", fg="red"), err=True)
-        sys.exit(2 if response.status_code in (400, 401, 403) else 1)
+        raise _KeysCallError(f"{url} answered {response.status_code}: {str(detail)[:300]}",
+                             2 if response.status_code in (400, 401, 403) else 1)
     return response.json()
+
+
+def _keys_call(api: str | None, data_dir: str | None, body: dict[str, str] | None) -> Any:
+    url = _api_url(api, data_dir) + "/v1/gossip/keys"
+    try:
+        return _keys_request(url, _token(data_dir), body)
+    except _KeysCallError as err:
+        click.echo(style(f"error: {err}", fg="red"), err=True)
+        sys.exit(err.code)
+
+
+def _dev_cluster_nodes(directory: str) -> list[dict[str, str]]:
+    """The nodes `vudo dev --dir DIRECTORY` started (its cluster file), each with an api URL and a data dir."""
+    from vudo.dev import CLUSTER_FILE
+
+    path = Path(directory).expanduser() / CLUSTER_FILE
+    try:
+        data = json.loads(path.read_text())
+        nodes = [{"node_id": str(n["node_id"]), "api": str(n["api"]), "data_dir": str(n["data_dir"])} for n in data["nodes"]]
+    except FileNotFoundError:
+        raise click.UsageError(f"no dev cluster in {directory}: {path} is missing (start one with `vudo dev --dir {directory}`)") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise click.UsageError(f"{path} is not a `vudo dev` cluster file ({err}); restart the cluster to rewrite it") from None
+    if not nodes:
+        raise click.UsageError(f"{path} lists no node")
+    return nodes
+
+
+def _keys_everywhere(cluster: str, body: dict[str, str] | None, as_json: bool) -> None:
+    """Run one keys call on every node of a dev cluster, in order; report each; fail if any failed."""
+    results: list[dict[str, Any]] = []
+    worst = 0
+    for node in _dev_cluster_nodes(cluster):
+        entry: dict[str, Any] = {"node_id": node["node_id"], "api": node["api"]}
+        try:
+            token = load_api_token(Path(node["data_dir"]))
+            entry["result"] = _keys_request(node["api"] + "/v1/gossip/keys", token, body)
+        except VudoError as err:
+            entry["error"], worst = str(err), max(worst, 2)
+        except _KeysCallError as err:
+            entry["error"], worst = str(err), max(worst, err.code)
+        results.append(entry)
+    if as_json:
+        print_json({"nodes": results})
+    else:
+        rows = []
+        for entry in results:
+            short = entry["node_id"][-8:]
+            if "error" in entry:
+                rows.append([short, style("error: " + entry["error"], fg="red"), ""])
+            elif not entry["result"]["sealed"]:
+                rows.append([short, "(open gossip, no keyring)", ""])
+            else:
+                rows += [[short, k["id"], "yes" if k["primary"] else ""] for k in entry["result"]["keys"]]
+        click.echo(table(["NODE", "KEY ID", "PRIMARY"], rows))
+    if worst:
+        click.echo(style(f"error: {sum('error' in e for e in results)} of {len(results)} nodes failed; "
+                         "fix them and run the same command again (it is safe to repeat)", fg="red"), err=True)
+        sys.exit(worst)
+
+
+def _keys_dispatch(cluster: str | None, api: str | None, data_dir: str | None, body: dict[str, str] | None,
+                   as_json: bool) -> None:
+    if cluster is not None:
+        if api or data_dir:
+            raise click.UsageError("--cluster acts on every node of a dev cluster; leave out --api and --data-dir")
+        _keys_everywhere(cluster, body, as_json)
+    else:
+        _print_keys(_keys_call(api, data_dir, body), as_json)
 
 
 def _print_keys(data: Any, as_json: bool) -> None:
@@ -298,21 +372,25 @@ def _print_keys(data: Any, as_json: bool) -> None:
 
 @cli.group()
 def keys() -> None:
-    """Manage the cluster gossip keyring of a running node (rotate: install, use, remove on every node)."""
+    """Manage the cluster gossip keyring of a running node, or of every node of a dev cluster
+    (rotate: install, use, remove on every node)."""
 
 
 _api_option = click.option("--api", help="node API URL [the node running in --data-dir]")
 _dir_option = click.option("--data-dir", help=DATA_DIR_HELP + "; its api-token authenticates the call")
+_cluster_option = click.option("--cluster", metavar="DIR",
+                               help="act on every node of the `vudo dev --dir DIR` cluster, one after the other")
 _json_option = click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 
 
 @keys.command("list")
 @_api_option
 @_dir_option
+@_cluster_option
 @_json_option
-def keys_list(api: str | None, data_dir: str | None, as_json: bool) -> None:
+def keys_list(api: str | None, data_dir: str | None, cluster: str | None, as_json: bool) -> None:
     """List installed key ids, primary first."""
-    _print_keys(_keys_call(api, data_dir, None), as_json)
+    _keys_dispatch(cluster, api, data_dir, None, as_json)
 
 
 def _key_command(op: str, doc: str) -> None:
@@ -320,9 +398,10 @@ def _key_command(op: str, doc: str) -> None:
     @click.argument("key")
     @_api_option
     @_dir_option
+    @_cluster_option
     @_json_option
-    def command(key: str, api: str | None, data_dir: str | None, as_json: bool) -> None:
-        _print_keys(_keys_call(api, data_dir, {"op": op, "key": key}), as_json)
+    def command(key: str, api: str | None, data_dir: str | None, cluster: str | None, as_json: bool) -> None:
+        _keys_dispatch(cluster, api, data_dir, {"op": op, "key": key}, as_json)
 
 
 _key_command("install", "Install KEY: the node opens datagrams sealed with it (step 1 of a rotation).")
