@@ -13,6 +13,7 @@ import base64
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,36 @@ def test_hijack_and_leave_replay_fail_without_a_keyring(make_cluster: Any, tmp_p
                  cluster_id=cluster.cluster_id, kv={"leave": leave_notice, "announcement": copied["announcement"]})
         _wait_rejected(cluster, observers, "leave", "wrong_generation", before_leave)
         _assert_shown_as(cluster, observers, victim, status="alive", generation=new_generation)
+
+
+def test_squatting_on_a_members_exact_identity_changes_nothing(make_cluster: Any, tmp_path: Path) -> None:
+    """An outsider joins under a member's exact chitchat identity (node id, generation *and* address, sent
+    from another port) with higher versions and garbage values: nobody lets them overwrite the member's."""
+    cluster: LocalCluster = make_cluster(3, extra_args=["--open-gossip"])
+    cluster.start()
+    cluster.wait_converged()
+    victim, observers = cluster.nodes[2], cluster.nodes[:2]
+    generation = observers[0].members()[victim.node_id]["generation"]
+    with Outsider.start(tmp_path / "outsider") as out:
+        out.join("squat", node_id=victim.node_id, generation=generation, port=_port(), advertise_port=victim.gossip_port,
+                 seeds=[n.gossip for n in cluster.nodes], cluster_id=cluster.cluster_id)
+        assert out.fill("squat", count=5_000, prefix="junk", value="x") == 5_000  # versions far above the victim's
+        out.set("squat", "announcement", "garbage")
+        out.set("squat", "gradient", "garbage")
+
+        def refused_everywhere() -> bool:
+            return all(_count(o, "vudo_gossip_ids_refused_total", {"reason": "ahead_of_owner"}) > 0 for o in observers)
+
+        def counts() -> str:
+            return "\n".join(f"{n}: " + ", ".join(line for line in n.metrics().splitlines()
+                                                  if "ids_refused_total" in line or "rewritten" in line or "engine_states " in line)
+                             for n in cluster.nodes)
+
+        wait_for(refused_everywhere, what="the squatter's sections to be refused by every observer", diagnostics=counts)
+        for _ in range(10):
+            _assert_shown_as(cluster, observers, victim, status="alive", generation=generation)
+            time.sleep(0.5)
+    cluster.wait_converged()
 
 
 FLOOD_IDS = 20_000
