@@ -28,6 +28,7 @@
 //! Memory: O(nnz(L) + V + E), all in reusable vectors.
 
 use crate::ordering;
+use crate::tiles;
 
 const NONE: u32 = u32::MAX;
 /// Re-analyse when fewer than this fraction of the analysed off-diagonal
@@ -76,8 +77,14 @@ pub struct Cholesky {
     /// `lx[sxp[s]..]`; the unit diagonal and upper triangle are unused.
     sxp: Vec<usize>,
     lx: Vec<f64>,
-    /// Block position of each matrix slot and diagonal entry.
-    slot_dest: Vec<usize>,
+    /// Assembly lists, grouped by supernode: the slots of supernode s are
+    /// `sn_slot[sn_slot_ptr[s]..sn_slot_ptr[s+1]]`, landing at `sn_dest[..]`
+    /// in `lx`; `diag_dest[j]` is where diagonal entry j lands. A supernode's
+    /// block is zeroed and assembled just before it is factored (no pass
+    /// over the whole factor, and the block is hot in cache when used).
+    sn_slot_ptr: Vec<u32>,
+    sn_slot: Vec<u32>,
+    sn_dest: Vec<usize>,
     diag_dest: Vec<usize>,
     /// Numeric scratch: row -> position in the current row list; descendant
     /// lists per target supernode; next row to use per supernode; update block.
@@ -85,8 +92,12 @@ pub struct Cholesky {
     head: Vec<u32>,
     next: Vec<u32>,
     sptr: Vec<u32>,
-    cbuf: Vec<f64>,
+    /// Scaled rows of the current descendant (or panel) for the register
+    /// tiles, four target columns interleaved.
+    tbuf: Vec<f64>,
     rel: Vec<u32>,
+    /// Solve scratch: one supernode's values gathered.
+    yb: Vec<f64>,
     d: Vec<f64>,
     y: Vec<f64>,
     pub stats: FactorStats,
@@ -157,14 +168,17 @@ impl Cholesky {
             + self.head.capacity()
             + self.next.capacity()
             + self.sptr.capacity()
-            + self.rel.capacity())
-            + 8 * (self.sxp.capacity() + self.slot_dest.capacity() + self.diag_dest.capacity())
+            + self.rel.capacity()
+            + self.sn_slot_ptr.capacity()
+            + self.sn_slot.capacity())
+            + 8 * (self.sxp.capacity() + self.sn_dest.capacity() + self.diag_dest.capacity())
             + 8 * (self.ax.capacity()
                 + self.diag.capacity()
                 + self.lx.capacity()
                 + self.d.capacity()
                 + self.y.capacity()
-                + self.cbuf.capacity())
+                + self.yb.capacity()
+                + self.tbuf.capacity())
     }
 
     /// Does the analysed pattern still cover the live system, and is it not
@@ -488,8 +502,10 @@ impl Cholesky {
                 fill[i] += 1;
             }
         }
-        self.slot_dest.clear();
-        self.slot_dest.resize(self.ai.len(), 0);
+        self.sn_slot_ptr.clear();
+        self.sn_slot_ptr.push(0);
+        self.sn_slot.clear();
+        self.sn_dest.clear();
         self.diag_dest.clear();
         self.diag_dest.resize(n, 0);
         for s in 0..ns {
@@ -503,9 +519,11 @@ impl Cholesky {
                 let col = self.sxp[s] + (j - f) * nr;
                 self.diag_dest[j] = col + (j - f);
                 for at in lo_ptr[j] as usize..lo_ptr[j + 1] as usize {
-                    self.slot_dest[lo_slot[at] as usize] = col + self.relpos[lo_row[at] as usize] as usize;
+                    self.sn_slot.push(lo_slot[at]);
+                    self.sn_dest.push(col + self.relpos[lo_row[at] as usize] as usize);
                 }
             }
+            self.sn_slot_ptr.push(self.sn_slot.len() as u32);
         }
         self.lx.clear();
         self.lx.resize(self.sxp[ns], 0.0);
@@ -567,21 +585,12 @@ impl Cholesky {
                 self.diag[k] = 1.0;
             }
         }
-        for v in self.lx.iter_mut() {
-            *v = 0.0;
-        }
-        for (q, &dest) in self.slot_dest.iter().enumerate() {
-            self.lx[dest] = self.ax[q];
-        }
-        for k in 0..n {
-            self.lx[self.diag_dest[k]] = self.diag[k];
-        }
         self.numeric()
     }
 
-    /// Left-looking supernodal LDLᵀ over the assembled blocks. Each supernode
+    /// Left-looking supernodal LDLᵀ. Each supernode's block is assembled,
     /// gathers the updates of the descendants that reach it (linked lists per
-    /// target, in a fixed order), then factors its dense block.
+    /// target, in a fixed order), then is factored.
     fn numeric(&mut self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
@@ -590,20 +599,22 @@ impl Cholesky {
                 return unsafe { self.numeric_avx2() };
             }
         }
-        self.numeric_impl()
+        self.numeric_impl::<false>()
     }
 
-    /// The same code compiled for 256-bit vectors. The loops are element-wise
-    /// (no reassociation) and Rust never contracts into fused multiply–add,
-    /// so every lane rounds exactly as the SSE2 and wasm simd128 builds do.
+    /// The same code compiled for 256-bit vectors (eight-row tiles fill eight
+    /// of the sixteen ymm registers). Every tile keeps each element's
+    /// operations in the scalar order and Rust never contracts into fused
+    /// multiply–add, so every lane rounds exactly as the SSE2 and wasm
+    /// simd128 builds do.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn numeric_avx2(&mut self) -> bool {
-        self.numeric_impl()
+        self.numeric_impl::<true>()
     }
 
     #[inline(always)]
-    fn numeric_impl(&mut self) -> bool {
+    fn numeric_impl<const AVX: bool>(&mut self) -> bool {
         let ns = self.sn_first.len() - 1;
         for s in 0..ns {
             self.head[s] = NONE;
@@ -614,6 +625,16 @@ impl Cholesky {
             let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
             let nr = r1 - r0;
             let base = self.sxp[s];
+            // Assemble: zero the block, then the diagonal and the matrix slots.
+            for v in self.lx[base..self.sxp[s + 1]].iter_mut() {
+                *v = 0.0;
+            }
+            for j in f..l {
+                self.lx[self.diag_dest[j]] = self.diag[j];
+            }
+            for q in self.sn_slot_ptr[s] as usize..self.sn_slot_ptr[s + 1] as usize {
+                self.lx[self.sn_dest[q]] = self.ax[self.sn_slot[q] as usize];
+            }
             for (p, &r) in self.srows[r0..r1].iter().enumerate() {
                 self.relpos[r as usize] = p as u32;
             }
@@ -622,108 +643,10 @@ impl Cholesky {
             while dsn != NONE {
                 let d = dsn as usize;
                 dsn = self.next[d];
-                let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
-                let ncd = ld - fd;
-                let (q0, q1) = (self.srp[d] as usize, self.srp[d + 1] as usize);
-                let nrd = q1 - q0;
-                let rows_d = &self.srows[q0..q1];
-                let p1 = self.sptr[d] as usize;
-                let mut p2 = p1;
-                while p2 < nrd && (rows_d[p2] as usize) < l {
-                    p2 += 1;
-                }
-                let m = nrd - p1;
-                let c = p2 - p1;
-                // C = L_d[p1.., :] · D_d · L_d[p1..p2, :]ᵀ (lower part), column-major m × c.
-                self.cbuf.clear();
-                self.cbuf.resize(m * c, 0.0);
-                let bd = self.sxp[d];
-                let mut k = 0;
-                // Four columns of d per pass over C: each element still sees
-                // the additions in column order, so the rounding is that of
-                // four separate passes (and the same on every platform).
-                while k + 4 <= ncd {
-                    let at = |q: usize| bd + (k + q) * nrd + p1;
-                    let (c0, c1) = (&self.lx[at(0)..at(0) + m], &self.lx[at(1)..at(1) + m]);
-                    let (c2, c3) = (&self.lx[at(2)..at(2) + m], &self.lx[at(3)..at(3) + m]);
-                    let (d0, d1, d2, d3) = (self.d[fd + k], self.d[fd + k + 1], self.d[fd + k + 2], self.d[fd + k + 3]);
-                    for jj in 0..c {
-                        let (t0, t1, t2, t3) = (c0[jj] * d0, c1[jj] * d1, c2[jj] * d2, c3[jj] * d3);
-                        let cc = &mut self.cbuf[jj * m + jj..(jj + 1) * m];
-                        for ((((x, &a0), &a1), &a2), &a3) in
-                            cc.iter_mut().zip(&c0[jj..]).zip(&c1[jj..]).zip(&c2[jj..]).zip(&c3[jj..])
-                        {
-                            *x = *x + a0 * t0 + a1 * t1 + a2 * t2 + a3 * t3;
-                        }
-                    }
-                    k += 4;
-                }
-                while k < ncd {
-                    let dk = self.d[fd + k];
-                    let col = &self.lx[bd + k * nrd + p1..bd + (k + 1) * nrd];
-                    for jj in 0..c {
-                        let t = col[jj] * dk;
-                        let cc = &mut self.cbuf[jj * m + jj..(jj + 1) * m];
-                        for (x, &v) in cc.iter_mut().zip(&col[jj..]) {
-                            *x += v * t;
-                        }
-                    }
-                    k += 1;
-                }
-                self.rel.clear();
-                self.rel.extend(rows_d[p1..].iter().map(|&r| self.relpos[r as usize]));
-                for jj in 0..c {
-                    let tc = base + (rows_d[p1 + jj] as usize - f) * nr;
-                    let target = &mut self.lx[tc..tc + nr];
-                    for (&at, &v) in self.rel[jj..].iter().zip(&self.cbuf[jj * m + jj..(jj + 1) * m]) {
-                        target[at as usize] -= v;
-                    }
-                }
-                self.sptr[d] = p2 as u32;
-                if p2 < nrd {
-                    let t = self.sn_of[rows_d[p2] as usize] as usize;
-                    self.next[d] = self.head[t];
-                    self.head[t] = d as u32;
-                }
+                self.update_from::<AVX>(d, s);
             }
-            // Dense LDLᵀ of the block, left-looking: column k receives the
-            // updates of columns 0..k in ascending order (four per pass), then
-            // is scaled by its pivot.
-            let block = &mut self.lx[base..base + nr * nc];
-            for k in 0..nc {
-                let (left, right) = block.split_at_mut(k * nr);
-                let colk = &mut right[..nr];
-                let mut j = 0;
-                while j + 4 <= k {
-                    let (c0, c1) = (&left[j * nr..(j + 1) * nr], &left[(j + 1) * nr..(j + 2) * nr]);
-                    let (c2, c3) = (&left[(j + 2) * nr..(j + 3) * nr], &left[(j + 3) * nr..(j + 4) * nr]);
-                    let t0 = c0[k] * self.d[f + j];
-                    let t1 = c1[k] * self.d[f + j + 1];
-                    let t2 = c2[k] * self.d[f + j + 2];
-                    let t3 = c3[k] * self.d[f + j + 3];
-                    for ((((x, &a0), &a1), &a2), &a3) in
-                        colk[k..].iter_mut().zip(&c0[k..]).zip(&c1[k..]).zip(&c2[k..]).zip(&c3[k..])
-                    {
-                        *x = *x - a0 * t0 - a1 * t1 - a2 * t2 - a3 * t3;
-                    }
-                    j += 4;
-                }
-                while j < k {
-                    let cj = &left[j * nr..(j + 1) * nr];
-                    let t = cj[k] * self.d[f + j];
-                    for (x, &v) in colk[k..].iter_mut().zip(&cj[k..]) {
-                        *x -= v * t;
-                    }
-                    j += 1;
-                }
-                let dk = colk[k];
-                if !(dk > 1e-14 * self.diag[f + k]) || !dk.is_finite() {
-                    return false;
-                }
-                self.d[f + k] = dk;
-                for v in colk[k + 1..].iter_mut() {
-                    *v /= dk;
-                }
+            if !self.factor_block::<AVX>(s) {
+                return false;
             }
             self.sptr[s] = nc as u32;
             if nc < nr {
@@ -735,27 +658,220 @@ impl Cholesky {
         true
     }
 
+    /// Subtract descendant d's contribution L_d[p1.., :] · D_d · L_d[p1..p2, :]ᵀ
+    /// (lower part) from supernode s's block, where rows p1..p2 of d are s's
+    /// columns; then link d to the next supernode it updates. Computed in
+    /// R × 4 register tiles: each element sums its terms in column order
+    /// from 0, then is subtracted from its target (the order of the scalar
+    /// loop, so the rounding does not depend on R or the vector width).
+    #[inline(always)]
+    fn update_from<const AVX: bool>(&mut self, d: usize, s: usize) {
+        let l = self.sn_first[s + 1] as usize;
+        let f = self.sn_first[s] as usize;
+        let nr = (self.srp[s + 1] - self.srp[s]) as usize;
+        let base = self.sxp[s];
+        let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
+        let ncd = ld - fd;
+        let (q0, q1) = (self.srp[d] as usize, self.srp[d + 1] as usize);
+        let nrd = q1 - q0;
+        let p1 = self.sptr[d] as usize;
+        let mut p2 = p1;
+        while p2 < nrd && (self.srows[q0 + p2] as usize) < l {
+            p2 += 1;
+        }
+        let m = nrd - p1;
+        let c = p2 - p1;
+        let bd = self.sxp[d];
+        // T: for each group of four target columns, ncd rows of
+        // (L_d[p1 + jj, k] · d_k) for its four jj (0 past the last column).
+        let groups = c.div_ceil(4);
+        self.tbuf.clear();
+        self.tbuf.resize(groups * ncd * 4, 0.0);
+        for g in 0..groups {
+            let width = 4.min(c - 4 * g);
+            for k in 0..ncd {
+                let dk = self.d[fd + k];
+                let at = bd + k * nrd + p1 + 4 * g;
+                for q in 0..width {
+                    self.tbuf[(g * ncd + k) * 4 + q] = self.lx[at + q] * dk;
+                }
+            }
+        }
+        self.rel.clear();
+        self.rel.extend(self.srows[q0 + p1..q1].iter().map(|&r| self.relpos[r as usize]));
+        let rr = tiles::rows(AVX);
+        let mut acc: tiles::Tile = [[0.0; 8]; 4];
+        for g in 0..groups {
+            let j0 = 4 * g;
+            let width = 4.min(c - j0);
+            let t = &self.tbuf[g * ncd * 4..(g + 1) * ncd * 4];
+            let mut tc = [0usize; 4];
+            for (j, v) in tc.iter_mut().enumerate().take(width) {
+                *v = base + (self.srows[q0 + p1 + j0 + j] as usize - f) * nr;
+            }
+            let mut i = j0;
+            while i < m {
+                let one = i + rr > m;
+                tiles::sum(AVX, one, &self.lx, bd + p1 + i, nrd, ncd, t, &mut acc);
+                let h = if one { 1 } else { rr };
+                for j in 0..width {
+                    for r in 0..h {
+                        if i + r >= j0 + j {
+                            self.lx[tc[j] + self.rel[i + r] as usize] -= acc[j][r];
+                        }
+                    }
+                }
+                i += h;
+            }
+        }
+        self.sptr[d] = p2 as u32;
+        if p2 < nrd {
+            let t = self.sn_of[self.srows[q0 + p2] as usize] as usize;
+            self.next[d] = self.head[t];
+            self.head[t] = d as u32;
+        }
+    }
+
+    /// Dense LDLᵀ of supernode s's block (rows × columns, column-major),
+    /// left-looking by panels of four columns: a panel first receives the
+    /// updates of all earlier columns in R × 4 register tiles, then its own
+    /// columns are finished one by one. Every element is updated by columns
+    /// in ascending order, as in the plain column-by-column loop.
+    #[inline(always)]
+    fn factor_block<const AVX: bool>(&mut self, s: usize) -> bool {
+        let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+        let nc = l - f;
+        let nr = (self.srp[s + 1] - self.srp[s]) as usize;
+        let base = self.sxp[s];
+        let block = &mut self.lx[base..base + nr * nc];
+        let dd = &mut self.d[f..l];
+        let diag = &self.diag[f..l];
+        let tbuf = &mut self.tbuf;
+        let mut k0 = 0;
+        while k0 < nc {
+            let w = (nc - k0).min(4);
+            if k0 > 0 {
+                tbuf.clear();
+                tbuf.resize(k0 * 4, 0.0);
+                for j in 0..k0 {
+                    for q in 0..w {
+                        tbuf[j * 4 + q] = block[j * nr + k0 + q] * dd[j];
+                    }
+                }
+                let rr = tiles::rows(AVX);
+                let mut i = k0;
+                while i < nr {
+                    let one = i + rr > nr;
+                    tiles::panel(AVX, one, block, i, nr, k0, w, tbuf);
+                    i += if one { 1 } else { rr };
+                }
+            }
+            for k in k0..k0 + w {
+                let (left, right) = block.split_at_mut(k * nr);
+                let colk = &mut right[..nr];
+                for j in k0..k {
+                    let cj = &left[j * nr..(j + 1) * nr];
+                    let t = cj[k] * dd[j];
+                    for (x, &v) in colk[k..].iter_mut().zip(&cj[k..]) {
+                        *x -= v * t;
+                    }
+                }
+                let dk = colk[k];
+                if !(dk > 1e-14 * diag[k]) || !dk.is_finite() {
+                    return false;
+                }
+                dd[k] = dk;
+                let inv = 1.0 / dk;
+                for v in colk[k + 1..].iter_mut() {
+                    *v *= inv;
+                }
+            }
+            k0 += w;
+        }
+        true
+    }
+
     /// z = A⁻¹ r on the system cells (grounded and unknown cells get 0).
     pub fn solve(&mut self, r: &[f64], z: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { self.solve_avx2(r, z) };
+            }
+        }
+        self.solve_impl::<4>(r, z)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn solve_avx2(&mut self, r: &[f64], z: &mut [f64]) {
+        self.solve_impl::<8>(r, z)
+    }
+
+    /// Supernodal triangular solves. Forward: a supernode's own triangle
+    /// column by column, then the rows below it in R-row tiles (each row
+    /// subtracts the columns' terms in ascending order, skipping zero
+    /// values, as a column-by-column scatter would). Backward: each column
+    /// first subtracts the rows below the supernode (a dot product in four
+    /// interleaved partial sums, combined in a fixed order), then the own
+    /// triangle, last column first.
+    #[inline(always)]
+    fn solve_impl<const R: usize>(&mut self, r: &[f64], z: &mut [f64]) {
         let n = self.pos_cell.len();
         let ns = self.sn_first.len() - 1;
         let y = &mut self.y;
+        let yb = &mut self.yb;
         for k in 0..n {
             y[k] = r[self.pos_cell[k] as usize];
         }
         for s in 0..ns {
             let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+            let nc = l - f;
             let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
             let nr = r1 - r0;
             let rows = &self.srows[r0..r1];
-            for j in 0..l - f {
+            let blk = &self.lx[self.sxp[s]..self.sxp[s] + nr * nc];
+            for j in 0..nc {
                 let yj = y[f + j];
                 if yj != 0.0 {
-                    let col = &self.lx[self.sxp[s] + j * nr..self.sxp[s] + (j + 1) * nr];
-                    for i in j + 1..nr {
-                        y[rows[i] as usize] -= col[i] * yj;
+                    let col = &blk[j * nr..j * nr + nc];
+                    for (x, &v) in y[f + j + 1..l].iter_mut().zip(&col[j + 1..]) {
+                        *x -= v * yj;
                     }
                 }
+            }
+            let own = &y[f..l];
+            yb.clear();
+            yb.extend_from_slice(own);
+            let mut i = nc;
+            while i + R <= nr {
+                let mut acc = [0.0f64; R];
+                for (q, a) in acc.iter_mut().enumerate() {
+                    *a = y[rows[i + q] as usize];
+                }
+                for (j, &yj) in yb.iter().enumerate() {
+                    if yj != 0.0 {
+                        let a: &[f64; R] = blk[j * nr + i..j * nr + i + R].try_into().expect("R rows");
+                        for q in 0..R {
+                            acc[q] -= a[q] * yj;
+                        }
+                    }
+                }
+                for (q, &a) in acc.iter().enumerate() {
+                    y[rows[i + q] as usize] = a;
+                }
+                i += R;
+            }
+            while i < nr {
+                let mut acc = y[rows[i] as usize];
+                for (j, &yj) in yb.iter().enumerate() {
+                    if yj != 0.0 {
+                        acc -= blk[j * nr + i] * yj;
+                    }
+                }
+                y[rows[i] as usize] = acc;
+                i += 1;
             }
         }
         for j in 0..n {
@@ -763,14 +879,33 @@ impl Cholesky {
         }
         for s in (0..ns).rev() {
             let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
+            let nc = l - f;
             let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
             let nr = r1 - r0;
             let rows = &self.srows[r0..r1];
-            for j in (0..l - f).rev() {
-                let col = &self.lx[self.sxp[s] + j * nr..self.sxp[s] + (j + 1) * nr];
+            let blk = &self.lx[self.sxp[s]..self.sxp[s] + nr * nc];
+            yb.clear();
+            yb.extend(rows[nc..].iter().map(|&r| y[r as usize]));
+            for j in 0..nc {
+                let below = &blk[j * nr + nc..(j + 1) * nr];
+                let mut p = [0.0f64; 4];
+                let mut chunks = below.chunks_exact(4);
+                let mut ys = yb.chunks_exact(4);
+                for (a, b) in (&mut chunks).zip(&mut ys) {
+                    for q in 0..4 {
+                        p[q] += a[q] * b[q];
+                    }
+                }
+                for (q, (a, b)) in chunks.remainder().iter().zip(ys.remainder()).enumerate() {
+                    p[q] += a * b;
+                }
+                y[f + j] -= (p[0] + p[1]) + (p[2] + p[3]);
+            }
+            for j in (0..nc).rev() {
+                let col = &blk[j * nr..j * nr + nc];
                 let mut acc = y[f + j];
-                for i in j + 1..nr {
-                    acc -= col[i] * y[rows[i] as usize];
+                for (&v, &x) in col[j + 1..].iter().zip(&y[f + j + 1..l]) {
+                    acc -= v * x;
                 }
                 y[f + j] = acc;
             }

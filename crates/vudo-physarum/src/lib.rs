@@ -10,6 +10,7 @@ pub mod adaptation;
 pub mod cholesky;
 pub mod compact;
 pub mod dynamics;
+pub mod fastmath;
 pub mod food;
 pub mod graph;
 pub mod growth;
@@ -20,6 +21,7 @@ pub mod solver;
 pub mod spirit;
 #[cfg(target_arch = "wasm32")]
 pub mod spirit_wasm;
+pub mod tiles;
 
 pub use dynamics::{PhysarumDynamics, Simulation};
 pub use graph::Network;
