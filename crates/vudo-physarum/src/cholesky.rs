@@ -699,7 +699,6 @@ impl Cholesky {
         }
         self.rel.clear();
         self.rel.extend(self.srows[q0 + p1..q1].iter().map(|&r| self.relpos[r as usize]));
-        let rr = tiles::rows(AVX);
         let mut acc: tiles::Tile = [[0.0; 8]; 4];
         for g in 0..groups {
             let j0 = 4 * g;
@@ -711,9 +710,7 @@ impl Cholesky {
             }
             let mut i = j0;
             while i < m {
-                let one = i + rr > m;
-                tiles::sum(AVX, one, &self.lx, bd + p1 + i, nrd, ncd, t, &mut acc);
-                let h = if one { 1 } else { rr };
+                let h = tiles::sum(AVX, m - i, &self.lx, bd + p1 + i, nrd, ncd, t, &mut acc);
                 for j in 0..width {
                     for r in 0..h {
                         if i + r >= j0 + j {
@@ -758,12 +755,9 @@ impl Cholesky {
                         tbuf[j * 4 + q] = block[j * nr + k0 + q] * dd[j];
                     }
                 }
-                let rr = tiles::rows(AVX);
                 let mut i = k0;
                 while i < nr {
-                    let one = i + rr > nr;
-                    tiles::panel(AVX, one, block, i, nr, k0, w, tbuf);
-                    i += if one { 1 } else { rr };
+                    i += tiles::panel(AVX, block, i, nr, k0, w, tbuf);
                 }
             }
             for k in k0..k0 + w {
