@@ -21,9 +21,15 @@
 //!   supernodal LDLᵀ. Columns with the same structure below form a supernode
 //!   stored as one dense column-major block; a supernode gathers the updates
 //!   of its descendants (as dense products, then scattered) and factors its
-//!   block. Inner loops are element-wise `x[i] ± a[i]·t` over contiguous
-//!   memory, which vectorise without changing any rounding; only + − * / in
-//!   a fixed order, no fused multiply–add: bit-identical on native and wasm32.
+//!   block by panels of four columns. A block is assembled (zeroed, then the
+//!   matrix entries written) just before it is factored, never the whole
+//!   factor at once. The dense products run in register tiles (`tiles`:
+//!   AVX2 chosen at run time, wasm simd128, or scalar) in which every
+//!   element still sums its terms one by one in a fixed order; only the four
+//!   basic operations, no fused multiply–add: bit-identical on native and
+//!   wasm32, whatever the vector width.
+//! * **Solves**: supernodal; rows below a supernode are updated in the same
+//!   kind of row tiles (forward) or by fixed four-way partial sums (backward).
 //!
 //! Memory: O(nnz(L) + V + E), all in reusable vectors.
 

@@ -21,8 +21,9 @@
 //!    couples neighbouring phases (Kuramoto, weighted by D).
 //!
 //! Everything is deterministic for a given seed: a hand-written SplitMix64, fixed
-//! iteration orders (arrays, never hash maps), no fused multiply-add, and the
-//! `libm` crate for transcendental functions, so native and wasm32 builds agree
+//! iteration orders (arrays, never hash maps), no fused multiply-add, and
+//! transcendental functions written in Rust (`fastmath` for the per-tube `pow`
+//! and `sin`, the `libm` crate for the rest), so native and wasm32 builds agree
 //! bit for bit.
 
 use crate::adaptation;

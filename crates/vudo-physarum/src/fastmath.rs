@@ -1,6 +1,6 @@
 //! Deterministic `pow` and `sin` for the per-tube hot loops, written with
-//! + − × ÷ and bit operations only (no fused multiply–add, no platform libm),
-//! so native and wasm32 builds give the same bits. They are faster than the
+//! the four basic operations and bit operations only (no fused multiply–add,
+//! no platform libm), so native and wasm32 builds give the same bits. They are faster than the
 //! general `libm` routines because they serve a restricted domain and fall
 //! back to `libm` outside it:
 //!
@@ -11,7 +11,8 @@
 //!   reduction by π/2 in three parts and Taylor polynomials on [−π/4, π/4],
 //!   error about one ulp.
 
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1; // 0x3fe62e42fee00000: 32 significant bits
+/// ln 2 rounded to 32 significant bits.
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 const LN2_LO: f64 = 1.908_214_929_270_587_7e-10; // ln 2 − LN2_HI
 const INV_LN2: f64 = core::f64::consts::LOG2_E;
 /// 1.5 · 2^52: adding and subtracting it rounds a small double to an integer
@@ -105,7 +106,7 @@ fn pow_core(x: f64, y: f64) -> f64 {
     let e = 1.0 + (r + r * r * q);
     // 2^k from the integer held in the low bits of kx.
     let scale = f64::from_bits(kx.to_bits().wrapping_sub(ROUND_BITS).wrapping_add(1023) << 52);
-    let ok = x >= f64::MIN_POSITIVE && x <= f64::MAX && hi.abs() <= 690.0;
+    let ok = (f64::MIN_POSITIVE..=f64::MAX).contains(&x) && hi.abs() <= 690.0;
     if ok {
         e * scale
     } else {
@@ -170,9 +171,9 @@ fn pow_pos_all_impl(xs: &mut [f64], y: f64) {
 
 // π/2 = PIO2_1 + PIO2_2 + PIO2_3 (the first two have 33 bits, so k·part is
 // exact for |k| < 2^20).
-const PIO2_1: f64 = 1.570_796_326_734_125_614_17e0; // 0x3ff921fb54400000
-const PIO2_2: f64 = 6.077_100_506_303_965_976_6e-11; // 0x3dd0b4611a600000
-const PIO2_3: f64 = 2.022_266_248_795_950_631_54e-21; // π/2 − PIO2_1 − PIO2_2
+const PIO2_1: f64 = f64::from_bits(0x3ff9_21fb_5440_0000);
+const PIO2_2: f64 = f64::from_bits(0x3dd0_b461_1a60_0000);
+const PIO2_3: f64 = f64::from_bits(0x3ba3_198a_2e03_7073);
 const FRAC_2_PI: f64 = core::f64::consts::FRAC_2_PI;
 
 #[inline(always)]

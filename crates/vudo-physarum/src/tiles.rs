@@ -104,7 +104,7 @@ fn sum_scalar<const R: usize>(a: &[f64], at: usize, stride: usize, nk: usize, t:
         let x = &a[at + k * stride..at + k * stride + R];
         for q in 0..4 {
             for r in 0..R {
-                acc[q][r] = acc[q][r] + x[r] * tk[q];
+                acc[q][r] += x[r] * tk[q];
             }
         }
     }
@@ -120,7 +120,7 @@ fn panel_scalar<const R: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, w
         let x = &b[j * nr + i..j * nr + i + R];
         for q in 0..4 {
             for r in 0..R {
-                acc[q][r] = acc[q][r] - x[r] * tj[q];
+                acc[q][r] -= x[r] * tj[q];
             }
         }
     }
