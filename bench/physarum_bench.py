@@ -324,7 +324,9 @@ def anchor_runner(name: str, g: Graph, sources: list[int]) -> Runner:
 
 CHROMIUM_SETUP = """async ([xyz, ends, food, params, warm]) => {
   if (!window.__pxi) {
-    const { instance } = await WebAssembly.instantiateStreaming(fetch('/physarum.wasm'), {});
+    // The module also carries the spirit ABI; its host functions are no-ops for the kernel ABI (px_*).
+    const stubs = { vudo: { log: () => undefined, topology: () => 0, now_ms: () => BigInt(Date.now()) } };
+    const { instance } = await WebAssembly.instantiateStreaming(fetch('/physarum.wasm'), stubs);
     window.__pxi = instance.exports;
   }
   const x = window.__pxi;
