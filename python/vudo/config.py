@@ -81,6 +81,15 @@ class NodeConfig:
     #: Fault injection for tests and benchmarks only: the fraction (0..1) of outgoing
     #: signal frames this node drops, as if the network lost them. Never set it in production.
     signal_fault_loss: float = 0.0
+    #: This node holds a replica of the credit ledger and votes in its Raft cluster
+    #: (it also advertises the Witness capability; --witness-stake implies it).
+    witness: bool = False
+    raft_heartbeat_ms: int = 150
+    raft_election_min_ms: int = 1000
+    raft_election_max_ms: int = 2000
+    #: Fault injection for tests only: a file naming peers (one node id a line) whose Raft
+    #: frames this witness drops, both ways; re-read while the node runs. Never set it in production.
+    raft_fault_drop_file: str = ""
 
     def gossip_key_bytes(self) -> list[bytes]:
         """The configured keys (flag/env/TOML first, else the key file), decoded; [] when open."""
@@ -238,6 +247,13 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
         raise ConfigError(f"signal_flood must be one of {', '.join(SIGNAL_FLOODS)}, got {cfg.signal_flood!r}")
     if not 0.0 <= cfg.signal_fault_loss <= 1.0:
         raise ConfigError(f"signal_fault_loss is a fraction between 0 and 1 (fault injection for tests), got {cfg.signal_fault_loss}")
+    if not 10 <= cfg.raft_heartbeat_ms < cfg.raft_election_min_ms < cfg.raft_election_max_ms:
+        raise ConfigError(
+            "raft timings must satisfy 10 <= raft_heartbeat_ms < raft_election_min_ms < raft_election_max_ms, got "
+            f"{cfg.raft_heartbeat_ms}, {cfg.raft_election_min_ms}, {cfg.raft_election_max_ms}"
+        )
+    if cfg.witness_stake is not None and not cfg.witness:
+        cfg = dataclasses.replace(cfg, witness=True)  # a stake is only meaningful on a witness
     try:
         api_ip = ipaddress.ip_address(cfg.api_host)
     except ValueError:

@@ -23,12 +23,15 @@ from types import FrameType
 
 import httpx
 
+from vudo.credits.transaction import UNITS_PER_CREDIT
 from vudo.errors import BootstrapError, ConfigError
 from vudo.gossip_keys import decode_key, generate_key, write_key_file
 from vudo.identity import KEY_FILE, init_data_dir, load_identity
 from vudo.spirits.builtin import PHYSARUM_PACKAGE, install_into
 
 CLUSTER_FILE = "cluster.json"
+#: What `vudo dev` gives every node at genesis: 1 000 credits.
+DEV_GENESIS_UNITS = 1000 * UNITS_PER_CREDIT
 KEY_FILE_NAME = "gossip.key"
 
 
@@ -90,7 +93,7 @@ def node_argv(data_dir: Path, gossip_port: int, api_port: int, seed: str | None,
     if seed:
         argv += ["--seed", seed]
     if witness:
-        argv += ["--witness-stake", "1000"]
+        argv += ["--witness", "--witness-stake", "1000"]
     argv += ["--gossip-key-file", str(key_file)] if key_file is not None else ["--open-gossip"]
     return argv
 
@@ -116,6 +119,45 @@ def wait_ready(api: str, proc: subprocess.Popen[bytes], deadline: float) -> None
     raise BootstrapError(f"node at {api} did not become ready in time (see its log)")
 
 
+def _post(api: str, token: str, path: str, body: dict[str, object]) -> httpx.Response:
+    return httpx.post(api + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30.0)
+
+
+def found_ledger(nodes: list[DevNode], deadline: float) -> None:
+    """Found the witness cluster (every witness initialised with the same list) and give every node 1 000 credits.
+
+    Idempotent: on a restarted dev cluster the witnesses already agree and the genesis already happened.
+    """
+    witnesses = [n for n in nodes if n.witness]
+    if not witnesses:
+        return
+    ids = sorted(n.node_id for n in witnesses)
+    for n in witnesses:
+        token = (Path(n.data_dir) / "api-token").read_text().strip()
+        founded = _post(n.api, token, "/v1/credits/witnesses/init", {"witnesses": ids})
+        if founded.status_code != 200:
+            raise BootstrapError(f"witness {n.node_id} refused to found the ledger: {founded.text}")
+    allocations = {n.node_id: DEV_GENESIS_UNITS for n in nodes}
+    first = witnesses[0]
+    token = (Path(first.data_dir) / "api-token").read_text().strip()
+    while True:
+        response: httpx.Response | None = None
+        try:
+            response = _post(first.api, token, "/v1/credits/genesis", {"allocations": allocations})
+        except httpx.HTTPError as err:
+            detail = str(err)
+        if response is not None:
+            body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+            if response.status_code == 200 or body.get("code") in ("id_conflict", "minting_closed"):
+                return  # founded now, or on an earlier run of this dev cluster
+            if response.status_code != 503:
+                raise BootstrapError(f"the genesis was refused: {response.text}")
+            detail = response.text
+        if time.monotonic() > deadline:
+            raise BootstrapError(f"the witnesses elected no ledger leader in time ({detail}); see their logs")
+        time.sleep(0.5)
+
+
 def banner(nodes: list[DevNode], directory: Path, key_file: Path | None = None) -> str:
     lines = [f"VUDO dev network: {len(nodes)} node(s) in {directory}", ""]
     for i, n in enumerate(nodes):
@@ -125,13 +167,16 @@ def banner(nodes: list[DevNode], directory: Path, key_file: Path | None = None) 
     lines += ["", f"  dashboard:  {nodes[0].api}/", f"  physarum:   {nodes[0].api}/physarum",
               f"  spirit:     vudo spirit summon physarum --data-dir {nodes[0].data_dir}  (page: {nodes[0].api}/spirits/physarum/)",
               f"  cluster:    {directory / CLUSTER_FILE}",
+              f"  credits:    {sum(n.witness for n in nodes)} witness(es); every node got 1000 credits (vudo credits status --api {nodes[0].api})",
               f"  gossip key: {key_file}" if key_file else "  gossip:     OPEN (no cluster key)", "",
               "Press Ctrl-C to stop every node."]
     return "\n".join(lines)
 
 
-def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interval_ms: int, witnesses: int, as_json: bool,
+def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interval_ms: int, witnesses: int | None, as_json: bool,
             open_gossip: bool = False) -> int:
+    if witnesses is None:
+        witnesses = min(3, nodes)
     with ExitStack() as stack:
         if directory is None:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vudo-dev-")))
@@ -172,6 +217,8 @@ def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interv
                 wait_ready(described[-1].api, procs[-1], time.monotonic() + 90)
                 if stopping:
                     return 130
+            print(f"founding the credit ledger with {sum(n.witness for n in described)} witness(es)...", file=sys.stderr)
+            found_ledger(described, time.monotonic() + 120)
             cluster = {"nodes": [asdict(n) for n in described], "gossip_key_file": str(key_file) if key_file else None}
             tmp = directory / (CLUSTER_FILE + ".tmp")
             tmp.write_text(json.dumps(cluster, indent=2))

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from vudo import __version__
+from vudo.api.credits import credits_router
 from vudo.api.hosts import HostPolicy
 from vudo.api.market import market_router
 from vudo.api.models import (
@@ -278,6 +279,7 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None, hosts: H
     app.include_router(market_router(node, require_token))
     if signals is not None:
         app.include_router(signals_router(signals, node.token_matches))
+    app.include_router(credits_router(node, node.token_matches))
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

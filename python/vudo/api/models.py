@@ -198,3 +198,106 @@ class GossipKeysOut(BaseModel):
 class GossipKeyChange(BaseModel):
     op: Literal["install", "use", "remove"]
     key: str = Field(max_length=128, description="base64 of the 32-byte key (`vudo keygen`)")
+
+
+# -- credits (amounts are integer units: 1 credit = 1 000 000 units) ----------------------
+
+
+class CreditsErrorOut(BaseModel):
+    code: str = Field(description="machine-readable reason: insufficient_funds, invalid_signature, id_conflict, overflow, memo_too_long, no_leader, ...")
+    detail: str
+    leader: str | None = None
+
+
+class CreditAccountOut(BaseModel):
+    node_id: str
+    balance: int
+    locked: int
+    available: int
+    earned_total: int
+    spent_total: int
+
+
+class CreditAccountsOut(BaseModel):
+    accounts: list[CreditAccountOut]
+    total_minted: int
+    pool: int
+    index: int = Field(description="the ledger index these balances reflect")
+    truncated: bool = False
+
+
+class CreditSummaryOut(BaseModel):
+    total_minted: int
+    pool: int
+    sum_balances: int
+    leader: str | None
+    term: int
+    last_applied: int | None
+    witnesses: list[str]
+    state_hash: str
+    voters: list[str]
+    accounts: int
+    open_locks: int
+    threshold_permille: int
+    index: int
+    state: str = Field(description="this node's Raft state when it holds the ledger (leader, follower, ...), else the answering leader's")
+
+
+class TransferIn(BaseModel):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] | None = Field(
+        None, description="operation id; reuse it to retry safely (default: a fresh random id)")
+    to: Annotated[str, Field(min_length=1, max_length=128)]
+    amount: Annotated[int, Field(ge=0, le=2**64 - 1)]
+    fee: Annotated[int, Field(ge=0, le=2**64 - 1)] = 0
+    memo: Annotated[str, Field(max_length=1024)] = ""
+
+
+class OperationOut(BaseModel):
+    id: str
+    status: Literal["committed", "exists"]
+    index: int
+
+
+class TransferRecordOut(BaseModel):
+    id: str
+    status: Literal["applied", "rejected"]
+    code: str
+    message: str
+    index: int
+
+
+class ProposalIn(BaseModel):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] | None = None
+    action: Literal["mint", "add_witness", "remove_witness"]
+    target: Annotated[str, Field(min_length=1, max_length=128)]
+    amount: Annotated[int, Field(ge=0, le=2**64 - 1)] = 0
+
+
+class VoteIn(BaseModel):
+    approve: bool
+
+
+class CreditProposalOut(BaseModel):
+    id: str
+    proposer: str
+    action: str
+    target: str
+    amount: int
+    state: str
+    approvals: int
+    rejections: int
+    failure: str | None
+
+
+class WitnessInitIn(BaseModel):
+    witnesses: Annotated[list[Annotated[str, Field(min_length=1, max_length=128)]], Field(min_length=1, max_length=64)]
+
+
+class WitnessInitOut(BaseModel):
+    witnesses: list[str]
+    voters: list[str]
+
+
+class GenesisIn(BaseModel):
+    allocations: Annotated[dict[str, Annotated[int, Field(ge=0, le=2**64 - 1)]], Field(max_length=4096)]
+    threshold_permille: Annotated[int, Field(ge=1, le=1000)] = 670

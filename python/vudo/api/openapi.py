@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 from vudo.api.app import create_app
 from vudo.api.query import KeyringView, NodeInfo
+from vudo.credits.transaction import ActionKind
+from vudo.credits.wire import ReadWhat, Response
 from vudo.hyphal.topology import TopologyView
 from vudo.services.links import LinkView
 from vudo.services.market import FetchView, OfferView
@@ -88,6 +90,24 @@ class _SchemaOnly:
         self._never()
 
     def change_gossip_key(self, op: str, key: bytes) -> None:
+        self._never()
+
+    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True) -> Response:
+        self._never()
+
+    async def credits_transfer(self, *, to: str, amount: int, fee: int, memo: str, op_id: str | None) -> tuple[str, Response]:
+        self._never()
+
+    async def credits_propose(self, *, action: ActionKind, target: str, amount: int, op_id: str | None) -> tuple[str, Response]:
+        self._never()
+
+    async def credits_vote(self, *, proposal_id: str, approve: bool) -> Response:
+        self._never()
+
+    async def credits_init(self, witnesses: list[str]) -> list[str]:
+        self._never()
+
+    async def credits_genesis(self, allocations: dict[str, int], *, threshold_permille: int) -> Response:
         self._never()
 
 

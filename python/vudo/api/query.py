@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from vudo.credits.transaction import ActionKind
+from vudo.credits.wire import ReadWhat, Response
 from vudo.hyphal.capability import Capability
 from vudo.hyphal.topology import TopologyView
 from vudo.services.links import LinkView
@@ -82,3 +84,18 @@ class NodeQuery(Protocol):
 
     def change_gossip_key(self, op: str, key: bytes) -> None:
         """install | use | remove; ValueError says what is wrong (caller's fault)."""
+
+    # Credits. Answers are the ledger's own (vudo.credits.wire): Committed, ReadReply or Refused(code).
+
+    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True) -> Response: ...
+
+    async def credits_transfer(self, *, to: str, amount: int, fee: int, memo: str, op_id: str | None) -> tuple[str, Response]: ...
+
+    async def credits_propose(self, *, action: ActionKind, target: str, amount: int, op_id: str | None) -> tuple[str, Response]: ...
+
+    async def credits_vote(self, *, proposal_id: str, approve: bool) -> Response: ...
+
+    async def credits_init(self, witnesses: list[str]) -> list[str]:
+        """Found the witness cluster here; returns the voters. LedgerRefused(code) when this node cannot."""
+
+    async def credits_genesis(self, allocations: dict[str, int], *, threshold_permille: int) -> Response: ...

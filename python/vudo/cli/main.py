@@ -17,6 +17,7 @@ import click
 import httpx
 
 from vudo import __version__
+from vudo.cli.credits import credits, witness
 from vudo.cli.output import print_json, style, table
 from vudo.cli.signal import signal
 from vudo.config import ENV_PREFIX, default_data_dir, load_config
@@ -103,7 +104,9 @@ def show_id(data_dir: str | None, as_json: bool) -> None:
 @click.option("--bootstrap-timeout-s", type=float, help="give up joining after this many seconds [60]")
 @click.option("--announcement-ttl-s", type=float, help="reject announcements older than this [60]")
 @click.option("--refresh-interval-s", type=float, help="re-sign announcement and gradient this often [5]")
-@click.option("--witness-stake", type=int, help="advertise the Witness capability with this stake")
+@click.option("--witness", is_flag=True, default=None, help="hold a replica of the credit ledger and vote in its Raft cluster (advertises the Witness capability)")
+@click.option("--witness-stake", type=int, help="advertise the Witness capability with this stake (implies --witness)")
+@click.option("--raft-fault-drop-file", help="FAULT INJECTION for tests: file of node ids whose Raft frames this witness drops, re-read live")
 @click.option("--gossip-key", "gossip_keys", multiple=True, help="cluster gossip key from `vudo keygen`, primary first (repeatable) [env VUDO_GOSSIP_KEYS]")
 @click.option("--gossip-key-file", help="0600 file of gossip keys, one per line, primary first")
 @click.option("--open-gossip", is_flag=True, default=None, help="run without a cluster keyring (gossip readable and writable by anyone who reaches the port)")
@@ -131,10 +134,10 @@ def node(config_file: str | None, verbose: int, **flags: Any) -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False), help="cluster directory [a temporary one]")
 @click.option("--base-port", type=int, default=0, help="first port to use [pick free ports]")
 @click.option("--gossip-interval-ms", type=int, default=300, show_default=True)
-@click.option("--witnesses", type=int, default=3, show_default=True, help="how many nodes advertise the Witness capability")
+@click.option("--witnesses", type=click.IntRange(0, 200), default=None, help="how many nodes are credit witnesses (Raft voters) [3, or every node when fewer]")
 @click.option("--json", "as_json", is_flag=True, help="print the cluster description as JSON instead of a banner")
 @click.option("--open-gossip", is_flag=True, help="no cluster key (by default the cluster gets a new one in DIR/gossip.key)")
-def dev(nodes: int, directory: str | None, base_port: int, gossip_interval_ms: int, witnesses: int, as_json: bool, open_gossip: bool) -> None:
+def dev(nodes: int, directory: str | None, base_port: int, gossip_interval_ms: int, witnesses: int | None, as_json: bool, open_gossip: bool) -> None:
     """Start a local network of real nodes on loopback, with its dashboard."""
     from vudo.dev import run_dev
 
@@ -415,6 +418,8 @@ from vudo.cli.spirit import spirit  # noqa: E402 - the group imports helpers fro
 cli.add_command(physarum)
 cli.add_command(spirit)
 cli.add_command(signal)
+cli.add_command(credits)
+cli.add_command(witness)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vudo import _core
@@ -56,6 +57,10 @@ class LedgerClient:
         self.ledger = ledger
         self._pending: dict[int, asyncio.Future[_core.LedgerEvent]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called with each event no call awaits (the answers to inbound Raft RPCs a host serves).
+        self.unclaimed: Callable[[_core.LedgerEvent], None] | None = None
+        #: Called after every wake-up (a host pumps the ledger's outbound RPCs there).
+        self.after_drain: Callable[[], None] | None = None
 
     def start(self) -> None:
         """Watch the engine's wake-up descriptor on the running loop."""
@@ -81,6 +86,10 @@ class LedgerClient:
             future = self._pending.pop(event.ticket, None)
             if future is not None and not future.done():
                 future.set_result(event)
+            elif future is None and self.unclaimed is not None:
+                self.unclaimed(event)
+        if self.after_drain is not None:
+            self.after_drain()
 
     async def wait(self, ticket: int) -> _core.LedgerEvent:
         """The event that completes ``ticket``; raises :class:`LedgerRefused` for a failure."""

@@ -31,6 +31,11 @@ for the log (each with a sequence ``id``). ``now`` and the RNG are injected.
   announcements, each verified against the NodeId it names), and the node
   fuses with suitable candidates. A node below ``min_connections`` keeps
   asking (at most once per ``introduction_interval`` per peer).
+* **Pinned peers.** Another service may pin peers (:class:`PinnedPeers`:
+  the credit witnesses keep links to each other). A pinned member is dialled
+  whenever it is not linked (its backoff still applies), beside the degree
+  target; a pinned peer's connection is never refused as ``full`` nor
+  pruned. At most ``max_pinned`` peers are pinned (the rest are ignored).
 * **Reputation.** A :class:`~vudo.hyphal.reputation.ReputationTracker` is fed
   with link up/down times, answered and failed requests, and verified or
   refused announcements; it weights dial choice and breaks pruning ties,
@@ -127,6 +132,8 @@ class RoutingConfig:
     announcement_ttl: float = 60.0
     dials_per_tick: int = 4
     min_reputation: float = 0.25
+    #: Most peers another service may pin (links kept beyond the degree policy).
+    max_pinned: int = 16
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_connections <= self.target_degree <= self.max_connections:
@@ -175,7 +182,15 @@ class AnnouncementRefreshed:
     now: float
 
 
-Input = LinkEngineEvent | CandidatesObserved | TrafficMeasured | AnnouncementRefreshed
+@dataclass(frozen=True, slots=True)
+class PinnedPeers:
+    """Peers to keep linked beyond the degree policy (replaces the previous set)."""
+
+    peers: frozenset[str]
+    now: float
+
+
+Input = LinkEngineEvent | CandidatesObserved | TrafficMeasured | AnnouncementRefreshed | PinnedPeers
 
 
 # -- events out (for the log and metrics) ----------------------------------------
@@ -288,6 +303,7 @@ class AdaptiveRouting:
         self._requests: dict[int, tuple[_Purpose, str]] = {}
         self._asked: dict[str, float] = {}  # peer -> last introduction request
         self._answered: dict[str, float] = {}  # peer -> last introductions we answered it
+        self.pinned: frozenset[str] = frozenset()
         self._next_event = 0
         self.last_tick = now
 
@@ -357,6 +373,9 @@ class AdaptiveRouting:
         if isinstance(event, TrafficMeasured):
             self.record_traffic(event.peer, event.nbytes, event.window_s)
             return []
+        if isinstance(event, PinnedPeers):
+            self.pinned = frozenset(sorted(event.peers - {self.self_id})[: self.config.max_pinned])
+            return self._fill(event.now)
         self.announcement = event.sealed
         self.anastomosis.announcement = event.sealed
         return []
@@ -379,7 +398,7 @@ class AdaptiveRouting:
             return [Disconnect(peer, "self")]
         if peer in self.connections or peer in self.anastomosis:
             return []  # a second connection to a peer we already know
-        if len(self.connections) + len(self.anastomosis) >= self.config.max_connections:
+        if len(self.connections) + len(self.anastomosis) >= self.config.max_connections and peer not in self.pinned:
             self._count(FULL)
             return [Disconnect(peer, FULL)]
         if self.reputation.aggregate(peer, event.now) < self.config.min_reputation:
@@ -432,7 +451,7 @@ class AdaptiveRouting:
         return out
 
     def _fused(self, fused: Fused) -> list[Output]:
-        if len(self.connections) >= self.config.max_connections:
+        if len(self.connections) >= self.config.max_connections and fused.peer not in self.pinned:
             self._count(FULL)
             return [Disconnect(fused.peer, FULL)]
         self.connections[fused.peer] = HyphalLink(
@@ -490,7 +509,8 @@ class AdaptiveRouting:
             if peer in self.connections:  # the peer reconnected before we saw the old link go down
                 self._remove(peer, event.now)
                 self._dialing.pop(peer, None)
-            elif peer not in self.anastomosis and len(self.connections) + len(self.anastomosis) >= self.config.max_connections:
+            elif (peer not in self.anastomosis and peer not in self.pinned
+                  and len(self.connections) + len(self.anastomosis) >= self.config.max_connections):
                 self._count(FULL)
                 self._lingering[peer] = (event.now + self.config.refusal_grace, FULL)
                 return [Respond(event.channel, encode(Refusal(reason=FULL)))]
@@ -636,7 +656,10 @@ class AdaptiveRouting:
         """Above 1.5 × target, gracefully drop the weakest link below ``prune_threshold``."""
         if len(self.connections) <= self.config.target_degree * 1.5:
             return []
-        weak = [link for link in self.connections.values() if link.bandwidth_score < self.config.prune_threshold]
+        weak = [
+            link for link in self.connections.values()
+            if link.bandwidth_score < self.config.prune_threshold and link.peer not in self.pinned
+        ]
         if not weak:
             return []
         weakest = min(weak, key=lambda link: (link.bandwidth_score, self.reputation.aggregate(link.peer, now), link.peer))
@@ -649,25 +672,33 @@ class AdaptiveRouting:
 
     # -- choosing whom to fuse with ------------------------------------------------------
 
-    def suitable(self, peer: str, known: _Known, now: float) -> bool:
-        """``should_connect``: compatible, not linked or in flight, not backing off or cooling down, reputable."""
+    def suitable(self, peer: str, known: _Known, now: float, *, pinned: bool = False) -> bool:
+        """``should_connect``: compatible, not linked or in flight, not backing off or cooling down, reputable.
+
+        A pinned peer skips the capability match and the prune cooldown (it was pinned on purpose)."""
         if peer == self.self_id or peer in self.connections or peer in self.anastomosis or peer in self._dialing:
             return False
-        if peer in self._closing or self._cooldown.get(peer, -math.inf) > now:
+        if peer in self._closing or (not pinned and self._cooldown.get(peer, -math.inf) > now):
             return False
         backoff = self._backoff.get(peer)
         if backoff is not None and backoff.retry_at > now:
             return False
         mine = capability_kinds(self.capabilities)
         theirs = capability_kinds(known.capabilities)
-        if not (mine & theirs) and not (frozenset(self.seeks) & theirs):
+        if not pinned and not (mine & theirs) and not (frozenset(self.seeks) & theirs):
             return False  # their seeks are only known from their Hello; they may still dial us
         return self.reputation.aggregate(peer, now) >= self.config.min_reputation
 
     def _fill(self, now: float) -> list[Output]:
+        out: list[Output] = []
+        for peer in sorted(self.pinned):  # beside the degree target: pinned members are always wanted
+            known = self._members.get(peer)
+            if known is not None and self.suitable(peer, known, now, pinned=True):
+                self._dialing[peer] = now
+                out.append(Dial(known.addr, peer))
         want = min(self.config.target_degree - self.committed(), self.config.dials_per_tick)
         if want <= 0:
-            return []
+            return out
         pool = {**self._introduced, **self._members}
         keyed: list[tuple[float, str]] = []
         for peer in sorted(pool):
@@ -675,7 +706,6 @@ class AdaptiveRouting:
                 weight = max(self.reputation.aggregate(peer, now), 1e-6)
                 keyed.append((self.rng.random() ** (1.0 / weight), peer))
         keyed.sort(reverse=True)
-        out: list[Output] = []
         for _, peer in keyed[:want]:
             self._dialing[peer] = now
             out.append(Dial(pool[peer].addr, peer))

@@ -23,6 +23,9 @@ from vudo import _core
 from vudo.api.hosts import HostPolicy
 from vudo.api.query import KeyringView, NodeInfo
 from vudo.config import NodeConfig
+from vudo.credits.transaction import ActionKind
+from vudo.credits.wire import CREDITS_PROTOCOL, RAFT_PROTOCOL, ReadWhat, Response
+from vudo.hyphal.capability import is_witness
 from vudo.hyphal.linkproto import HYPHAL_PROTOCOL
 from vudo.hyphal.topology import TopologyView, build_topology
 from vudo.identity import Identity, load_api_token, load_identity
@@ -44,6 +47,7 @@ from vudo.node.lifecycle import (
 from vudo.node.runtime import remove_runtime_file, write_runtime_file
 from vudo.services.api import ApiService
 from vudo.services.base import Service
+from vudo.services.credits import CreditsService, CreditsSources
 from vudo.services.link_engine import LinkEngine
 from vudo.services.links import LinksService, LinksSources, LinkView
 from vudo.services.market import FetchView, MarketService, OfferView
@@ -152,6 +156,26 @@ class NodeQueries:
     def change_gossip_key(self, op: str, key: bytes) -> None:
         self._node.membership.change_key(op, key)
 
+    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True) -> Response:
+        return await self._node.credits.read(what, key, linearizable=linearizable)
+
+    async def credits_transfer(self, *, to: str, amount: int, fee: int, memo: str, op_id: str | None) -> tuple[str, Response]:
+        return await self._node.credits.transfer(to=to, amount=amount, fee=fee, memo=memo, op_id=op_id)
+
+    async def credits_propose(self, *, action: ActionKind, target: str, amount: int, op_id: str | None) -> tuple[str, Response]:
+        return await self._node.credits.propose(action=action, target=target, amount=amount, op_id=op_id)
+
+    async def credits_vote(self, *, proposal_id: str, approve: bool) -> Response:
+        return await self._node.credits.vote(proposal_id=proposal_id, approve=approve)
+
+    async def credits_init(self, witnesses: list[str]) -> list[str]:
+        await self._node.credits.initialize(witnesses)
+        summary = self._node.credits.local_summary()
+        return [] if summary is None else sorted(summary.voters)
+
+    async def credits_genesis(self, allocations: dict[str, int], *, threshold_permille: int) -> Response:
+        return await self._node.credits.genesis(allocations, threshold_permille=threshold_permille)
+
 
 class Node:
     def __init__(self, config: NodeConfig, *, network: _core.MemoryNetwork | None = None) -> None:
@@ -165,7 +189,7 @@ class Node:
         self.capabilities = meter.capabilities(
             storage_iops=config.storage_iops,
             gateway_protocols=config.gateway_protocols,
-            witness_stake=config.witness_stake,
+            witness_stake=config.witness_stake if config.witness_stake is not None else (0 if config.witness else None),
         )
         self.started_at = time.time()
         self.lifecycle = Lifecycle(leave_grace_s=config.leave_grace_ms / 1000)
@@ -179,7 +203,9 @@ class Node:
             LinksSources(m.members, m.sealed_announcements, m.own_announcement, m.link_lists),
             # The policies compare event times with signed timestamps: the engine's clock is wall-clock time.
             lambda: LinkEngine(
-                self.identity, config.link_listen, protocols=(HYPHAL_PROTOCOL, SIGNAL_PROTOCOL, SPIRIT_PROTOCOL), max_connections=config.max_connections, clock=time.time
+                self.identity, config.link_listen,
+                protocols=(HYPHAL_PROTOCOL, SIGNAL_PROTOCOL, SPIRIT_PROTOCOL, RAFT_PROTOCOL, CREDITS_PROTOCOL),
+                max_connections=config.max_connections, clock=time.time,
             ),
         )
         m.publishers.append(self.links.gossip_values)
@@ -195,6 +221,16 @@ class Node:
             config=SignalConfig(flood="plain" if config.signal_flood == "plain" else "plumtree"),
             fault_loss=config.signal_fault_loss,
         )
+        self.credits = CreditsService(
+            config, self.identity,
+            lambda: links.port(RAFT_PROTOCOL),
+            lambda: links.port(CREDITS_PROTOCOL),
+            CreditsSources(witness_members=lambda: frozenset(
+                v.node_id for v in m.members() if v.verified and v.status == "alive" and is_witness(v.capabilities)
+            )),
+            registry=self.metrics.registry,
+        )
+        links.pin_sources.append(self.credits.pinned)
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
         self.market = MarketService(
             self.identity, self.spirits, lambda: links.port(SPIRIT_PROTOCOL), m.catalogues,
@@ -204,7 +240,7 @@ class Node:
         m.publishers.append(self.market.gossip_values)
         hosts = HostPolicy.for_bind(config.api_host, config.api_vhosts)
         self.api = ApiService(config, create_app(self.queries, signals=self.signals, hosts=hosts))
-        self.services: Sequence[Service] = (self.membership, self.links, self.signals, self.spirits, self.market, self.api)
+        self.services: Sequence[Service] = (self.membership, self.links, self.signals, self.credits, self.spirits, self.market, self.api)
         self.inbox: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
     # -- the supervisor's inbox ----------------------------------------------------

@@ -10,6 +10,8 @@ anastomosis handshake and the reputation tracker). It decides nothing:
 * each tick it hands the policy the verified membership as candidates, our
   freshly signed announcement, the bytes each link carried in the last
   window (for the bandwidth EMA), and a timer;
+* it hands the policy the peers other services pin (the credit witnesses
+  keep links to each other, :attr:`LinksService.pin_sources`);
 * it counts the bytes each link carries (requests and responses both ways)
   for the policy's bandwidth EMA;
 * it offers read-only views: the links (``/v1/links``), this node's view of
@@ -51,6 +53,7 @@ from vudo.hyphal.routing import (
     LinkEstablished,
     LinkLost,
     Output,
+    PinnedPeers,
     RoutingConfig,
     TrafficMeasured,
 )
@@ -155,6 +158,9 @@ class LinksService:
         self._traffic: dict[str, int] = {}  # peer -> bytes this window
         self._link_list: tuple[frozenset[str], float, str] | None = None  # (peers, signed at, value)
         self.ports: list[ProtocolPort] = []  # other services' protocols on the same engine
+        #: Other services' peers to keep linked beyond the degree policy (read every tick).
+        self.pin_sources: list[Callable[[], frozenset[str]]] = []
+        self._pinned: frozenset[str] = frozenset()
         self._running = False
 
     # -- read side ----------------------------------------------------------------
@@ -242,6 +248,11 @@ class LinksService:
             if m.verified and m.status == "alive" and not m.is_self and m.link
         )
         self._execute(self.policy.receive(CandidatesObserved(candidates, now)))
+        pinned = frozenset().union(*(source() for source in self.pin_sources))
+        if pinned != self._pinned:
+            self._pinned = pinned
+            log.info("keeping links to %d pinned peer(s) beyond the degree policy", len(pinned))
+            self._execute(self.policy.receive(PinnedPeers(pinned, now)))
         own = self.sources.own_announcement()
         if own and own != self.policy.announcement:
             self._execute(self.policy.receive(AnnouncementRefreshed(own, now)))

@@ -1,0 +1,202 @@
+"""The credits service end to end in one process: three witness ledgers and a plain node over in-memory links.
+
+Raft frames travel through the service's RaftCarrier on an in-memory ``/vudo/raft/1``; submissions and reads
+from the plain node are forwarded on an in-memory ``/vudo/credits/1``. Waits are on conditions, never on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import msgspec
+
+from vudo.config import NodeConfig
+from vudo.credits import UNITS_PER_CREDIT, CreditTransaction
+from vudo.credits.wire import Committed, Genesis, Read, ReadReply, Refused, Submit, decode_response, encode
+from vudo.hyphal.linkproto import RequestReceived
+from vudo.identity import Identity
+from vudo.services.credits import CreditsService, CreditsSources, Outbox
+from vudo.testing.signalports import MemoryLinkHub
+
+U = UNITS_PER_CREDIT
+PATIENCE = 60.0
+
+
+async def until(pred: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def run(coro: Callable[[], object]) -> None:
+    with ThreadPoolExecutor(1) as pool:  # its own loop: a session-wide Playwright driver may run one here
+        pool.submit(asyncio.run, coro()).result(timeout=600)  # type: ignore[arg-type]
+
+
+class Cluster:
+    def __init__(self, root: Path, witnesses: int = 3, others: int = 1) -> None:
+        self.ids = [Identity.generate() for _ in range(witnesses + others)]
+        self.witness_ids = frozenset(i.node_id for i in self.ids[:witnesses])
+        self.raft, self.credits = MemoryLinkHub(), MemoryLinkHub()
+        self.services: list[CreditsService] = []
+        for n, ident in enumerate(self.ids):
+            data = root / f"n{n}"
+            data.mkdir()
+            config = NodeConfig(data_dir=data, witness=n < witnesses, raft_heartbeat_ms=50, raft_election_min_ms=300,
+                                raft_election_max_ms=600, raft_fault_drop_file=str(root / f"drop{n}"))
+            self.services.append(CreditsService(
+                config, ident,
+                (lambda nid=ident.node_id: self.raft.port(nid)),
+                (lambda nid=ident.node_id: self.credits.port(nid)),
+                CreditsSources(witness_members=lambda: self.witness_ids),
+                tick_s=0.02,
+            ))
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for s in self.services:
+            await s.start()
+        for a in self.ids:
+            for b in self.ids:
+                if a.node_id < b.node_id:
+                    self.raft.link(a.node_id, b.node_id)
+                    self.credits.link(a.node_id, b.node_id)
+        self.tasks = [asyncio.create_task(s.run(None)) for s in self.services]  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        for s in self.services:
+            await s.stop()
+        self.raft.close()
+        self.credits.close()
+        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 30)
+
+    async def found(self) -> None:
+        ids = sorted(self.witness_ids)
+        for s in self.services[: len(ids)]:
+            await s.initialize(ids)
+
+        async def genesis() -> bool:
+            response = await self.services[0].genesis({i.node_id: 1000 * U for i in self.ids})
+            return isinstance(response, Committed)
+
+        deadline = time.monotonic() + PATIENCE
+        while not await genesis():
+            assert time.monotonic() < deadline, "no genesis"
+            await asyncio.sleep(0.1)
+
+
+def test_a_plain_node_moves_credits_through_the_witnesses(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        c = Cluster(tmp_path)
+        await c.start()
+        try:
+            await c.found()
+            plain, w0 = c.services[3], c.services[0]
+            assert plain.ledger is None and w0.ledger is not None
+            # a plain node pins one witness; a witness pins the others
+            assert len(plain.pinned()) == 1 and plain.pinned() <= c.witness_ids
+            assert w0.pinned() == c.witness_ids - {w0.identity.node_id}
+
+            op_id, response = await plain.transfer(to=c.ids[0].node_id, amount=250 * U, fee=U, memo="rent", op_id="t-1")
+            assert op_id == "t-1" and isinstance(response, Committed) and response.outcome == "applied"
+            # the same id again: the same signed operation, applied once
+            again = await plain.transfer(to=c.ids[0].node_id, amount=250 * U, fee=U, memo="rent", op_id="t-1")
+            assert isinstance(again[1], Committed) and again[1].outcome == "exists"
+            conflict = await plain.transfer(to=c.ids[0].node_id, amount=1, op_id="t-1")
+            assert isinstance(conflict[1], Refused) and conflict[1].code == "id_conflict"
+            poor = await plain.transfer(to=c.ids[1].node_id, amount=10_000 * U)
+            assert isinstance(poor[1], Refused) and poor[1].code == "insufficient_funds"
+
+            for reader in (plain, w0, c.services[1]):
+                accounts = await reader.read("accounts")
+                assert isinstance(accounts, ReadReply) and accounts.summary is not None
+                balances = {a.node_id: a.balance for a in accounts.accounts}
+                assert balances[c.ids[3].node_id] == 749 * U and balances[c.ids[0].node_id] == 1250 * U
+                assert sum(balances.values()) + accounts.summary.pool == accounts.summary.total_minted == 4000 * U
+            record = await plain.read("record", "t-1")
+            assert isinstance(record, ReadReply) and record.record is not None and record.record.status == "applied"
+            missing = await plain.read("record", "nope")
+            assert isinstance(missing, ReadReply) and missing.record is None
+            summary = await plain.read("summary")
+            assert isinstance(summary, ReadReply) and summary.summary is not None
+            assert summary.summary.leader in c.witness_ids and sorted(summary.summary.voters) == sorted(c.witness_ids)
+            local = await w0.read("summary", linearizable=False)
+            assert isinstance(local, ReadReply)
+
+            # a proposal by a witness, voted by the others
+            pid, proposed = await w0.propose(action="mint", target=c.ids[3].node_id, amount=5 * U, op_id="p-1")
+            assert isinstance(proposed, Committed)
+            for s in c.services[1:3]:
+                assert isinstance(await s.vote(proposal_id=pid, approve=True), Committed)
+            prop = await plain.read("proposal", pid)
+            assert isinstance(prop, ReadReply) and prop.proposal is not None and prop.proposal.approvals >= 2
+
+            # every replica converges on one state
+            await until(lambda: len({s.local_summary().state_hash for s in c.services[:3]}) == 1  # type: ignore[union-attr]
+                        and len({s.local_summary().last_applied for s in c.services[:3]}) == 1, "converged replicas")  # type: ignore[union-attr]
+        finally:
+            await c.stop()
+
+    run(scenario)
+
+
+def test_forwarded_requests_are_checked_before_they_cost_a_raft_entry(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        c = Cluster(tmp_path, witnesses=1, others=0)
+        await c.start()
+        try:
+            await c.found()
+            w = c.services[0]
+            outsider = Identity.generate()  # no service of its own: we play its side of /vudo/credits/1 by hand
+            answers: list[bytes] = []
+            port = c.credits.port(outsider.node_id)
+            c.credits.link(outsider.node_id, w.identity.node_id)
+
+            async def ask(payload: bytes) -> Refused | Committed | ReadReply:
+                channel = 10_000 + len(answers)
+                c.credits._open[channel] = (outsider.node_id, w.identity.node_id, channel)
+                w._serve_forwarded(RequestReceived(outsider.node_id, "/vudo/credits/1", channel, payload, time.time()))
+                while True:
+                    event = await port.next_event()
+                    if event is not None and getattr(event, "request_id", None) == channel:
+                        answers.append(event.payload)  # type: ignore[union-attr]
+                        return decode_response(event.payload)  # type: ignore[union-attr]
+
+            bad = await ask(b"\xc1garbage")
+            assert isinstance(bad, Refused) and bad.code == "malformed"
+            forged = CreditTransaction(id="f", from_=c.ids[0].node_id, to=outsider.node_id, amount=U, timestamp=1).signed(outsider)
+            refused = await ask(encode(Submit(transfer=forged)))
+            assert isinstance(refused, Refused) and refused.code == "invalid_signature"
+            genesis = await ask(encode(Genesis(((outsider.node_id, 10**9),), (outsider.node_id,), 670, 1)))
+            assert isinstance(genesis, Refused) and genesis.code == "forbidden"
+            honest = CreditTransaction(id="h", from_=outsider.node_id, to=c.ids[0].node_id, amount=U, timestamp=1).signed(outsider)
+            reached = await ask(encode(Submit(transfer=honest)))  # well-formed and signed: it reaches the ledger
+            assert isinstance(reached, Refused) and reached.code == "insufficient_funds"
+            read = await ask(encode(Read("accounts")))
+            assert isinstance(read, ReadReply) and [a.node_id for a in read.accounts] == [c.ids[0].node_id]
+            assert w.metrics.bad.labels("invalid_signature")._value.get() == 1
+        finally:
+            await c.stop()
+
+    run(scenario)
+
+
+def test_the_outbox_keeps_signed_operations_across_restarts(tmp_path: Path) -> None:
+    ident = Identity.generate()
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(path, limit=3)
+    ops = [CreditTransaction(id=f"o{i}", from_=ident.node_id, to=ident.node_id, amount=i, timestamp=i).signed(ident) for i in range(8)]
+    for op in ops:
+        box.put(Submit(transfer=op))
+    with open(path, "ab") as f:
+        f.write(b'{"torn')  # a crash in the middle of a line
+    again = Outbox(path, limit=3)
+    assert again.get("o7") == Submit(transfer=ops[7]) and again.get("o5") is not None
+    assert again.get("o0") is None  # bounded
+    assert msgspec.json.decode(path.read_bytes().splitlines()[0])["transfer"]["id"] in {f"o{i}" for i in range(8)}
