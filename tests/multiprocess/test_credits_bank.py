@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from cluster import LocalCluster, NodeProc, wait_for
+from cluster import LocalCluster, NodeProc, metric_value, wait_for
 
 U = 1_000_000
 GENESIS = 1000 * U
@@ -208,6 +208,13 @@ def test_bank_under_leader_kill_pause_and_partition(make_cluster: Any, tmp_path:
         cut = next(w for w in witnesses if w is not leader)
         drop_files[cut.index].write_text("\n".join(w.node_id for w in witnesses if w is not cut) + "\n")
         progress(seen, cluster, "with a witness partitioned")
+
+        def cut_off() -> bool:  # the partition is real: frames are dropped and the cut witness falls behind
+            dropped = metric_value(cut.metrics(), "vudo_credits_raft_frames_total", {"fate": "fault_dropped"})
+            mine, theirs = local_summary(cut), local_summary(leader)
+            return dropped > 0 and mine is not None and theirs is not None and theirs["last_applied"] >= mine["last_applied"] + 5
+
+        wait_for(cut_off, timeout=DEADLINE, what="the partitioned witness to fall behind", diagnostics=cluster.diagnostics)
         drop_files[cut.index].write_text("")
         progress(seen, cluster, "after healing")
     finally:
@@ -250,3 +257,5 @@ def test_bank_under_leader_kill_pause_and_partition(make_cluster: Any, tmp_path:
     accounts = {a["node_id"]: a for a in cluster.nodes[3].get("/v1/credits/accounts", timeout=30.0).json()["accounts"]}
     assert {i: accounts[i]["balance"] for i in ids} == expected
     assert applied >= len(seen.acked)
+    print(f"\nbank: {len(seen.acked)} acknowledged, {len(seen.unknown)} unacknowledged ({applied} applied in all), "
+          f"{seen.reads} reads checked, refusals {seen.refused}")

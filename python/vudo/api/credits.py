@@ -123,7 +123,7 @@ def credits_router(node: NodeQuery, token_matches: Callable[[str], bool]) -> API
     async def get_account(node_id: str = NODE_ID, linearizable: bool = LINEARIZABLE) -> Any:
         """One account (all zero for a node that never held credits)."""
         if not _valid_node_id(node_id):
-            return refusal("invalid_node_id", f"{node_id!r} is not a node id")
+            return refusal("not_found", f"no account: {node_id!r} is not a node id")
         reply = _read(await node.credits_read("account", node_id, linearizable=linearizable))
         if isinstance(reply, JSONResponse):
             return reply

@@ -228,6 +228,7 @@ class CreditsService:
         self._fault_file = Path(config.raft_fault_drop_file) if config.raft_fault_drop_file else None
         self._fault_read_at = -1e9
         self._reconciled_at = -1e9
+        self._dropped_reported = 0
         self._summary: _core.LedgerSummary | None = None
         self.outbox = Outbox(config.data_dir / "credits-outbox.jsonl" if config.data_dir.is_dir() else None)
         self._running = False
@@ -260,6 +261,8 @@ class CreditsService:
 
     async def call(self, request: Request) -> Response:
         """Serve ``request`` here if this node leads the ledger, else forward it to the leader."""
+        if not self._running:
+            return Refused("unavailable", "the credits service is not running (the node is starting or stopping)")
         response: Response | None = None
         if self.client is not None:
             response = await self._serve_local(request)
@@ -289,7 +292,7 @@ class CreditsService:
 
     async def read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True) -> Response:
         """A read as of the leader's commit (``linearizable``), or this witness's own state."""
-        if not linearizable and self.ledger is not None:
+        if not linearizable and self.ledger is not None and self._running:
             return self._read_local(Read(what, key), self.ledger.summary().last_applied or 0)
         return await self.call(Read(what, key))
 
@@ -334,8 +337,8 @@ class CreditsService:
 
     async def initialize(self, witnesses: list[str]) -> None:
         """Found the Raft cluster (call it on every founding witness, with the same list)."""
-        if self.client is None:
-            raise LedgerRefused("not_witness", "this node holds no ledger; start it with --witness")
+        if self.client is None or not self._running:
+            raise LedgerRefused("not_witness", "this node holds no running ledger; start it with --witness")
         assert self.ledger is not None
         voters = sorted(self.ledger.summary().voters)
         if voters:
@@ -538,6 +541,13 @@ class CreditsService:
         self.forwarder.set_route(leader=leader, witnesses=self.witnesses())
         self._forwarded(self.forwarder.handle_timer(now))
         self._pump_outbound()
+        self._export_counters()
+
+    def _export_counters(self) -> None:
+        dropped = self.carrier.counters.fault_dropped
+        if dropped > self._dropped_reported:
+            self.metrics.raft.labels("fault_dropped").inc(dropped - self._dropped_reported)
+            self._dropped_reported = dropped
 
     def _read_fault_file(self, now: float) -> None:
         if self._fault_file is None or now - self._fault_read_at < FAULT_FILE_EVERY_S:
