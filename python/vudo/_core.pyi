@@ -31,6 +31,7 @@ __all__ = [
     "LedgerAccount",
     "LedgerSummary",
     "LedgerRecord",
+    "LedgerHistoryEntry",
     "LedgerProposal",
 ]
 
@@ -376,6 +377,22 @@ class LedgerRecord:
     index: int
 
 @final
+class LedgerHistoryEntry:
+    """One operation in an account's history: kind is genesis, transfer, lock, post or void."""
+
+    op_id: str
+    kind: str
+    index: int
+    status: str
+    code: str
+    counterparty: str
+    amount: int
+    fee: int
+    incoming: bool
+    memo: str
+    timestamp: int
+
+@final
 class LedgerProposal:
     proposal_id: str
     proposer: str
@@ -451,6 +468,8 @@ class Ledger:
     def account(self, node_id: str) -> LedgerAccount: ...
     def balances(self) -> list[tuple[str, int, int]]: ...
     def record(self, op_id: str) -> LedgerRecord | None: ...
+    def history(self, node_id: str, limit: int = 100) -> list[LedgerHistoryEntry]:
+        """The latest ``limit`` (at most 1000) operations that involved ``node_id``, newest first."""
     def proposal(self, proposal_id: str) -> LedgerProposal | None: ...
     def summary(self) -> LedgerSummary: ...
     def shutdown(self) -> None: ...

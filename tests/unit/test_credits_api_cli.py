@@ -41,8 +41,8 @@ class Queries:
     def token_matches(self, token: str) -> bool:
         return token == TOKEN
 
-    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True) -> Response:
-        return await self.s.read(what, key, linearizable=linearizable)
+    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True, limit: int = 100) -> Response:
+        return await self.s.read(what, key, linearizable=linearizable, limit=limit)
 
     async def credits_transfer(self, *, to: str, amount: int, fee: int, memo: str, op_id: str | None) -> tuple[str, Response]:
         return await self.s.transfer(to=to, amount=amount, fee=fee, memo=memo, op_id=op_id)
@@ -144,6 +144,9 @@ def test_found_transfer_read_and_refusals_over_http(api: tuple[str, CreditsServi
     rows = {a["node_id"]: a for a in accounts["accounts"]}
     assert rows[OTHER]["balance"] == 13 * U and rows[me]["available"] == 996 * U and rows[me]["spent_total"] == 4 * U
     assert sum(a["balance"] for a in accounts["accounts"]) + accounts["pool"] == accounts["total_minted"] == 1010 * U
+    hist = httpx.get(url + f"/v1/credits/accounts/{me}/history", params={"limit": 10}, timeout=30).json()["entries"]
+    assert [(e["op_id"], e["status"], e["incoming"]) for e in hist[:2]] == [(hist[0]["op_id"], "rejected", False), ("x-1", "applied", False)]
+    assert hist[1]["fee"] == U and hist[1]["counterparty"] == OTHER and hist[-1]["kind"] == "genesis"
     one = httpx.get(url + f"/v1/credits/accounts/{OTHER}", timeout=30).json()
     assert one["balance"] == 13 * U
     assert httpx.get(url + "/v1/credits/accounts/bogus").status_code == 404
@@ -196,9 +199,16 @@ def test_cli_reads_and_transfers(api: tuple[str, CreditsService]) -> None:
     assert json.loads(balance.output)["balance"] >= 10 * U + 1_250_000
     every = runner.invoke(cli, ["credits", "balance", "--all", *common])
     assert OTHER in every.output and "total minted" in every.output
-    history = runner.invoke(cli, ["credits", "history", "cli-1", *common, "--json"])
-    ops: list[dict[str, Any]] = json.loads(history.output)["operations"]
+    ops_out = runner.invoke(cli, ["credits", "tx", "cli-1", *common, "--json"])
+    ops: list[dict[str, Any]] = json.loads(ops_out.output)["operations"]
     assert ops[0]["status"] == "applied"
+    history = runner.invoke(cli, ["credits", "history", OTHER, "--limit", "3", *common, "--json"])
+    entries = json.loads(history.output)["entries"]
+    assert (entries[0]["status"], entries[0]["code"]) == ("rejected", "insufficient_funds")  # the refused one, newest
+    assert entries[1]["op_id"] == "cli-1" and entries[1]["incoming"] is True and entries[1]["amount"] == 1_250_000
+    assert len(entries) == 3 and [e["index"] for e in entries] == sorted((e["index"] for e in entries), reverse=True)
+    shown = runner.invoke(cli, ["credits", "history", OTHER, *common])
+    assert "+1.25" in shown.output and "rejected: insufficient_funds" in shown.output
     wstatus = runner.invoke(cli, ["witness", "status", *common])
     assert "raft state: leader" in wstatus.output
     pid = runner.invoke(cli, ["witness", "propose", "mint", OTHER, "--amount", "2", "--token", TOKEN, *common])

@@ -129,6 +129,12 @@ def test_a_plain_node_moves_credits_through_the_witnesses(tmp_path: Path) -> Non
             local = await w0.read("summary", linearizable=False)
             assert isinstance(local, ReadReply)
 
+            # the gradient's credit_balance: this node's balance over the average
+            await plain._refresh_ratio()
+            await w0._refresh_ratio()
+            assert plain.credit_ratio() == 749 * U / (3999 * U / 4)
+            assert w0.credit_ratio() == 1250 * U / (3999 * U / 4)
+
             # a proposal by a witness, voted by the others
             pid, proposed = await w0.propose(action="mint", target=c.ids[3].node_id, amount=5 * U, op_id="p-1")
             assert isinstance(proposed, Committed)

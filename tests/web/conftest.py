@@ -83,6 +83,22 @@ class FakeApi:
              "bandwidth_score": 0.05, "reputation": 0.5, "addr": "/ip4/127.0.0.1/tcp/7603", "direction": "inbound"},
         ]}
         self.signals: list[dict[str, Any]] = []
+        #: /v1/credits/accounts and /v1/credits/summary bodies; None answers 503 no_leader.
+        self.credit_accounts: dict[str, Any] | None = {
+            "accounts": [
+                {"node_id": self_id, "balance": 1_250_500_000, "locked": 500_000, "available": 1_250_000_000,
+                 "earned_total": 1_300_000_000, "spent_total": 49_500_000},
+                {"node_id": fake_peer_id(2), "balance": 749_000_000, "locked": 0, "available": 749_000_000,
+                 "earned_total": 1_000_000_000, "spent_total": 251_000_000},
+            ],
+            "total_minted": 2_000_000_000, "pool": 500_000, "index": 12, "truncated": False,
+        }
+        self.credit_summary: dict[str, Any] | None = {
+            "total_minted": 2_000_000_000, "pool": 500_000, "sum_balances": 1_999_500_000, "leader": fake_peer_id(2),
+            "term": 3, "last_applied": 12, "witnesses": [fake_peer_id(2)], "state_hash": "ab" * 32,
+            "voters": [fake_peer_id(2)], "accounts": 2, "open_locks": 1, "threshold_permille": 670, "index": 12,
+            "state": "leader",
+        }
         self.streams: list[queue.Queue[str | None]] = []
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -265,6 +281,13 @@ class FakeApi:
                 elif route == "/v1/signals":
                     with api.lock:
                         self._json({"signals": copy.deepcopy(api.signals)})
+                elif route in ("/v1/credits/accounts", "/v1/credits/summary"):
+                    with api.lock:
+                        body = copy.deepcopy(api.credit_accounts if route.endswith("accounts") else api.credit_summary)
+                    if body is None:
+                        self._send(503, b'{"code":"no_leader","detail":"no leader"}', "application/json")
+                    else:
+                        self._json(body)
                 elif route == "/v1/events":
                     self._events()
                 else:

@@ -188,3 +188,23 @@ def test_topology_graph_follows_changes_and_survives_bad_payloads(page: Page, fa
     expect(page.locator("#banner")).to_be_hidden()  # the rest of the dashboard is unaffected
     expect(page.locator("#members-body tr[data-node-id]")).to_have_count(len(fake_api.members))
     assert page.vudo_errors == []  # type: ignore[attr-defined]
+
+
+def test_credits_panel_shows_the_ledger_and_its_absence(page: Page, fake_api: FakeApi) -> None:
+    _open(page, fake_api)
+    page.wait_for_function("() => window.__vudoDashboard.credits.status === 'ok'", timeout=UI_TIMEOUT_MS)
+    rows = page.locator("#credits-body tr[data-account]")
+    expect(rows).to_have_count(2)
+    mine = page.locator(f'#credits-body tr[data-account="{fake_api.node["node_id"]}"]')
+    expect(mine).to_have_class(re.compile("is-self"))
+    expect(mine.locator(".credits-balance")).to_have_text("1,250.5")  # units shown as credits, exactly
+    expect(rows.first).to_have_attribute("data-account", fake_api.node["node_id"])  # largest balance first
+    expect(page.locator("#credits-summary")).to_contain_text("minted 2,000")
+    expect(page.locator("#credits-summary")).to_contain_text("term 3")
+    with fake_api.lock:
+        fake_api.credit_accounts = None
+        fake_api.credit_summary = None
+    page.wait_for_function("() => window.__vudoDashboard.credits.status === 'unavailable'", timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#credits-body")).to_contain_text("No credit ledger reachable")
+    expect(page.locator("#banner")).to_be_hidden()  # the node itself is still up
+    assert page.vudo_errors == []  # type: ignore[attr-defined]

@@ -31,6 +31,8 @@ interface DashboardState {
   signals: number;
   /** State of the /v1/events stream: connecting, live, reconnecting. */
   stream: string;
+  /** The Credits panel: accounts shown, total minted (units) and leader of the last read; "unavailable" without a ledger. */
+  credits: { accounts: number; minted: number | null; leader: string | null; status: string };
   /** Stream events received (well-formed or not) and those ignored as malformed. */
   events: number;
   badEvents: number;
@@ -54,6 +56,7 @@ const state: DashboardState = {
   spirits: {},
   topology: { nodes: 0, edges: 0, components: -1 },
   signals: 0,
+  credits: { accounts: 0, minted: null, leader: null, status: "loading" },
   stream: "connecting",
   events: 0,
   badEvents: 0,
@@ -81,6 +84,9 @@ type SpiritsOut = Schemas["SpiritsOut"];
 type SpiritOut = Schemas["SpiritOut"];
 type SpiritPermissionsOut = Schemas["SpiritPermissionsOut"];
 type SignalsOut = Schemas["SignalsOut"];
+type CreditAccountsOut = Schemas["CreditAccountsOut"];
+type CreditAccountOut = Schemas["CreditAccountOut"];
+type CreditSummaryOut = Schemas["CreditSummaryOut"];
 // A `signal` event on /v1/events carries the same fields as a SignalOut (without the payload).
 type SignalOut = Schemas["SignalOut"];
 /** The data of a `quorum_fired` event (the stream is not described by OpenAPI). */
@@ -660,6 +666,106 @@ function renderSpirits(spirits: Spirit[]): void {
   state.spirits = Object.fromEntries(spirits.map((s) => [s.name, s.state]));
 }
 
+// --------------------------------------------------------------- credits ---
+//
+// GET /v1/credits/accounts and /v1/credits/summary (linearizable: answered by
+// the ledger's leader). Amounts are integer units, 1 credit = 1 000 000 units.
+
+const UNITS_PER_CREDIT = 1_000_000;
+const MAX_ACCOUNT_ROWS = 200;
+
+interface CreditAccount {
+  id: string;
+  balance: number;
+  available: number;
+  locked: number;
+  earned: number;
+  spent: number;
+}
+
+function formatCredits(units: number | null): string {
+  if (units === null) return "—";
+  const whole = Math.trunc(units / UNITS_PER_CREDIT);
+  const frac = Math.abs(units % UNITS_PER_CREDIT);
+  const tail = frac === 0 ? "" : `.${String(frac).padStart(6, "0").replace(/0+$/, "")}`;
+  return `${whole.toLocaleString("en-US")}${tail}`;
+}
+
+function parseAccounts(payload: unknown): CreditAccount[] | null {
+  if (!isObj(payload)) return null;
+  const list = field<CreditAccountsOut>(payload, "accounts");
+  if (!Array.isArray(list)) return null;
+  const out: CreditAccount[] = [];
+  for (const raw of list.slice(0, MAX_ACCOUNT_ROWS)) {
+    if (!isObj(raw)) continue;
+    const id = str(field<CreditAccountOut>(raw, "node_id"));
+    const balance = num(field<CreditAccountOut>(raw, "balance"));
+    if (id === null || balance === null) continue;
+    out.push({
+      id,
+      balance,
+      available: num(field<CreditAccountOut>(raw, "available")) ?? balance,
+      locked: num(field<CreditAccountOut>(raw, "locked")) ?? 0,
+      earned: num(field<CreditAccountOut>(raw, "earned_total")) ?? 0,
+      spent: num(field<CreditAccountOut>(raw, "spent_total")) ?? 0,
+    });
+  }
+  out.sort((a, b) => b.balance - a.balance || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return out;
+}
+
+function renderCredits(accountsPayload: unknown, summaryPayload: unknown, selfId: string | null): void {
+  const accounts = parseAccounts(accountsPayload);
+  const summary: Obj = isObj(summaryPayload) ? summaryPayload : {};
+  const tbody = el("credits-body");
+  if (accounts === null) {
+    state.credits = { accounts: 0, minted: null, leader: null, status: "unavailable" };
+    setText(el("credits-summary"), "no ledger reachable (no leader, or no witness yet)");
+    const tr = h("tr", "waiting-row");
+    const td = h("td", undefined, "No credit ledger reachable from this node");
+    td.colSpan = 6;
+    tr.append(td);
+    if (tbody.dataset["sig"] !== "none") {
+      tbody.dataset["sig"] = "none";
+      tbody.replaceChildren(tr);
+    }
+    return;
+  }
+  const minted = num(field<CreditAccountsOut>(accountsPayload as Obj, "total_minted"));
+  const pool = num(field<CreditAccountsOut>(accountsPayload as Obj, "pool"));
+  const leader = str(field<CreditSummaryOut>(summary, "leader"));
+  const term = num(field<CreditSummaryOut>(summary, "term"));
+  const rows: HTMLTableRowElement[] = accounts.map((a) => {
+    const tr = h("tr", a.id === selfId ? "is-self" : "");
+    tr.setAttribute("data-account", a.id);
+    const idCell = h("th", "mono", shortId(a.id));
+    idCell.scope = "row";
+    idCell.title = a.id + (a.id === selfId ? " (this node)" : "");
+    tr.append(
+      idCell,
+      h("td", "num credits-balance", formatCredits(a.balance)),
+      h("td", "num", formatCredits(a.available)),
+      h("td", "num", formatCredits(a.locked)),
+      h("td", "num", formatCredits(a.earned)),
+      h("td", "num", formatCredits(a.spent)),
+    );
+    return tr;
+  });
+  const sig = JSON.stringify([accounts, selfId]);
+  if (tbody.dataset["sig"] !== sig) {
+    tbody.dataset["sig"] = sig;
+    tbody.replaceChildren(...rows);
+  }
+  const parts = [
+    `${accounts.length} account${accounts.length === 1 ? "" : "s"}`,
+    `minted ${formatCredits(minted)}`,
+    `pool ${formatCredits(pool)}`,
+    leader === null ? "no leader" : `leader ${shortId(leader)}${term === null ? "" : ` (term ${term})`}`,
+  ];
+  setText(el("credits-summary"), parts.join(" · "));
+  state.credits = { accounts: accounts.length, minted, leader, status: "ok" };
+}
+
 // --------------------------------------------------------------- signals ---
 //
 // Seeded from GET /v1/signals, then fed by the server-sent event stream
@@ -890,7 +996,7 @@ function renderGraph(topology: unknown, links: unknown): void {
 
 async function poll(): Promise<void> {
   state.polls += 1;
-  let data: [unknown, unknown, unknown, unknown, unknown, unknown];
+  let data: [unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown];
   try {
     data = await Promise.all([
       getJson("/v1/node"),
@@ -900,6 +1006,8 @@ async function poll(): Promise<void> {
       getJson("/v1/spirits").catch(() => null),
       getJson("/v1/topology").catch(() => null),
       getJson("/v1/links").catch(() => null),
+      getJson("/v1/credits/accounts").catch(() => null),
+      getJson("/v1/credits/summary").catch(() => null),
     ]);
   } catch (err) {
     state.errors += 1;
@@ -910,12 +1018,13 @@ async function poll(): Promise<void> {
   }
   setConnected(true);
   try {
-    const [node, membersPayload, gradients, spiritsPayload, topology, links] = data;
+    const [node, membersPayload, gradients, spiritsPayload, topology, links, creditAccounts, creditSummary] = data;
     renderSpirits(parseSpirits(spiritsPayload));
     const members = parseMembers(membersPayload);
     renderMembers(members);
     renderNode(node, gradients, members);
     renderGraph(topology, links);
+    renderCredits(creditAccounts, creditSummary, isObj(node) ? str(field<NodeOut>(node, "node_id")) : null);
     state.members = members.length;
     state.lastUpdate = Date.now();
   } catch (err) {

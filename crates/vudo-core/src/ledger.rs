@@ -165,6 +165,22 @@ pub struct LedgerRecord {
     index: u64,
 }
 
+/// One operation in an account's history.
+#[pyclass(frozen, get_all, module = "vudo._core")]
+pub struct LedgerHistoryEntry {
+    op_id: String,
+    kind: &'static str,
+    index: u64,
+    status: &'static str,
+    code: &'static str,
+    counterparty: String,
+    amount: u64,
+    fee: u64,
+    incoming: bool,
+    memo: String,
+    timestamp: u64,
+}
+
 /// A quorum decision.
 #[pyclass(frozen, get_all, module = "vudo._core")]
 pub struct LedgerProposal {
@@ -489,6 +505,29 @@ impl Ledger {
         })
     }
 
+    /// The latest `limit` (at most 1000) operations that involved `node_id`, newest first.
+    #[pyo3(signature = (node_id, limit=100))]
+    fn history(&self, node_id: &str, limit: usize) -> Vec<LedgerHistoryEntry> {
+        self.handle.local_read(|l| {
+            l.history(node_id, limit)
+                .into_iter()
+                .map(|e| LedgerHistoryEntry {
+                    op_id: e.op_id,
+                    kind: e.kind,
+                    index: e.index,
+                    status: e.status,
+                    code: e.code,
+                    counterparty: e.counterparty,
+                    amount: e.amount,
+                    fee: e.fee,
+                    incoming: e.incoming,
+                    memo: e.memo,
+                    timestamp: e.timestamp,
+                })
+                .collect()
+        })
+    }
+
     fn proposal(&self, proposal_id: &str) -> Option<LedgerProposal> {
         self.handle.local_read(|l| {
             l.proposal(proposal_id).map(|p| {
@@ -555,5 +594,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LedgerSummary>()?;
     m.add_class::<LedgerRecord>()?;
     m.add_class::<LedgerProposal>()?;
+    m.add_class::<LedgerHistoryEntry>()?;
     Ok(())
 }

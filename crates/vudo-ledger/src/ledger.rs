@@ -481,6 +481,56 @@ pub struct LedgerState {
     pub ops: BTreeMap<String, OpRecord>,
 }
 
+/// Most entries one history read returns.
+pub const MAX_HISTORY: usize = 1000;
+
+/// One operation that moved (or tried to move) an account's credits, as its history shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub op_id: String,
+    /// "genesis", "transfer", "lock", "post" or "void".
+    pub kind: &'static str,
+    pub index: u64,
+    /// "applied" or "rejected".
+    pub status: &'static str,
+    pub code: &'static str,
+    /// The other account ("" when there is none: genesis, lock, void).
+    pub counterparty: String,
+    pub amount: u64,
+    pub fee: u64,
+    /// True when the credits came to this account.
+    pub incoming: bool,
+    pub memo: String,
+    pub timestamp: u64,
+}
+
+type Involvement = (&'static str, String, u64, u64, bool, String, u64);
+
+/// How `record` involved `node`, if at all.
+fn involvement(node: &str, command: &Command) -> Option<Involvement> {
+    Some(match command {
+        Command::Genesis(g) => {
+            let mine = g.allocations.iter().filter(|(n, _)| n == node).map(|(_, a)| *a);
+            let amount = mine.clone().fold(0u64, u64::saturating_add);
+            if mine.count() == 0 {
+                return None;
+            }
+            ("genesis", String::new(), amount, 0, true, String::new(), g.timestamp)
+        }
+        Command::Transfer(tx) if tx.from == node => {
+            ("transfer", tx.to.clone(), tx.amount, tx.fee, false, tx.memo.clone(), tx.timestamp)
+        }
+        Command::Transfer(tx) if tx.to == node => {
+            ("transfer", tx.from.clone(), tx.amount, 0, true, tx.memo.clone(), tx.timestamp)
+        }
+        Command::Lock(op) if op.owner == node => ("lock", String::new(), op.amount, 0, false, op.memo.clone(), op.timestamp),
+        Command::Post(op) if op.owner == node => ("post", op.payee.clone(), op.amount, 0, false, String::new(), op.timestamp),
+        Command::Post(op) if op.payee == node => ("post", op.owner.clone(), op.amount, 0, true, String::new(), op.timestamp),
+        Command::Void(op) if op.owner == node => ("void", String::new(), 0, 0, false, String::new(), op.timestamp),
+        _ => return None,
+    })
+}
+
 /// A record the store must rewrite after an apply batch.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
@@ -545,6 +595,39 @@ impl Ledger {
 
     pub fn proposal(&self, id: &str) -> Option<&Proposal> {
         self.state.proposals.get(id)
+    }
+
+    /// The latest `limit` (at most [`MAX_HISTORY`]) operations that involved `node`, newest first.
+    /// A scan of the recorded operations: cost grows with the log, the answer stays bounded.
+    pub fn history(&self, node: &str, limit: usize) -> Vec<HistoryEntry> {
+        let mut out: Vec<HistoryEntry> = self
+            .state
+            .ops
+            .iter()
+            .filter_map(|(id, record)| {
+                let (kind, counterparty, amount, fee, incoming, memo, timestamp) = involvement(node, &record.command)?;
+                let (status, code) = match &record.outcome {
+                    Outcome::Rejected { code, .. } => ("rejected", code.as_str()),
+                    _ => ("applied", ""),
+                };
+                Some(HistoryEntry {
+                    op_id: id.clone(),
+                    kind,
+                    index: record.index,
+                    status,
+                    code,
+                    counterparty,
+                    amount,
+                    fee,
+                    incoming,
+                    memo,
+                    timestamp,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| b.index.cmp(&a.index).then_with(|| a.op_id.cmp(&b.op_id)));
+        out.truncate(limit.min(MAX_HISTORY));
+        out
     }
 
     /// SHA-256 over the canonical encoding of the whole state.

@@ -24,6 +24,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from vudo.api.models import (
     CreditAccountOut,
     CreditAccountsOut,
+    CreditHistoryEntryOut,
+    CreditHistoryOut,
     CreditProposalOut,
     CreditsErrorOut,
     CreditSummaryOut,
@@ -130,6 +132,17 @@ def credits_router(node: NodeQuery, token_matches: Callable[[str], bool]) -> API
         if not reply.accounts:
             return refusal("not_found", "no such account")
         return CreditAccountOut.model_validate(reply.accounts[0], from_attributes=True).model_dump()
+
+    @router.get("/v1/credits/accounts/{node_id}/history", response_model=CreditHistoryOut, responses=errors)
+    async def get_history(node_id: str = NODE_ID, limit: int = Query(50, ge=1, le=1000, description="most entries, newest first")) -> Any:
+        """The latest operations that moved (or tried to move) this account's credits, newest first."""
+        if not _valid_node_id(node_id):
+            return refusal("not_found", f"no account: {node_id!r} is not a node id")
+        reply = _read(await node.credits_read("history", node_id, limit=limit))
+        if isinstance(reply, JSONResponse):
+            return reply
+        return {"node_id": node_id, "index": reply.index,
+                "entries": [CreditHistoryEntryOut.model_validate(e, from_attributes=True).model_dump() for e in reply.history]}
 
     @router.get("/v1/credits/summary", response_model=CreditSummaryOut, responses=errors)
     async def get_summary(linearizable: bool = LINEARIZABLE) -> Any:

@@ -301,3 +301,23 @@ class WitnessInitOut(BaseModel):
 class GenesisIn(BaseModel):
     allocations: Annotated[dict[str, Annotated[int, Field(ge=0, le=2**64 - 1)]], Field(max_length=4096)]
     threshold_permille: Annotated[int, Field(ge=1, le=1000)] = 670
+
+
+class CreditHistoryEntryOut(BaseModel):
+    op_id: str
+    kind: str = Field(description="genesis, transfer, lock, post or void")
+    index: int
+    status: Literal["applied", "rejected"]
+    code: str
+    counterparty: str
+    amount: int
+    fee: int
+    incoming: bool = Field(description="true when the credits came to this account")
+    memo: str
+    timestamp: int
+
+
+class CreditHistoryOut(BaseModel):
+    node_id: str
+    entries: list[CreditHistoryEntryOut]
+    index: int

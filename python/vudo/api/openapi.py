@@ -92,7 +92,7 @@ class _SchemaOnly:
     def change_gossip_key(self, op: str, key: bytes) -> None:
         self._never()
 
-    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True) -> Response:
+    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True, limit: int = 100) -> Response:
         self._never()
 
     async def credits_transfer(self, *, to: str, amount: int, fee: int, memo: str, op_id: str | None) -> tuple[str, Response]:

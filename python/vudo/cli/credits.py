@@ -135,11 +135,35 @@ def transfer(to: str, amount: str, fee: str, memo: str, op_id: str | None, api: 
 
 
 @credits.command()
+@click.argument("node_id", required=False)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="most entries, newest first")
+@click.option("--api", help=API_HELP)
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON (amounts in units)")
+def history(node_id: str | None, limit: int, api: str | None, data_dir: str | None, as_json: bool) -> None:
+    """The latest operations on an account (this node's by default): transfers in and out, locks, refusals."""
+    base = _base(api, data_dir)
+    if node_id is None:
+        node_id = _call("GET", base + "/v1/node")["node_id"]
+    data = _call("GET", base + f"/v1/credits/accounts/{node_id}/history", params={"limit": str(limit)})
+    if as_json:
+        print_json(data)
+        return
+    rows = []
+    for e in data["entries"]:
+        sign = "+" if e["incoming"] else "-"
+        amount = f"{sign}{format_units(e['amount'])}" + (f" (fee {format_units(e['fee'])})" if e["fee"] else "")
+        status = style(e["status"], fg="green") if e["status"] == "applied" else style(f"rejected: {e['code']}", fg="red")
+        rows.append([str(e["index"]), e["kind"], amount, _short(e["counterparty"]), status, e["op_id"], e["memo"][:30]])
+    click.echo(table(["INDEX", "KIND", "CREDITS", "WITH", "STATUS", "ID", "MEMO"], rows))
+
+
+@credits.command("tx")
 @click.argument("op_ids", nargs=-1, required=True)
 @click.option("--api", help=API_HELP)
 @click.option("--data-dir", help=DATA_DIR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
-def history(op_ids: tuple[str, ...], api: str | None, data_dir: str | None, as_json: bool) -> None:
+def show_ops(op_ids: tuple[str, ...], api: str | None, data_dir: str | None, as_json: bool) -> None:
     """What became of operations OP_IDS (applied at an index, or rejected with a code)."""
     base = _base(api, data_dir)
     found = [_call("GET", base + f"/v1/credits/transfers/{op_id}") for op_id in op_ids]

@@ -86,7 +86,9 @@ class Genesis(msgspec.Struct, frozen=True, tag="genesis", forbid_unknown_fields=
     hops: _Hops = 0
 
 
-ReadWhat = Literal["summary", "accounts", "account", "record", "proposal"]
+ReadWhat = Literal["summary", "accounts", "account", "record", "proposal", "history"]
+#: Most entries of an account's history one read returns.
+MAX_HISTORY = 1000
 
 
 class Read(msgspec.Struct, frozen=True, tag="read", forbid_unknown_fields=True):
@@ -95,6 +97,7 @@ class Read(msgspec.Struct, frozen=True, tag="read", forbid_unknown_fields=True):
     what: ReadWhat
     key: Annotated[str, msgspec.Meta(max_length=128)] = ""
     hops: _Hops = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_HISTORY)] = 100
 
 
 Request = Submit | Genesis | Read
@@ -156,6 +159,20 @@ class ProposalOut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     failure: _Text | None
 
 
+class HistoryOut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    op_id: _Id
+    kind: Annotated[str, msgspec.Meta(max_length=32)]
+    index: _U64
+    status: Literal["applied", "rejected"]
+    code: Annotated[str, msgspec.Meta(max_length=64)]
+    counterparty: Annotated[str, msgspec.Meta(max_length=128)]
+    amount: _U64
+    fee: _U64
+    incoming: bool
+    memo: _Text
+    timestamp: _U64
+
+
 class ReadReply(msgspec.Struct, frozen=True, tag="read_reply", forbid_unknown_fields=True):
     """What a read found, as of ``index`` (the applied index the leader's read barrier returned)."""
 
@@ -165,6 +182,7 @@ class ReadReply(msgspec.Struct, frozen=True, tag="read_reply", forbid_unknown_fi
     truncated: bool = False
     record: RecordOut | None = None
     proposal: ProposalOut | None = None
+    history: Annotated[tuple[HistoryOut, ...], msgspec.Meta(max_length=MAX_HISTORY)] = ()
 
 
 Response = Committed | Refused | ReadReply

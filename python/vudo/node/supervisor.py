@@ -156,8 +156,8 @@ class NodeQueries:
     def change_gossip_key(self, op: str, key: bytes) -> None:
         self._node.membership.change_key(op, key)
 
-    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True) -> Response:
-        return await self._node.credits.read(what, key, linearizable=linearizable)
+    async def credits_read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True, limit: int = 100) -> Response:
+        return await self._node.credits.read(what, key, linearizable=linearizable, limit=limit)
 
     async def credits_transfer(self, *, to: str, amount: int, fee: int, memo: str, op_id: str | None) -> tuple[str, Response]:
         return await self._node.credits.transfer(to=to, amount=amount, fee=fee, memo=memo, op_id=op_id)
@@ -231,6 +231,7 @@ class Node:
             registry=self.metrics.registry,
         )
         links.pin_sources.append(self.credits.pinned)
+        m.credit_ratio = self.credits.credit_ratio
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
         self.market = MarketService(
             self.identity, self.spirits, lambda: links.port(SPIRIT_PROTOCOL), m.catalogues,

@@ -61,10 +61,12 @@ from vudo.credits.transaction import (
 )
 from vudo.credits.wire import (
     MAX_ACCOUNTS,
+    MAX_HISTORY,
     MAX_HOPS,
     AccountOut,
     Committed,
     Genesis,
+    HistoryOut,
     ProposalOut,
     Read,
     ReadReply,
@@ -90,6 +92,8 @@ TICK_S = 0.1
 MAX_INFLIGHT_PER_PEER = 64
 #: How often the fault-injection drop file is re-read (seconds).
 FAULT_FILE_EVERY_S = 0.5
+#: How often this node's credit ratio (for its gradient) is re-read from the ledger (seconds).
+RATIO_EVERY_S = 10.0
 #: How often the leader brings Raft voters in line with the ledger's witness set (seconds).
 RECONCILE_EVERY_S = 5.0
 
@@ -229,6 +233,9 @@ class CreditsService:
         self._fault_read_at = -1e9
         self._reconciled_at = -1e9
         self._dropped_reported = 0
+        self._ratio = 1.0
+        self._ratio_at = -1e9
+        self._ratio_task: asyncio.Task[None] | None = None
         self._summary: _core.LedgerSummary | None = None
         self.outbox = Outbox(config.data_dir / "credits-outbox.jsonl" if config.data_dir.is_dir() else None)
         self._running = False
@@ -245,6 +252,15 @@ class CreditsService:
         if summary is not None and summary.voters:
             return frozenset(summary.voters)
         return self.sources.witness_members()
+
+    def credit_ratio(self) -> float:
+        """This node's balance over the network's average balance (the gradient's ``credit_balance``); 1.0 until known."""
+        return self._ratio
+
+    async def _refresh_ratio(self) -> None:
+        reply = await self.read("accounts", linearizable=False)  # a witness reads its replica; others ask the leader
+        if isinstance(reply, ReadReply) and reply.summary is not None and reply.summary.accounts:
+            self._ratio = credit_ratio(self.identity.node_id, reply.accounts, reply.summary)
 
     def pinned(self) -> frozenset[str]:
         """Peers the links service keeps linked for us."""
@@ -290,11 +306,12 @@ class CreditsService:
             return await self.call(Submit(propose=op))
         return await self.call(Submit(vote=op))
 
-    async def read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True) -> Response:
+    async def read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True, limit: int = 100) -> Response:
         """A read as of the leader's commit (``linearizable``), or this witness's own state."""
+        request = Read(what, key, limit=max(1, min(limit, MAX_HISTORY)))
         if not linearizable and self.ledger is not None and self._running:
-            return self._read_local(Read(what, key), self.ledger.summary().last_applied or 0)
-        return await self.call(Read(what, key))
+            return self._read_local(request, self.ledger.summary().last_applied or 0)
+        return await self.call(request)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -397,6 +414,13 @@ class CreditsService:
             if not request.key:
                 return ReadReply(index)
             return ReadReply(index, accounts=(account_out(request.key, ledger.account(request.key)),))
+        if request.what == "history":
+            entries = ledger.history(request.key, request.limit) if request.key else []
+            return ReadReply(index, history=tuple(
+                HistoryOut(e.op_id, e.kind, e.index, "rejected" if e.status == "rejected" else "applied", e.code,
+                           e.counterparty, e.amount, e.fee, e.incoming, e.memo[:1024], e.timestamp)
+                for e in entries
+            ))
         if request.what == "record":
             record = ledger.record(request.key) if request.key else None
             if record is None:
@@ -542,6 +566,11 @@ class CreditsService:
         self._forwarded(self.forwarder.handle_timer(now))
         self._pump_outbound()
         self._export_counters()
+        if now - self._ratio_at >= RATIO_EVERY_S and (self._ratio_task is None or self._ratio_task.done()):
+            self._ratio_at = now
+            self._ratio_task = asyncio.ensure_future(self._refresh_ratio())
+            self._tasks.add(self._ratio_task)
+            self._ratio_task.add_done_callback(self._tasks.discard)
 
     def _export_counters(self) -> None:
         dropped = self.carrier.counters.fault_dropped
@@ -633,6 +662,15 @@ class CreditsService:
 
 def _hop(request: Request) -> Request:
     return msgspec.structs.replace(request, hops=request.hops + 1)
+
+
+def credit_ratio(node_id: str, accounts: tuple[AccountOut, ...], summary: SummaryOut) -> float:
+    """``credit_balance`` of the gradient: our balance over the average balance of the ledger's accounts."""
+    if not summary.accounts or not summary.sum_balances:
+        return 1.0
+    mine = next((a.balance for a in accounts if a.node_id == node_id), 0)
+    average = summary.sum_balances / summary.accounts
+    return min(1e6, max(0.0, mine / average))
 
 
 def summary_out(s: _core.LedgerSummary) -> SummaryOut:

@@ -122,6 +122,8 @@ class MembershipService:
         self.publishers: list[Callable[[float, Carrier], dict[str, str]]] = []
         self._published: dict[str, str] = {}
         self._own_announcement = ""
+        #: This node's credits over the network average (the credits service provides it; 1.0 without one).
+        self.credit_ratio: Callable[[], float] = lambda: 1.0
 
     # -- read side --------------------------------------------------------------
 
@@ -196,7 +198,7 @@ class MembershipService:
             compute_available=avail.compute,
             storage_available=avail.storage,
             bandwidth_available=avail.bandwidth,
-            credit_balance=1.0,  # no credits exist yet: every node is at the network average
+            credit_balance=self.credit_ratio(),
             timestamp=now,
             hops=0,
         )

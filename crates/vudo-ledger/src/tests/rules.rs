@@ -302,3 +302,25 @@ fn signing_bytes_are_canonical_and_length_prefixed() {
     moved.memo = format!("1{}", moved.memo);
     assert_ne!(Command::Transfer(moved).signing_bytes(), bytes);
 }
+
+#[test]
+fn history_lists_an_accounts_operations_newest_first_and_bounded() {
+    let (mut ledger, a, b, _) = founded();
+    assert_eq!(ledger.apply(&transfer("t1", &a, &b, 10 * CREDIT, 7), 2), Outcome::Applied);
+    assert_eq!(rejected(&ledger.apply(&transfer("t2", &b, &a, 500 * CREDIT, 0), 3)), Some(RejectCode::InsufficientFunds));
+    let hash = ledger.state_hash();
+    let history = ledger.history(&a.id, 10);
+    assert_eq!(ledger.state_hash(), hash, "reading history changes nothing");
+    let ids: Vec<&str> = history.iter().map(|e| e.op_id.as_str()).collect();
+    assert_eq!(ids, ["t2", "t1", "genesis"]);
+    assert_eq!((history[0].status, history[0].code, history[0].incoming), ("rejected", "insufficient_funds", true));
+    assert_eq!((history[1].kind, history[1].amount, history[1].fee, history[1].incoming), ("transfer", 10 * CREDIT, 7, false));
+    assert_eq!(history[1].counterparty, b.id);
+    assert_eq!((history[2].kind, history[2].amount, history[2].incoming), ("genesis", 100 * CREDIT, true));
+    assert_eq!(ledger.history(&a.id, 1).len(), 1);
+    assert!(ledger.history(&who(9).id, 10).is_empty());
+    for i in 0..(crate::ledger::MAX_HISTORY + 5) {
+        ledger.apply(&transfer(&format!("m{i}"), &a, &b, 1, 0), 10 + i as u64);
+    }
+    assert_eq!(ledger.history(&a.id, usize::MAX).len(), crate::ledger::MAX_HISTORY);
+}
