@@ -15,11 +15,18 @@ one transaction: if both keys' mod_revisions are unchanged, write both new
 balances and the transfer id; on a lost race, read again and retry. It
 goes through etcd's HTTP/JSON gateway with httpx (no signatures involved).
 
+With ``--real``, the same transfers also go through real ``vudo node``
+processes on loopback (3 witnesses + 1 plain node, started like
+``vudo dev``): each is an authenticated ``POST /v1/credits/transfers``
+(signed by the node), carried as Raft over the libp2p links, once sent to
+the leader's API and once to the plain node's API (forwarded to the leader
+on ``/vudo/credits/1``).
+
 Both run with the same number of transfers in flight. The table reports
 transfers/s and p50/p99 submit-to-commit latency, and the ratio VUDO / etcd
 measured in this run. A benchmark, not a test: it asserts nothing.
 
-    .venv/bin/python bench/ledger_bench.py --transfers 2000 --concurrency 1,32 [--json]
+    .venv/bin/python bench/ledger_bench.py --transfers 2000 --concurrency 1,32 [--real] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -152,6 +160,62 @@ async def bench_ledger(root: Path, transfers: int, levels: list[int], rng: rando
                 clients[peer].close()
             lg.shutdown()
     return results
+
+
+# ------------------------------------------------------- VUDO over real links
+
+
+async def bench_real(root: Path, transfers: int, levels: list[int]) -> list[Result]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from cluster import LocalCluster, wait_for
+
+    results: list[Result] = []
+    with LocalCluster(root / "real", 4, gossip_interval_ms=100) as cluster:
+        for node in cluster.nodes[:3]:
+            node.argv += ["--witness"]
+        cluster.start()
+        witnesses = cluster.nodes[:3]
+        ids = sorted(w.node_id for w in witnesses)
+        for w in witnesses:
+            r = w.post("/v1/credits/witnesses/init", json={"witnesses": ids}, headers={"Authorization": f"Bearer {w.token}"}, timeout=30)
+            r.raise_for_status()
+        allocations = {n.node_id: START_BALANCE for n in cluster.nodes}
+
+        def genesis() -> bool:
+            w = witnesses[0]
+            r = w.post("/v1/credits/genesis", json={"allocations": allocations}, headers={"Authorization": f"Bearer {w.token}"}, timeout=60)
+            return r.status_code == 200
+
+        wait_for(genesis, timeout=120, what="the genesis", interval=0.5)
+
+        def leader() -> object:
+            for w in witnesses:
+                s = w.get("/v1/credits/summary", params={"linearizable": "false"}).json()
+                if s.get("state") == "leader":
+                    return w
+            return None
+
+        lead = wait_for(leader, timeout=60, what="a leader")
+        plain = cluster.nodes[3]
+        targets = [(lead, "vudo nodes: API of the leader, Raft over links"), (plain, "vudo nodes: API of a plain node, forwarded")]
+        for node, label in targets:
+            for level in levels:
+                latencies, seconds = await _post_transfers(node, [n.node_id for n in cluster.nodes if n is not node], level, transfers)
+                results.append(summarize(label, level, latencies, seconds))
+    return results
+
+
+async def _post_transfers(node: Any, others: list[str], level: int, transfers: int) -> tuple[list[float], float]:
+    async with httpx.AsyncClient(timeout=60.0, headers={"Authorization": f"Bearer {node.token}"}) as http:
+        async def one(job: object) -> None:
+            i = int(job)  # type: ignore[call-overload]
+            body = {"id": f"r{node.index}-{level}-{i}", "to": others[i % len(others)], "amount": 1000 + i, "fee": 1}
+            r = await http.post(node.api + "/v1/credits/transfers", json=body)
+            assert r.status_code == 200 and r.json()["status"] == "committed", r.text
+
+        return await run_pool(list(range(transfers)), level, one)
 
 
 # ----------------------------------------------------------------------- etcd
@@ -286,17 +350,19 @@ def main() -> None:
     parser.add_argument("--etcd-port", type=int, default=23790)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--real", action="store_true", help="also through real vudo node processes (HTTP API, Raft over links)")
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     root = Path(tempfile.mkdtemp(prefix="ledger-bench-", dir="/var/tmp"))
     try:
         ours = asyncio.run(bench_ledger(root, args.transfers, levels, random.Random(args.seed)))
+        real = asyncio.run(bench_real(root, args.transfers, levels)) if args.real else []
         anchor: list[Result] = []
         if shutil.which("etcd"):
             anchor = asyncio.run(bench_etcd(root, args.transfers, levels, random.Random(args.seed), args.etcd_port))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    results = ours + anchor
+    results = ours + real + anchor
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
         return
@@ -312,6 +378,14 @@ def main() -> None:
             f"| {ours_r.concurrency} | {ours_r.per_second / etcd_r.per_second:.2f} | "
             f"{ours_r.p50_ms / etcd_r.p50_ms:.2f} | {ours_r.p99_ms / etcd_r.p99_ms:.2f} |"
         )
+    if real:
+        print()
+        print("| real nodes | in flight | transfers/s ratio vs etcd | p50 ratio vs etcd | p99 ratio vs etcd |")
+        print("|---|---:|---:|---:|---:|")
+        by_level = {r.concurrency: r for r in anchor}
+        for r in real:
+            e = by_level[r.concurrency]
+            print(f"| {r.system} | {r.concurrency} | {r.per_second / e.per_second:.2f} | {r.p50_ms / e.p50_ms:.2f} | {r.p99_ms / e.p99_ms:.2f} |")
 
 
 if __name__ == "__main__":
