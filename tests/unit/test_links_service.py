@@ -129,3 +129,31 @@ def test_routing_config_comes_from_the_node_config() -> None:
     cfg = dataclasses.replace(NodeConfig(), link_min_connections=3, link_target_degree=5, link_max_connections=9, announcement_ttl_s=30)
     rc = routing_config(cfg)
     assert (rc.min_connections, rc.target_degree, rc.max_connections, rc.announcement_ttl) == (3, 5, 9, 30)
+
+
+def test_pinned_peers_stay_linked_beyond_the_degree_target(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        network, services = build(7, tmp_path)
+        witnesses = services[:4]
+        ids = frozenset(s.identity.node_id for s in witnesses)
+        for s in witnesses:  # like the credits service: every witness pins the other witnesses
+            s.pin_sources.append(lambda: ids)
+        for s in services:
+            await s.start()
+        sink = Sink()
+        tasks = [asyncio.create_task(s.run(sink)) for s in services]
+
+        def meshed() -> bool:
+            return all(ids - {s.identity.node_id} <= {v.peer for v in s.links()} for s in witnesses)
+
+        await until(meshed, "every witness linked with every other witness (target degree is 2)")
+        assert all(s.policy.pinned == ids - {s.identity.node_id} for s in witnesses)
+        assert not services[5].policy.pinned
+        for s in services:
+            await s.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
