@@ -421,6 +421,7 @@ class Ledger:
         election_max_ms: int = 1000,
         snapshot_every: int = 5000,
         keep_logs: int = 1000,
+        snapshot_chunk_bytes: int = 262_144,
     ) -> Ledger: ...
     @property
     def peer_id(self) -> str: ...

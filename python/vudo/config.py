@@ -87,6 +87,9 @@ class NodeConfig:
     raft_heartbeat_ms: int = 150
     raft_election_min_ms: int = 1000
     raft_election_max_ms: int = 2000
+    #: The ledger snapshots (and purges its log) every this many entries, keeping this many behind it.
+    raft_snapshot_every: int = 5000
+    raft_keep_logs: int = 1000
     #: Fault injection for tests only: a file naming peers (one node id a line) whose Raft
     #: frames this witness drops, both ways; re-read while the node runs. Never set it in production.
     raft_fault_drop_file: str = ""
@@ -252,6 +255,8 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
             "raft timings must satisfy 10 <= raft_heartbeat_ms < raft_election_min_ms < raft_election_max_ms, got "
             f"{cfg.raft_heartbeat_ms}, {cfg.raft_election_min_ms}, {cfg.raft_election_max_ms}"
         )
+    if cfg.raft_snapshot_every < 1 or cfg.raft_keep_logs < 0:
+        raise ConfigError("raft_snapshot_every must be at least 1 and raft_keep_logs at least 0")
     if cfg.witness_stake is not None and not cfg.witness:
         cfg = dataclasses.replace(cfg, witness=True)  # a stake is only meaningful on a witness
     try:

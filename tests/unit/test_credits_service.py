@@ -17,7 +17,7 @@ import msgspec
 from vudo.config import NodeConfig
 from vudo.credits import UNITS_PER_CREDIT, CreditTransaction
 from vudo.credits.wire import Committed, Genesis, Read, ReadReply, Refused, Submit, decode_response, encode
-from vudo.hyphal.linkproto import RequestReceived
+from vudo.hyphal.linkproto import RequestFailed, RequestReceived, Respond, SendRequest
 from vudo.identity import Identity
 from vudo.services.credits import CreditsService, CreditsSources, Outbox
 from vudo.testing.signalports import MemoryLinkHub
@@ -39,23 +39,44 @@ def run(coro: Callable[[], object]) -> None:
         pool.submit(asyncio.run, coro()).result(timeout=600)  # type: ignore[arg-type]
 
 
+class LimitedHub(MemoryLinkHub):
+    """Like the link engine: a request above ``limit`` bytes fails at its sender; remembers the largest one sent."""
+
+    def __init__(self, limit: int = 1024 * 1024) -> None:
+        super().__init__()
+        self.limit = limit
+        self.largest = 0
+
+    def _execute(self, sender: str, instruction: SendRequest | Respond) -> None:
+        if isinstance(instruction, SendRequest) and len(instruction.payload) > self.limit:
+            self.port(sender).events.put_nowait(RequestFailed(instruction.peer, instruction.protocol, instruction.request_id,
+                                                              "message too large", time.time()))
+            return
+        self.largest = max(self.largest, len(instruction.payload))
+        super()._execute(sender, instruction)
+
+
 class Cluster:
-    def __init__(self, root: Path, witnesses: int = 3, others: int = 1) -> None:
+    def __init__(self, root: Path, witnesses: int = 3, others: int = 1, *, snapshot_every: int = 5000, keep_logs: int = 1000,
+                 chunk: int = 256 * 1024, limit: int = 1024 * 1024) -> None:
+        self.root = root
         self.ids = [Identity.generate() for _ in range(witnesses + others)]
         self.witness_ids = frozenset(i.node_id for i in self.ids[:witnesses])
-        self.raft, self.credits = MemoryLinkHub(), MemoryLinkHub()
+        self.raft, self.credits = LimitedHub(limit), MemoryLinkHub()
         self.services: list[CreditsService] = []
         for n, ident in enumerate(self.ids):
             data = root / f"n{n}"
             data.mkdir()
             config = NodeConfig(data_dir=data, witness=n < witnesses, raft_heartbeat_ms=50, raft_election_min_ms=300,
-                                raft_election_max_ms=600, raft_fault_drop_file=str(root / f"drop{n}"))
+                                raft_election_max_ms=600, raft_fault_drop_file=str(root / f"drop{n}"),
+                                raft_snapshot_every=snapshot_every, raft_keep_logs=keep_logs)
             self.services.append(CreditsService(
                 config, ident,
                 (lambda nid=ident.node_id: self.raft.port(nid)),
                 (lambda nid=ident.node_id: self.credits.port(nid)),
                 CreditsSources(witness_members=lambda: self.witness_ids),
                 tick_s=0.02,
+                snapshot_chunk_bytes=chunk,
             ))
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -206,3 +227,34 @@ def test_the_outbox_keeps_signed_operations_across_restarts(tmp_path: Path) -> N
     assert again.get("o7") == Submit(transfer=ops[7]) and again.get("o5") is not None
     assert again.get("o0") is None  # bounded
     assert msgspec.json.decode(path.read_bytes().splitlines()[0])["transfer"]["id"] in {f"o{i}" for i in range(8)}
+
+
+def test_a_partitioned_witness_catches_up_by_snapshot_in_chunks_the_links_can_carry(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        c = Cluster(tmp_path, snapshot_every=20, keep_logs=2, chunk=4096, limit=16 * 1024)
+        await c.start()
+        try:
+            await c.found()
+            w0, w1, cut, plain = c.services
+            # cut off the third witness: it drops every raft frame to and from the other two
+            (tmp_path / "drop2").write_text(f"{w0.identity.node_id}\n{w1.identity.node_id}\n")
+            await until(lambda: cut.carrier.drop == {w0.identity.node_id, w1.identity.node_id}, "the partition")
+            for i in range(70):
+                op_id, response = await plain.transfer(to=c.ids[i % 3].node_id, amount=U + i, memo="m" * 250, op_id=f"s-{i}")
+                assert isinstance(response, Committed), (op_id, response)
+
+            def summaries() -> list:  # type: ignore[type-arg]
+                return [s.local_summary() for s in (w0, w1, cut)]
+
+            await until(lambda: all((s.snapshot_index or 0) >= 40 for s in summaries()[:2]), "snapshots that purge the log")
+            assert (summaries()[2].last_applied or 0) < (summaries()[0].last_applied or 0)
+            (tmp_path / "drop2").write_text("")  # heal
+            await until(lambda: len({s.state_hash for s in summaries()}) == 1
+                        and len({s.last_applied for s in summaries()}) == 1, "the cut witness to catch up")
+            assert (summaries()[2].snapshot_index or 0) >= 40  # it installed a snapshot: the log it missed was gone
+            assert 4096 < c.raft.largest <= c.raft.limit  # the snapshot went in chunks, none above the link limit
+            assert cut.metrics.raft.labels("fault_dropped")._value.get() > 0
+        finally:
+            await c.stop()
+
+    run(scenario)

@@ -248,7 +248,7 @@ fn done(ticket: u64, (): ()) -> LedgerEvent {
 impl Ledger {
     #[new]
     #[pyo3(signature = (*, peer_id, data_dir, bootstrap_peers=Vec::new(), network=None, heartbeat_ms=100,
-        election_min_ms=500, election_max_ms=1000, snapshot_every=5000, keep_logs=1000))]
+        election_min_ms=500, election_max_ms=1000, snapshot_every=5000, keep_logs=1000, snapshot_chunk_bytes=262_144))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -261,6 +261,7 @@ impl Ledger {
         election_max_ms: u64,
         snapshot_every: u64,
         keep_logs: u64,
+        snapshot_chunk_bytes: u64,
     ) -> Result<Self, CoreFailure> {
         let events = Arc::new(Events::new().map_err(|e| CoreFailure::Other(format!("wake socket: {e}")))?);
         let mut config = NodeConfig::new(peer_id.clone(), data_dir);
@@ -270,6 +271,7 @@ impl Ledger {
         config.election_max_ms = election_max_ms;
         config.snapshot_every = snapshot_every;
         config.keep_logs = keep_logs;
+        config.snapshot_chunk_bytes = snapshot_chunk_bytes;
         let wake_events = events.clone();
         config.on_outbound = Some(Arc::new(move || wake_events.wake()));
         let memory = network.map(|n| n.inner.clone());

@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// Entries kept in the log behind a snapshot (for slow followers).
     pub keep_logs: u64,
+    /// Largest snapshot chunk sent in one install-snapshot RPC (the host's message size limit bounds it).
+    pub snapshot_chunk_bytes: u64,
     /// Peers whose RPCs are accepted while this node knows no membership yet (how a new member joins).
     pub bootstrap_peers: Vec<String>,
     /// Worker threads of the node's private runtime.
@@ -65,6 +67,7 @@ impl NodeConfig {
             election_max_ms: 1000,
             snapshot_every: 5000,
             keep_logs: 1000,
+            snapshot_chunk_bytes: 256 * 1024,
             bootstrap_peers: Vec::new(),
             worker_threads: 2,
             on_outbound: None,
@@ -154,6 +157,7 @@ impl LedgerNode {
             election_timeout_max: config.election_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every.max(1)),
             max_in_snapshot_log_to_keep: config.keep_logs,
+            snapshot_max_chunk_size: config.snapshot_chunk_bytes.max(1024),
             install_snapshot_timeout: 2000,
             ..Config::default()
         }

@@ -92,6 +92,8 @@ TICK_S = 0.1
 MAX_INFLIGHT_PER_PEER = 64
 #: How often the fault-injection drop file is re-read (seconds).
 FAULT_FILE_EVERY_S = 0.5
+#: Largest snapshot chunk in one Raft RPC: well under the link engine's 1 MiB message limit.
+SNAPSHOT_CHUNK_BYTES = 256 * 1024
 #: How often this node's credit ratio (for its gradient) is re-read from the ledger (seconds).
 RATIO_EVERY_S = 10.0
 #: How often the leader brings Raft voters in line with the ledger's witness set (seconds).
@@ -208,8 +210,10 @@ class CreditsService:
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
         network: _core.LedgerNetwork | None = None,
+        snapshot_chunk_bytes: int = SNAPSHOT_CHUNK_BYTES,
     ) -> None:
         self.config = config
+        self.snapshot_chunk_bytes = snapshot_chunk_bytes
         self.identity = identity
         self.witness = config.witness
         self.sources = sources
@@ -604,6 +608,9 @@ class CreditsService:
                 heartbeat_ms=self.config.raft_heartbeat_ms,
                 election_min_ms=self.config.raft_election_min_ms,
                 election_max_ms=self.config.raft_election_max_ms,
+                snapshot_every=self.config.raft_snapshot_every,
+                keep_logs=self.config.raft_keep_logs,
+                snapshot_chunk_bytes=self.snapshot_chunk_bytes,
             )
             self.client = LedgerClient(self.ledger)
             self.client.unclaimed = self._unclaimed
