@@ -30,6 +30,29 @@
 //! (A relay's legitimate newer section is only delayed until the member
 //! gossips with us directly; a member we never heard directly is not checked.)
 //!
+//! Key-values are bounded per identity too (chitchat keeps every key it is
+//! ever sent until the identity is forgotten). Each key-value operation of
+//! an admitted section goes through [`Admission::decide_values`]; the policy
+//! remembers, per identity, every key name it let through and the size of
+//! its latest value, so a flood of distinct keys spread over many datagrams
+//! is bounded, not just one datagram:
+//!
+//! | key-value operation about a non-self identity    | decision                          |
+//! |--------------------------------------------------|-----------------------------------|
+//! | key longer than [`MAX_KEY_LEN`]                  | refuse (`long_key`)               |
+//! | value longer than [`MAX_VALUE_LEN`]              | refuse (`long_value`)             |
+//! | a new key beyond the identity's key budget       | refuse (`keys`)                   |
+//! | key + value bytes beyond the identity's byte budget | refuse (`bytes`)               |
+//!
+//! Budgets: an unverified identity [`UNVERIFIED_MAX_KEYS`] keys and
+//! [`UNVERIFIED_MAX_BYTES`] bytes, a trusted one [`TRUSTED_MAX_KEYS`] and
+//! [`TRUSTED_MAX_BYTES`]. The keys the host reads before it trusts anyone
+//! (its probe keys, [`Admission::set_reserved_keys`]) have their room set
+//! aside, so junk keys pushed about a newcomer cannot crowd out the
+//! announcement that gets it verified. A key deleted by its owner still
+//! counts (chitchat keeps its tombstone). The record of an identity goes
+//! with its slot (or its trust), when chitchat has forgotten it.
+//!
 //! There are `cap` slots in all; `cap / 4` (at least one) are kept for
 //! identities that speak for themselves, at most [`DIRECT_PER_ADDR`] per
 //! address, so a flood of made-up names (hearsay) cannot lock a real new
@@ -54,6 +77,25 @@ pub const DIRECT_PER_ADDR: usize = 2;
 pub const SETTLE_MS: u64 = 10_000;
 /// Largest cap: the engine's own digest (every identity it holds) must fit one datagram.
 pub const MAX_CAP: usize = 256;
+
+// Value budgets. A VUDO node publishes five keys ("announcement", "gradient",
+// "links", "spirits", "leave"), each a signed value of at most 8 KiB
+// (`vudo.hyphal.signed.MAX_SIGNED_VALUE`); the budgets leave room to grow.
+
+/// Longest key accepted about another node (VUDO's keys are at most 12 bytes).
+pub const MAX_KEY_LEN: usize = 64;
+/// Longest value accepted about another node (twice the largest signed value).
+pub const MAX_VALUE_LEN: usize = 16 * 1024;
+/// Most distinct keys of an unverified identity (VUDO publishes 5).
+pub const UNVERIFIED_MAX_KEYS: usize = 8;
+/// Most key + value bytes of an unverified identity (VUDO's 5 keys: at most ~40 KiB).
+pub const UNVERIFIED_MAX_BYTES: usize = 64 * 1024;
+/// Most distinct keys of a trusted member (a verified member could still misbehave).
+pub const TRUSTED_MAX_KEYS: usize = 64;
+/// Most key + value bytes of a trusted member.
+pub const TRUSTED_MAX_BYTES: usize = 512 * 1024;
+/// Most reserved (probe) keys; each sets aside one key and [`MAX_KEY_LEN`] + [`MAX_VALUE_LEN`] bytes.
+pub const MAX_RESERVED_KEYS: usize = 2;
 
 /// Why an identity was cut out of a datagram (metric label: [`Refusal::label`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +123,41 @@ impl Refusal {
     }
 }
 
+/// Why a key-value operation was cut out of a delta section (metric label: [`ValueRefusal::label`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueRefusal {
+    LongKey,
+    LongValue,
+    Keys,
+    Bytes,
+}
+
+impl ValueRefusal {
+    pub const ALL: [ValueRefusal; 4] = [ValueRefusal::LongKey, ValueRefusal::LongValue, ValueRefusal::Keys, ValueRefusal::Bytes];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ValueRefusal::LongKey => "long_key",
+            ValueRefusal::LongValue => "long_value",
+            ValueRefusal::Keys => "keys",
+            ValueRefusal::Bytes => "bytes",
+        }
+    }
+
+    fn index(self) -> usize {
+        ValueRefusal::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// What one identity's admitted key-values take: key + value bytes of each key's latest value.
+#[derive(Clone, Debug, Default)]
+struct Usage {
+    sizes: HashMap<String, usize>,
+    /// Keys and bytes outside the reserved keys.
+    other_keys: usize,
+    other_bytes: usize,
+}
+
 #[derive(Clone, Debug)]
 struct Slot {
     direct: bool,
@@ -99,6 +176,10 @@ pub struct AdmissionStats {
     pub refused: Vec<(&'static str, u64)>,
     /// Slots freed because chitchat forgot the identity.
     pub released: u64,
+    /// `(reason, key-value operations refused)` for every reason in [`ValueRefusal::ALL`].
+    pub values_refused: Vec<(&'static str, u64)>,
+    /// Identities whose admitted key-values are tracked.
+    pub tracked: usize,
 }
 
 pub struct Admission {
@@ -111,6 +192,9 @@ pub struct Admission {
     owner_claims: HashMap<Ident, u64>,
     refused: [u64; Refusal::ALL.len()],
     released: u64,
+    reserved_keys: Vec<String>,
+    values: HashMap<Ident, Usage>,
+    values_refused: [u64; ValueRefusal::ALL.len()],
 }
 
 impl Admission {
@@ -124,7 +208,72 @@ impl Admission {
             owner_claims: HashMap::new(),
             refused: [0; Refusal::ALL.len()],
             released: 0,
+            reserved_keys: Vec::new(),
+            values: HashMap::new(),
+            values_refused: [0; ValueRefusal::ALL.len()],
         }
+    }
+
+    /// The keys the host reads before it trusts an identity (at most
+    /// [`MAX_RESERVED_KEYS`] of at most [`MAX_KEY_LEN`] bytes are kept):
+    /// their room is set aside in every identity's budget.
+    pub fn set_reserved_keys(&mut self, keys: &[String]) {
+        if keys.len() <= MAX_RESERVED_KEYS && keys.iter().all(|k| k.len() <= MAX_KEY_LEN) && keys != self.reserved_keys {
+            self.reserved_keys = keys.to_vec();
+            // Re-account what is tracked under the new split (rare: set once by the host).
+            for usage in self.values.values_mut() {
+                usage.other_keys = usage.sizes.keys().filter(|k| !keys.contains(k)).count();
+                usage.other_bytes = usage.sizes.iter().filter(|(k, _)| !keys.contains(k)).map(|(_, n)| n).sum();
+            }
+        }
+    }
+
+    /// For each key-value operation `(key, value length)` of an admitted delta
+    /// section about `id`, in order: may it reach chitchat?
+    pub fn decide_values<'k>(&mut self, id: &Ident, ops: impl IntoIterator<Item = (&'k str, usize)>) -> Vec<bool> {
+        if *id == self.self_id {
+            return ops.into_iter().map(|_| true).collect();
+        }
+        let (max_keys, max_bytes) = if self.trusted.contains(id) {
+            (TRUSTED_MAX_KEYS, TRUSTED_MAX_BYTES)
+        } else {
+            (UNVERIFIED_MAX_KEYS, UNVERIFIED_MAX_BYTES)
+        };
+        let reserved = self.reserved_keys.len();
+        let other_keys_cap = max_keys.saturating_sub(reserved);
+        let other_bytes_cap = max_bytes.saturating_sub(reserved * (MAX_KEY_LEN + MAX_VALUE_LEN));
+        let usage = self.values.entry(id.clone()).or_default();
+        let mut out = Vec::new();
+        for (key, value_len) in ops {
+            let size = key.len() + value_len;
+            let is_reserved = self.reserved_keys.iter().any(|k| k == key);
+            let old = usage.sizes.get(key).copied();
+            let refusal = if key.len() > MAX_KEY_LEN {
+                Some(ValueRefusal::LongKey)
+            } else if value_len > MAX_VALUE_LEN {
+                Some(ValueRefusal::LongValue)
+            } else if is_reserved {
+                None
+            } else if old.is_none() && usage.other_keys >= other_keys_cap {
+                Some(ValueRefusal::Keys)
+            } else if usage.other_bytes - old.unwrap_or(0) + size > other_bytes_cap {
+                Some(ValueRefusal::Bytes)
+            } else {
+                None
+            };
+            match refusal {
+                Some(r) => self.values_refused[r.index()] += 1,
+                None => {
+                    if !is_reserved {
+                        usage.other_keys += usize::from(old.is_none());
+                        usage.other_bytes = usage.other_bytes - old.unwrap_or(0) + size;
+                    }
+                    usage.sizes.insert(key.to_owned(), size);
+                }
+            }
+            out.push(refusal.is_none());
+        }
+        out
     }
 
     /// Replace the set of identities the host trusts (they always pass and take no slot).
@@ -194,6 +343,8 @@ impl Admission {
         let before = self.slots.len();
         self.slots.retain(|_, s| now_ms.saturating_sub(s.seen_ms) <= SETTLE_MS);
         self.released += (before - self.slots.len()) as u64;
+        let (slots, trusted) = (&self.slots, &self.trusted);
+        self.values.retain(|id, _| slots.contains_key(id) || trusted.contains(id));
     }
 
     pub fn stats(&self) -> AdmissionStats {
@@ -203,6 +354,8 @@ impl Admission {
             trusted: self.trusted.len(),
             refused: Refusal::ALL.iter().zip(self.refused).map(|(r, n)| (r.label(), n)).collect(),
             released: self.released,
+            values_refused: ValueRefusal::ALL.iter().zip(self.values_refused).map(|(r, n)| (r.label(), n)).collect(),
+            tracked: self.values.len(),
         }
     }
 }
@@ -320,5 +473,109 @@ mod tests {
         // Claims are forgotten with trust.
         a.set_trusted(HashSet::new());
         assert!(a.owner_claims.is_empty());
+    }
+
+    fn kept(flags: &[bool]) -> usize {
+        flags.iter().filter(|k| **k).count()
+    }
+
+    fn value_refused(a: &Admission, reason: ValueRefusal) -> u64 {
+        a.stats().values_refused.iter().find(|(l, _)| *l == reason.label()).map_or(0, |(_, n)| *n)
+    }
+
+    /// The keys a VUDO node publishes, at their largest signed size.
+    const VUDO_KEYS: [&str; 5] = ["announcement", "gradient", "links", "spirits", "leave"];
+    const SIGNED_MAX: usize = 8192;
+
+    #[test]
+    fn a_newcomers_real_values_fit_while_it_is_unverified() {
+        let mut a = Admission::new(id("me", 1), 8);
+        a.set_reserved_keys(&["announcement".into(), "leave".into()]);
+        let newcomer = id("newcomer", 7000);
+        assert!(a.decide(&newcomer, at(7000), 0).is_ok());
+        // Every key at its largest, published again and again (re-signed values replace the old ones).
+        for _ in 0..50 {
+            let flags = a.decide_values(&newcomer, VUDO_KEYS.iter().map(|k| (*k, SIGNED_MAX)));
+            assert_eq!(flags, vec![true; 5]);
+        }
+        assert!(a.stats().values_refused.iter().all(|(_, n)| *n == 0));
+    }
+
+    #[test]
+    fn a_flood_of_distinct_keys_over_many_datagrams_is_bounded_per_identity() {
+        let mut a = Admission::new(id("me", 1), 8);
+        a.set_reserved_keys(&["announcement".into(), "leave".into()]);
+        let stranger = id("stranger", 7000);
+        assert!(a.decide(&stranger, at(7000), 0).is_ok());
+        let mut admitted = 0;
+        for datagram in 0..1000 {
+            let keys: Vec<String> = (0..20).map(|k| format!("junk-{datagram}-{k}")).collect();
+            admitted += kept(&a.decide_values(&stranger, keys.iter().map(|k| (k.as_str(), 64))));
+        }
+        assert_eq!(admitted, UNVERIFIED_MAX_KEYS - 2, "two keys are kept for the probe keys");
+        assert_eq!(value_refused(&a, ValueRefusal::Keys), 20_000 - admitted as u64);
+        // The reserved keys still fit: junk cannot crowd out the announcement.
+        assert_eq!(a.decide_values(&stranger, [("announcement", SIGNED_MAX), ("leave", SIGNED_MAX)]), [true, true]);
+        // Updating an admitted key is no new key, but bytes stay bounded.
+        let first = "junk-0-0";
+        assert_eq!(a.decide_values(&stranger, [(first, 1000)]), [true]);
+        let big = UNVERIFIED_MAX_BYTES - 2 * (MAX_KEY_LEN + MAX_VALUE_LEN);
+        assert_eq!(a.decide_values(&stranger, [(first, MAX_VALUE_LEN)]), [true]);
+        let mut bytes_refused = 0;
+        for key in ["junk-0-1", "junk-0-2", "junk-0-3", "junk-0-4", "junk-0-5"] {
+            if !a.decide_values(&stranger, [(key, MAX_VALUE_LEN)])[0] {
+                bytes_refused += 1;
+            }
+        }
+        assert!(bytes_refused > 0 && value_refused(&a, ValueRefusal::Bytes) == bytes_refused, "{big} bytes in all");
+        let usage = &a.values[&stranger];
+        assert!(usage.other_bytes <= big && usage.sizes.len() <= UNVERIFIED_MAX_KEYS);
+    }
+
+    #[test]
+    fn long_keys_and_values_are_refused_for_everyone_but_us() {
+        let me = id("me", 1);
+        let member = id("member", 7000);
+        let mut a = Admission::new(me.clone(), 8);
+        a.set_trusted([member.clone()].into_iter().collect());
+        let long_key = "k".repeat(MAX_KEY_LEN + 1);
+        let flags = a.decide_values(&member, [(long_key.as_str(), 1), ("v", MAX_VALUE_LEN + 1), ("ok", MAX_VALUE_LEN)]);
+        assert_eq!(flags, [false, false, true]);
+        assert_eq!((value_refused(&a, ValueRefusal::LongKey), value_refused(&a, ValueRefusal::LongValue)), (1, 1));
+        assert_eq!(a.decide_values(&me, [(long_key.as_str(), 1)]), [true]);
+    }
+
+    #[test]
+    fn a_trusted_member_gets_a_generous_budget_that_is_still_bounded() {
+        let member = id("member", 7000);
+        let mut a = Admission::new(id("me", 1), 8);
+        a.set_trusted([member.clone()].into_iter().collect());
+        let keys: Vec<String> = (0..1000).map(|k| format!("key-{k}")).collect();
+        let admitted = kept(&a.decide_values(&member, keys.iter().map(|k| (k.as_str(), 16))));
+        assert_eq!(admitted, TRUSTED_MAX_KEYS);
+        assert!(TRUSTED_MAX_KEYS > UNVERIFIED_MAX_KEYS);
+        let mut b = Admission::new(id("me", 1), 8);
+        b.set_trusted([member.clone()].into_iter().collect());
+        let admitted = kept(&b.decide_values(&member, keys.iter().take(60).map(|k| (k.as_str(), MAX_VALUE_LEN))));
+        assert_eq!(admitted, TRUSTED_MAX_BYTES / (MAX_VALUE_LEN + "key-00".len()), "bytes bound it first");
+    }
+
+    #[test]
+    fn the_record_of_an_identity_goes_when_chitchat_forgets_it() {
+        let mut a = Admission::new(id("me", 1), 8);
+        let (x, member) = (id("x", 10), id("member", 11));
+        a.set_trusted([member.clone()].into_iter().collect());
+        assert!(a.decide(&x, at(10), 0).is_ok());
+        a.decide_values(&x, [("a", 1)]);
+        a.decide_values(&member, [("a", 1)]);
+        a.sync([&x, &member], 1);
+        assert_eq!(a.stats().tracked, 2);
+        // Trust lost while chitchat still holds it: kept (it now has a slot), under the smaller budget.
+        a.set_trusted(HashSet::new());
+        a.sync([&x, &member], 2);
+        assert_eq!(a.stats().tracked, 2);
+        // chitchat forgot both: slots and records go.
+        a.sync([], 3 + SETTLE_MS);
+        assert_eq!((a.stats().admitted, a.stats().tracked), (0, 0));
     }
 }

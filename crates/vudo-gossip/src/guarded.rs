@@ -17,8 +17,10 @@
 //! a byte we could not. The digest entries a member sends about itself are
 //! noted ([`Admission::owner_claim`]); every digest entry goes through
 //! [`Admission::decide`] and every delta section through
-//! [`Admission::decide_section`]; when some are refused the datagram is
-//! written again without them (`rewritten`), otherwise the original bytes go on.
+//! [`Admission::decide_section`], and the key-value operations of every
+//! admitted section through [`Admission::decide_values`] (per-identity key
+//! and byte budgets); when some are refused the datagram is written again
+//! without them (`rewritten`), otherwise the original bytes go on.
 //! Our own datagrams leave unchanged: chitchat's table only holds what was
 //! admitted (trusted members plus at most the cap of others, ids of bounded
 //! length), so its digest fits one datagram.
@@ -113,23 +115,32 @@ pub(crate) fn admit(
         guard.undecodable.fetch_add(1, Ordering::Relaxed);
         return None;
     };
-    let (keep_digest, keep_delta): (Vec<bool>, Vec<bool>) = {
+    let (keep_digest, keep_delta, keep_kvs) = {
         let mut policy = lock(admission);
         for entry in &message.digest {
             policy.owner_claim(&entry.id, from, entry.max_version);
         }
-        let digest = message.digest.iter().map(|e| policy.decide(&e.id, from, now_ms).is_ok()).collect();
-        let delta = message
+        let digest: Vec<bool> = message.digest.iter().map(|e| policy.decide(&e.id, from, now_ms).is_ok()).collect();
+        let delta: Vec<bool> = message
             .delta
             .iter()
             .map(|s| policy.decide_section(&s.id, from, s.max_version, now_ms).is_ok())
             .collect();
-        (digest, delta)
+        let kvs: Vec<Vec<bool>> = message
+            .delta
+            .iter()
+            .zip(&delta)
+            .map(|(s, kept)| match kept {
+                true => policy.decide_values(&s.id, s.kvs.iter().map(|kv| (kv.key.as_str(), kv.value_len))),
+                false => Vec::new(),
+            })
+            .collect();
+        (digest, delta, kvs)
     };
-    if keep_digest.iter().chain(&keep_delta).all(|k| *k) {
+    if keep_digest.iter().chain(&keep_delta).chain(keep_kvs.iter().flatten()).all(|k| *k) {
         return Some(datagram.to_vec());
     }
-    let rewritten = message.encode(&keep_digest, &keep_delta);
+    let rewritten = message.encode_cut(&keep_digest, &keep_delta, &keep_kvs);
     if rewritten.len() > MAX_DATAGRAM {
         guard.oversize.fetch_add(1, Ordering::Relaxed);
         return None;
@@ -227,5 +238,31 @@ mod tests {
         assert_eq!(guard.undecodable.load(Ordering::Relaxed), 2);
         assert!(admit(&vec![0u8; MAX_DATAGRAM + 1], at(9999), &admission, &guard, 2).is_none());
         assert_eq!(guard.oversize.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn key_values_beyond_an_identitys_budget_are_cut_across_datagrams() {
+        use crate::admission::{ValueRefusal, UNVERIFIED_MAX_KEYS};
+        use crate::wire::build;
+        let admission: SharedAdmission = Arc::new(Mutex::new(Admission::new(Ident::new("me", 1, at(1)), 4)));
+        let guard = GuardCounters::default();
+        let stranger = Ident::new("stranger", 1, at(2000));
+        let mut held = std::collections::HashSet::new();
+        for datagram in 0..50 {
+            let kvs: Vec<(String, String)> = (0..10).map(|k| (format!("junk-{datagram}-{k}"), "x".repeat(64))).collect();
+            let out = admit(&build::ack(&[(stranger.clone(), kvs)]), at(2000), &admission, &guard, datagram).unwrap();
+            let kept = wire::parse(&out).unwrap();
+            assert_eq!(kept.delta.len(), 1, "the identity itself is admitted");
+            held.extend(kept.delta[0].kvs.iter().map(|kv| kv.key.clone()));
+        }
+        assert_eq!(held.len(), UNVERIFIED_MAX_KEYS, "no reserved keys here: the whole budget");
+        assert_eq!(guard.rewritten.load(Ordering::Relaxed), 50);
+        let stats = lock(&admission).stats();
+        let keys_refused = stats.values_refused.iter().find(|(l, _)| *l == ValueRefusal::Keys.label()).unwrap().1;
+        assert_eq!(keys_refused, 500 - UNVERIFIED_MAX_KEYS as u64);
+        // A refused identity's section is cut whole; its values are not looked at.
+        let refused_ids: Vec<Ident> = (0..10).map(|i| Ident::new(format!("fake-{i}"), 1, at(3000 + i))).collect();
+        admit(&build::syn_ack(&refused_ids), at(9999), &admission, &guard, 100).unwrap();
+        assert_eq!(lock(&admission).stats().tracked, 4, "the stranger and the 3 hearsay identities admitted");
     }
 }

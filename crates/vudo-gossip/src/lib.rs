@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use chitchat::{
     spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig,
@@ -97,6 +97,10 @@ pub struct TransportStats {
     pub rewritten: u64,
     /// Open gossip: the admission policy's sizes and refusals (`None` with a keyring).
     pub admission: Option<AdmissionStats>,
+    /// Key-values in chitchat's whole table (deletion tombstones included), as of the last view.
+    pub held_key_values: u64,
+    /// Key + value bytes in chitchat's whole table, as of the last view.
+    pub held_value_bytes: u64,
 }
 
 /// Which members a bounded snapshot returns (see [`GossipNode::snapshot_view`]).
@@ -151,6 +155,8 @@ pub struct GossipNode {
     admission: Option<guarded::SharedAdmission>,
     guard: Arc<guarded::GuardCounters>,
     cursor: AtomicUsize,
+    held_key_values: AtomicU64,
+    held_value_bytes: AtomicU64,
 }
 
 impl GossipNode {
@@ -250,6 +256,8 @@ impl GossipNode {
             admission,
             guard,
             cursor: AtomicUsize::new(0),
+            held_key_values: AtomicU64::new(0),
+            held_value_bytes: AtomicU64::new(0),
         })
     }
 
@@ -293,6 +301,8 @@ impl GossipNode {
             fragmented: self.counters.fragmented.load(Ordering::Relaxed),
             rewritten: self.guard.rewritten.load(Ordering::Relaxed),
             admission: self.admission.as_ref().map(|a| guarded::lock(a).stats()),
+            held_key_values: self.held_key_values.load(Ordering::Relaxed),
+            held_value_bytes: self.held_value_bytes.load(Ordering::Relaxed),
             ..Default::default()
         };
         if self.admission.is_some() {
@@ -384,10 +394,13 @@ impl GossipNode {
         let self_id = self.self_id.clone();
         let start = self.cursor.fetch_add(filter.max_untrusted.max(1), Ordering::Relaxed);
         let admission = self.admission.clone();
-        Ok(runtime::get().block_on(async move {
+        let (view, held) = runtime::get().block_on(async move {
             let guard = chitchat.lock().await;
-            sync_admission(admission.as_ref(), &guard, Some(&filter.trusted));
+            sync_admission(admission.as_ref(), &guard, Some(filter));
             let states = guard.node_states();
+            let held = states.values().flat_map(|s| s.key_values_including_deleted()).fold((0u64, 0u64), |(n, b), (k, v)| {
+                (n + 1, b + (k.len() + v.value.len()) as u64)
+            });
             let live: HashSet<&ChitchatId> = guard.live_nodes().collect();
             let snap = |id: &ChitchatId, state: &chitchat::NodeState, all_keys: bool| MemberSnapshot {
                 node_id: id.node_id.to_string(),
@@ -422,8 +435,11 @@ impl GossipNode {
                 let id = others[(start + i) % others.len()];
                 members.push(snap(id, &states[id], false));
             }
-            View { members, total: states.len() }
-        }))
+            (View { members, total: states.len() }, held)
+        });
+        self.held_key_values.store(held.0, Ordering::Relaxed);
+        self.held_value_bytes.store(held.1, Ordering::Relaxed);
+        Ok(view)
     }
 
     /// Stop gossiping. Idempotent.
@@ -456,17 +472,15 @@ impl Drop for GossipNode {
     }
 }
 
-/// Tell the admission policy what chitchat holds now (and, when given, whom the host trusts).
-fn sync_admission(
-    admission: Option<&guarded::SharedAdmission>,
-    chitchat: &chitchat::Chitchat,
-    trusted: Option<&HashSet<(String, u64, SocketAddr)>>,
-) {
+/// Tell the admission policy what chitchat holds now (and, when given, whom
+/// the host trusts and which keys it probes before trusting).
+fn sync_admission(admission: Option<&guarded::SharedAdmission>, chitchat: &chitchat::Chitchat, filter: Option<&ViewFilter>) {
     let Some(admission) = admission else { return };
     let held: Vec<Ident> = chitchat.node_states().keys().map(Ident::from).collect();
     let mut policy = guarded::lock(admission);
-    if let Some(trusted) = trusted {
-        policy.set_trusted(trusted.iter().map(|(n, g, a)| Ident::new(n.clone(), *g, *a)).collect());
+    if let Some(filter) = filter {
+        policy.set_trusted(filter.trusted.iter().map(|(n, g, a)| Ident::new(n.clone(), *g, *a)).collect());
+        policy.set_reserved_keys(&filter.probe_keys);
     }
     policy.sync(held.iter(), sealed::now_ms());
 }

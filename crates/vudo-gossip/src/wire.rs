@@ -87,6 +87,17 @@ pub struct Part {
     pub id: Ident,
     /// Digest: the sender's max version for the node. Delta: the highest version of its operations.
     pub max_version: u64,
+    /// Delta: the section's key-value operations, in order (empty for a digest entry).
+    pub kvs: Vec<KeyValueOp>,
+    range: Range<usize>,
+}
+
+/// One key-value operation of a delta section (a set, or a deletion tombstone).
+#[derive(Debug, Clone)]
+pub struct KeyValueOp {
+    pub key: String,
+    /// Length of the value in bytes.
+    pub value_len: usize,
     range: Range<usize>,
 }
 
@@ -219,7 +230,7 @@ fn digest_entries(bytes: &[u8], count: Option<usize>) -> Result<Vec<Part>, WireE
         r.u64()?; // heartbeat
         r.u64()?; // last gc version
         let max_version = r.u64()?;
-        out.push(Part { id, max_version, range: start..r.pos });
+        out.push(Part { id, max_version, kvs: Vec::new(), range: start..r.pos });
     }
     if !r.is_empty() {
         return Err(WireError::TrailingBytes);
@@ -233,20 +244,22 @@ fn delta_sections(bytes: &[u8]) -> Result<Vec<Part>, WireError> {
     while !r.is_empty() {
         let start = r.pos;
         let mut version = 0;
+        let mut kv = None;
         match r.u8()? {
             0 => {
                 let id = r.ident()?;
                 r.u64()?; // last gc version
                 r.u64()?; // from version (excluded)
-                out.push(Part { id, max_version: 0, range: start..start });
+                out.push(Part { id, max_version: 0, kvs: Vec::new(), range: start..start });
             }
             1 => {
-                r.string()?;
-                r.string()?;
+                let key = r.string()?.to_owned();
+                let value_len = r.string()?.len();
                 version = r.u64()?;
                 if r.u8()? > 2 {
                     return Err(WireError::BadItem);
                 }
+                kv = Some(KeyValueOp { key, value_len, range: start..r.pos });
             }
             2 => {
                 version = r.u64()?;
@@ -257,6 +270,7 @@ fn delta_sections(bytes: &[u8]) -> Result<Vec<Part>, WireError> {
         let last = out.last_mut().ok_or(WireError::BadItem)?;
         last.range.end = r.pos;
         last.max_version = last.max_version.max(version);
+        last.kvs.extend(kv);
     }
     Ok(out)
 }
@@ -331,6 +345,16 @@ impl Message {
     /// Write the datagram again, keeping only the digest entries and delta
     /// sections whose flag is set (in their original order).
     pub fn encode(&self, keep_digest: &[bool], keep_delta: &[bool]) -> Vec<u8> {
+        self.encode_cut(keep_digest, keep_delta, &[])
+    }
+
+    /// Like [`Message::encode`], and within kept delta section `i` keep only
+    /// the key-value operations whose flag in `keep_kvs[i]` is set (a
+    /// section without flags keeps them all). A section that loses some ends
+    /// with a max-version operation at its original max version, so the
+    /// receiver's engine moves past the cut operations instead of asking
+    /// for them again.
+    pub fn encode_cut(&self, keep_digest: &[bool], keep_delta: &[bool], keep_kvs: &[Vec<bool>]) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.digest_bytes.len() + self.delta_bytes.len() + 64);
         out.extend_from_slice(&MAGIC.to_le_bytes());
         out.push(self.version);
@@ -355,10 +379,29 @@ impl Message {
         }
         match self.kind {
             Kind::Syn => out.extend_from_slice(&self.cluster_id),
-            Kind::SynAck | Kind::Ack => write_stream(&kept(&self.delta, keep_delta, &self.delta_bytes).1, &mut out),
+            Kind::SynAck | Kind::Ack => write_stream(&self.kept_delta(keep_delta, keep_kvs), &mut out),
             Kind::BadCluster => {}
         }
         out
+    }
+
+    fn kept_delta(&self, keep_delta: &[bool], keep_kvs: &[Vec<bool>]) -> Vec<u8> {
+        let mut data = Vec::with_capacity(self.delta_bytes.len());
+        for (i, (part, _)) in self.delta.iter().zip(keep_delta).enumerate().filter(|(_, (_, k))| **k) {
+            let Some(flags) = keep_kvs.get(i).filter(|f| f.iter().any(|k| !k)) else {
+                data.extend_from_slice(&self.delta_bytes[part.range.clone()]);
+                continue;
+            };
+            let mut cursor = part.range.start;
+            for (kv, _) in part.kvs.iter().zip(flags).filter(|(_, k)| !**k) {
+                data.extend_from_slice(&self.delta_bytes[cursor..kv.range.start]);
+                cursor = kv.range.end;
+            }
+            data.extend_from_slice(&self.delta_bytes[cursor..part.range.end]);
+            data.push(2);
+            data.extend_from_slice(&part.max_version.to_le_bytes());
+        }
+        data
     }
 }
 
@@ -423,6 +466,19 @@ pub(crate) mod build {
         out
     }
 
+    /// An Ack (protocol 0) with one delta section per `(id, key-values)`.
+    pub fn ack(sections: &[(Ident, Vec<(String, String)>)]) -> Vec<u8> {
+        let mut out = MAGIC.to_le_bytes().to_vec();
+        out.extend_from_slice(&[0, 2]);
+        let mut delta = Vec::new();
+        for (id, kvs) in sections {
+            let kvs: Vec<(&str, &str)> = kvs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            delta_section(&mut delta, id, &kvs);
+        }
+        write_stream(&delta, &mut out);
+        out
+    }
+
     /// A Syn (protocol 1: compressed digest) naming `ids`.
     pub fn syn_v1(ids: &[Ident], cluster: &str) -> Vec<u8> {
         let mut out = MAGIC.to_le_bytes().to_vec();
@@ -471,6 +527,35 @@ mod tests {
         let expected = syn_ack(&[ids[1].clone(), ids[4].clone()]);
         // Heartbeats differ (position-based in the builder), so compare structure: same sizes.
         assert_eq!(parse(&expected).unwrap().delta_bytes, rewritten.delta_bytes);
+    }
+
+    #[test]
+    fn cut_key_values_vanish_and_the_section_keeps_its_max_version() {
+        use chitchat::transport::{Socket, UdpSocket as CodecSocket};
+        let kvs: Vec<(String, String)> =
+            ["keep-a", "cut-b", "keep-c", "cut-d"].iter().map(|k| (k.to_string(), format!("value of {k}"))).collect();
+        let datagram = ack(&[(ids(1)[0].clone(), kvs)]);
+        let message = parse(&datagram).unwrap();
+        let keys: Vec<&str> = message.delta[0].kvs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["keep-a", "cut-b", "keep-c", "cut-d"]);
+        assert_eq!(message.delta[0].kvs[1].value_len, "value of cut-b".len());
+        let flags = vec![vec![true, false, true, false]];
+        let cut = message.encode_cut(&[], &[true], &flags);
+        let reread = parse(&cut).unwrap();
+        let keys: Vec<&str> = reread.delta[0].kvs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["keep-a", "keep-c"]);
+        assert_eq!(reread.delta[0].max_version, 4, "the cut operations' versions are skipped, not asked for again");
+        assert_eq!(message.encode_cut(&[], &[true], &[vec![true; 4]]), datagram, "nothing cut: unchanged");
+        // chitchat's own decoder accepts the rewritten datagram.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut codec = CodecSocket::open("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let sender = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sender.send_to(&cut, codec.local_addr().unwrap()).await.unwrap();
+            let received = format!("{:?}", codec.recv().await.unwrap().envelope.message);
+            assert!(received.contains("keep-a") && received.contains("keep-c"), "{received}");
+            assert!(!received.contains("cut-") && received.contains("max_version: 4"), "{received}");
+        });
     }
 
     #[test]
