@@ -241,6 +241,11 @@ class TransportStats:
     admitted_unverified: int
     ids_refused: dict[str, int]
     admission_released: int
+    #: Key-value operations cut out of open-gossip deltas (long_key, long_value, keys, bytes).
+    values_refused: dict[str, int]
+    #: Key-values (tombstones included) and their key + value bytes in the engine's table, as of the last view.
+    engine_key_values: int
+    engine_value_bytes: int
 
 def generate_gossip_key() -> bytes:
     """A new random 32-byte gossip key."""

@@ -30,6 +30,17 @@ class _TransportCollector(Collector):
             "vudo_gossip_ids_refused",
             "Node identities cut out of incoming open-gossip datagrams before chitchat saw them", labels=["reason"],
         )
+        values_refused = CounterMetricFamily(
+            "vudo_gossip_values_refused",
+            "Key-value operations cut out of incoming open-gossip datagrams before chitchat saw them "
+            "(long_key, long_value, or beyond an identity's keys/bytes budget)", labels=["reason"],
+        )
+        held_values = GaugeMetricFamily(
+            "vudo_gossip_engine_key_values", "Key-values in the gossip engine's table (deletion tombstones included)",
+        )
+        held_bytes = GaugeMetricFamily(
+            "vudo_gossip_engine_value_bytes", "Key + value bytes in the gossip engine's table",
+        )
         released = CounterMetricFamily(
             "vudo_gossip_admission_released", "Admission slots freed because the engine forgot the identity",
         )
@@ -42,6 +53,10 @@ class _TransportCollector(Collector):
         if stats is not None:
             for reason, value in sorted(stats.ids_refused.items()):
                 refused.add_metric([reason], value)
+            for reason, value in sorted(stats.values_refused.items()):
+                values_refused.add_metric([reason], value)
+            held_values.add_metric([], stats.engine_key_values)
+            held_bytes.add_metric([], stats.engine_value_bytes)
             released.add_metric([], stats.admission_released)
             admitted.add_metric([], stats.admitted_unverified)
             cap.add_metric([], stats.admission_cap)
@@ -55,6 +70,9 @@ class _TransportCollector(Collector):
         yield datagrams
         yield rejected
         yield refused
+        yield values_refused
+        yield held_values
+        yield held_bytes
         yield released
         yield admitted
         yield cap

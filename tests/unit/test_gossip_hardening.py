@@ -217,6 +217,73 @@ def test_open_gossip_admits_a_capped_number_of_strangers_and_exports_it() -> Non
         node.shutdown()
 
 
+def _ident(name: bytes, port: int) -> bytes:
+    return len(name).to_bytes(2, "little") + name + (1).to_bytes(8, "little") + bytes([4, 127, 0, 0, 1]) + port.to_bytes(2, "little")
+
+
+def test_open_gossip_bounds_the_key_values_of_an_unverified_identity_across_datagrams() -> None:
+    """A raw UDP socket pushes hundreds of distinct keys about itself, over many SynAcks: the engine keeps a few."""
+    addr = _port()
+    node = _core.Gossip(
+        node_id="o", generation=1, listen_addr=addr, advertise_addr=addr, seeds=[], cluster_id="unit",
+        gossip_interval_ms=50, phi_threshold=8.0, dead_node_grace_period_ms=60_000, max_interval_ms=10_000,
+        initial_key_values={}, max_unverified=4,
+    )
+    host, port = addr.split(":")
+    probe = ["announcement", "leave"]
+    try:
+        node.snapshot_view([], 8, probe)  # the host's view also tells the engine which keys it probes
+
+        def stranger_keys() -> list[str]:
+            node.snapshot_view([], 8, probe)  # refreshes the engine's key-value counts
+            return sorted(k for m in node.snapshot() if m.node_id == "stranger" for k in m.key_values)
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            me = _ident(b"stranger", s.getsockname()[1])
+
+            def syn_ack(datagram: int) -> bytes:
+                """20 new keys, versions 20 * datagram + 1.. (a delta following the previous datagram's)."""
+                ops = b""
+                for k in range(20):
+                    key, value = f"junk-{datagram:02}-{k:02}".encode(), b"x" * 64
+                    ops += (b"\x01" + len(key).to_bytes(2, "little") + key + len(value).to_bytes(2, "little") + value
+                            + (20 * datagram + k + 1).to_bytes(8, "little") + b"\x00")
+                delta = b"\x00" + me + bytes(8) + (20 * datagram).to_bytes(8, "little") + ops
+                digest = me + (datagram + 1).to_bytes(8, "little") + bytes(8) + (20 * datagram + 20).to_bytes(8, "little")
+                return ((45_139).to_bytes(2, "little") + bytes([0, 1]) + (1).to_bytes(2, "little") + digest
+                        + b"\x02" + len(delta).to_bytes(2, "little") + delta + b"\x00")
+
+            # The first datagram fills the stranger's budget (6 keys: 2 of 8 are kept for the probe keys);
+            # it is sent again until it got through (a new peer's first datagram may be lost, like UDP).
+            first = [f"junk-00-{k:02}" for k in range(8 - len(probe))]
+            deadline, sends = time.monotonic() + 30, 0
+            while stranger_keys() != first:
+                assert time.monotonic() < deadline, f"the first datagram never got through: {stranger_keys()}"
+                s.sendto(syn_ack(0), (host, int(port)))
+                sends += 1
+                time.sleep(0.2)
+            # Every copy has its 14 other keys refused; its 6 admitted keys pass again (already counted).
+            _wait(lambda: node.transport_stats().values_refused["keys"] == sends * (20 - len(first)), "the copies")
+            for datagram in range(1, 20):
+                s.sendto(syn_ack(datagram), (host, int(port)))
+                time.sleep(0.02)
+
+        _wait(lambda: node.transport_stats().values_refused["keys"] == sends * (20 - len(first)) + 19 * 20,
+              "every later key to be refused")
+        assert stranger_keys() == first
+        stats = node.transport_stats()
+        assert stats.engine_key_values == len(first)
+        assert stats.engine_value_bytes == len(first) * (len("junk-00-00") + 64)
+        metrics = NodeMetrics()
+        metrics.observe_transport(stats)
+        text = metrics.render().decode()
+        assert f'vudo_gossip_values_refused_total{{reason="keys"}} {stats.values_refused["keys"]}.0' in text
+        assert f"vudo_gossip_engine_key_values {len(first)}.0" in text
+    finally:
+        node.shutdown()
+
+
 # ------------------------------------------------------------------ API hosts ----
 
 

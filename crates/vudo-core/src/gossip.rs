@@ -53,6 +53,9 @@ pub struct TransportStats {
     admitted_unverified: usize,
     ids_refused: HashMap<String, u64>,
     admission_released: u64,
+    values_refused: HashMap<String, u64>,
+    engine_key_values: u64,
+    engine_value_bytes: u64,
 }
 
 /// A new random 32-byte gossip key.
@@ -267,6 +270,13 @@ impl Gossip {
                 .map(|a| a.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
                 .unwrap_or_default(),
             admission_released: s.admission.as_ref().map_or(0, |a| a.released),
+            values_refused: s
+                .admission
+                .as_ref()
+                .map(|a| a.values_refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
+                .unwrap_or_default(),
+            engine_key_values: s.held_key_values,
+            engine_value_bytes: s.held_value_bytes,
         })
     }
 
