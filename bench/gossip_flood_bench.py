@@ -13,7 +13,10 @@ are measured over the same ``--seconds`` window:
   chitchat, the transport's parsing and admission), per minute;
 * process CPU (all threads, Python included), per minute;
 * the engine's table size (``vudo_gossip_engine_states``), identities refused
-  per second, and the datagrams the node received per second.
+  per second, and the datagrams the node received per second;
+* the key-values in the engine's table and their bytes
+  (``vudo_gossip_engine_key_values`` / ``_value_bytes``: bounded per identity,
+  while the flood pushes 20 000 junk keys) and key-values refused per second.
 
 The anchor is the quiet node 0 measured in the same run; the table gives the
 flooded/quiet ratio. This is a benchmark, not a test: it asserts nothing.
@@ -76,6 +79,10 @@ def sample(node: NodeProc) -> dict[str, float]:
         "states": metric_value(text, "vudo_gossip_engine_states", {}),
         "refused": metric_value(text, "vudo_gossip_ids_refused_total", {"reason": "cap"}),
         "received": metric_value(text, "vudo_gossip_datagrams_total", {"direction": "received"}),
+        "kvs": metric_value(text, "vudo_gossip_engine_key_values", {}),
+        "kv_bytes": metric_value(text, "vudo_gossip_engine_value_bytes", {}),
+        "values_refused": sum(metric_value(text, "vudo_gossip_values_refused_total", {"reason": r})
+                              for r in ("long_key", "long_value", "keys", "bytes")),
     }
 
 
@@ -140,6 +147,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "process_cpu_ms_per_min": 1000 * (b["cpu"] - a["cpu"]) * 60 / dt,
             "engine_states": b["states"], "refused_per_s": (b["refused"] - a["refused"]) / dt,
             "received_per_s": (b["received"] - a["received"]) / dt, "converged_at_end": alive[mode],
+            "engine_key_values": b["kvs"], "engine_value_kib": b["kv_bytes"] / 1024,
+            "values_refused_per_s": (b["values_refused"] - a["values_refused"]) / dt,
         })
     return results
 
@@ -151,11 +160,13 @@ def render(results: list[dict[str, Any]]) -> str:
         return f"{r[key] / max(anchor[key], 1e-9):.2f}x"
 
     head = ["node 0 of", "made-up ids", "RSS MiB", "vs quiet", "gossip CPU ms/min", "vs quiet", "process CPU ms/min",
-            "vs quiet", "engine table", "ids refused/s", "datagrams in/s", "cluster converged"]
+            "vs quiet", "engine table", "engine key-values", "value KiB", "ids refused/s", "values refused/s",
+            "datagrams in/s", "cluster converged"]
     rows = [[
         r["mode"], str(r["ids"]), f"{r['rss_mib']:.0f}", ratio(r, "rss_mib"), f"{r['gossip_cpu_ms_per_min']:.0f}",
         ratio(r, "gossip_cpu_ms_per_min"), f"{r['process_cpu_ms_per_min']:.0f}", ratio(r, "process_cpu_ms_per_min"),
-        f"{r['engine_states']:.0f}", f"{r['refused_per_s']:.0f}", f"{r['received_per_s']:.0f}",
+        f"{r['engine_states']:.0f}", f"{r['engine_key_values']:.0f}", f"{r['engine_value_kib']:.1f}",
+        f"{r['refused_per_s']:.0f}", f"{r['values_refused_per_s']:.0f}", f"{r['received_per_s']:.0f}",
         "yes" if r["converged_at_end"] else "no",
     ] for r in results]
     lines = [f"| {' | '.join(head)} |", f"|{'|'.join('---' for _ in head)}|"]
@@ -166,6 +177,8 @@ def render(results: list[dict[str, Any]]) -> str:
         f"{anchor['seconds']:.0f} s measured on both at once, {len(os.sched_getaffinity(0))} CPU(s) shared.",
         "Anchor: node 0 of the quiet cluster in the same run. The engine table counts every identity the",
         "node's chitchat holds (real members + admitted strangers); it is bounded by members + cap.",
+        "Key-values (tombstones included) and their key + value bytes are bounded per identity:",
+        "8 keys / 64 KiB per unverified identity, 64 keys / 512 KiB per verified member.",
     ]
     return "\n".join(lines)
 

@@ -177,32 +177,45 @@ FLOOD_PARTICIPANTS = 40
 
 
 def test_a_flood_of_strangers_and_values_stays_bounded(make_cluster: Any, tmp_path: Path) -> None:
-    """Plain chitchat participants push 20 000 made-up node ids (and 20 000 values) at one node of an open cluster.
+    """Plain chitchat participants push 20 000 made-up node ids and 20 000 junk keys at one node of an open cluster.
 
     Each participant holds 500 made-up states (a plain chitchat digest must fit one datagram) and
-    gossips them on; the engine admits at most the cap of untrusted identities, so its table and
-    its own digest stay small and it keeps gossiping with its real peers.
+    gossips them on; the first also carries 20 000 distinct keys, which chitchat sends over many
+    datagrams. The engine admits at most the cap of untrusted identities and at most
+    ``UNVERIFIED_MAX_KEYS`` keys (and 64 KiB) per untrusted identity, so its table, its values and its
+    own digest stay small, and it keeps gossiping with its real peers with all their values.
     """
     cap = 32
+    per_unverified_keys = 8  # vudo-gossip admission::UNVERIFIED_MAX_KEYS
+    per_unverified_bytes = 64 * 1024  # admission::UNVERIFIED_MAX_BYTES
+    junk = 20_000
     cluster: LocalCluster = make_cluster(3, extra_args=["--open-gossip", "--max-unverified", str(cap)])
     cluster.start()
     cluster.wait_converged()
     target = cluster.nodes[0]
+    real = len(cluster.nodes)
+    real_ids = {n.node_id for n in cluster.nodes}
     per = FLOOD_IDS // FLOOD_PARTICIPANTS
     with Outsider.start(tmp_path / "outsider") as out:
         for i in range(FLOOD_PARTICIPANTS):
             out.join(f"flood{i}", node_id=f"flooder-{i}", generation=1, port=_port(), seeds=[target.gossip],
-                     cluster_id=cluster.cluster_id, gossip_interval_ms=500)
+                     cluster_id=cluster.cluster_id, gossip_interval_ms=100 if i == 0 else 500)
             held = out.inject(f"flood{i}", count=per, prefix=f"stranger{i}", first_port=20_000 + i,
                               kv={"announcement": "forged", "leave": "forged"})
             assert held >= per + 1  # itself and its made-up states: FLOOD_IDS distinct ids in all
-        assert out.fill("flood0", count=20_000, prefix="junk", value="x" * 64) == 20_000
+            if i == 0:  # first in, so it speaks for itself from a free slot
+                assert out.fill("flood0", count=junk, prefix="junk", value="x" * 64) == junk
 
         def flooded() -> bool:
-            return metric_value(target.metrics(), "vudo_gossip_ids_refused_total", {"reason": "cap"}) >= FLOOD_IDS
+            text = target.metrics()
+            return (metric_value(text, "vudo_gossip_ids_refused_total", {"reason": "cap"}) >= FLOOD_IDS
+                    # chitchat sends the junk ~700 keys per delta: wait for a good part of it, far beyond the budget.
+                    and metric_value(text, "vudo_gossip_values_refused_total", {"reason": "keys"}) >= junk // 4)
 
-        wait_for(flooded, what="the target to refuse the strangers beyond its cap", diagnostics=cluster.diagnostics)
-        real = len(cluster.nodes)
+        wait_for(flooded, timeout=240,
+                 what="the target to refuse the strangers beyond its cap and the junk keys beyond their budget",
+                 diagnostics=lambda: "\n".join(line for line in target.metrics().splitlines() if "refused" in line)
+                 + "\n" + cluster.diagnostics())
         for _ in range(5):
             for node in cluster.nodes:
                 text = node.metrics()
@@ -210,13 +223,30 @@ def test_a_flood_of_strangers_and_values_stays_bounded(make_cluster: Any, tmp_pa
                 assert metric_value(text, "vudo_gossip_engine_unverified", {}) <= cap
                 assert metric_value(text, "vudo_gossip_engine_unverified_cap", {}) == cap
                 assert metric_value(text, "vudo_gossip_members_unverified", {}) <= cap
+                # Values: a real node publishes at most 5 keys of at most 8 KiB; strangers get their budget.
+                key_values = metric_value(text, "vudo_gossip_engine_key_values", {})
+                assert 4 * real <= key_values <= 5 * real + per_unverified_keys * cap, f"{node}: {key_values} key-values"
+                assert metric_value(text, "vudo_gossip_engine_value_bytes", {}) <= 5 * 8192 * real + per_unverified_bytes * cap
                 members = node.members()
                 assert len(members) <= real + cap
-                assert not any(m["verified"] for nid, m in members.items() if nid not in {n.node_id for n in cluster.nodes})
+                assert not any(m["verified"] for nid, m in members.items() if nid not in real_ids)
             assert target.get("/").status_code in (200, 404)  # the dashboard page still answers
         assert metric_value(target.metrics(), "vudo_gossip_datagrams_total", {"direction": "rewritten"}) > 0
-        # The real nodes keep gossiping with each other under the flood: everyone alive and verified everywhere.
+        # The real nodes keep gossiping with each other under the flood: everyone alive and verified
+        # everywhere, with every value they publish (announcement, gradient, link list).
         cluster.wait_converged()
+
+        def all_values_everywhere() -> bool:
+            for node in cluster.nodes:
+                members = node.members()
+                if any(members[nid]["gradient"] is None for nid in real_ids):
+                    return False
+                if not real_ids <= set(node.get("/v1/topology").json()["nodes"]):
+                    return False
+            return True
+
+        wait_for(all_values_everywhere, what="every real node's gradient and link list everywhere",
+                 diagnostics=cluster.diagnostics)
         assert all(metric_value(n.metrics(), "vudo_gossip_engine_states", {}) <= cap + real for n in cluster.nodes)
 
 
