@@ -96,6 +96,10 @@ pub const TRUSTED_MAX_KEYS: usize = 64;
 pub const TRUSTED_MAX_BYTES: usize = 512 * 1024;
 /// Most reserved (probe) keys; each sets aside one key and [`MAX_KEY_LEN`] + [`MAX_VALUE_LEN`] bytes.
 pub const MAX_RESERVED_KEYS: usize = 2;
+// A trusted member's budget is the larger; the reserved room fits in the unverified budget.
+const _: () = assert!(TRUSTED_MAX_KEYS >= UNVERIFIED_MAX_KEYS && TRUSTED_MAX_BYTES >= UNVERIFIED_MAX_BYTES);
+const _: () = assert!(UNVERIFIED_MAX_KEYS > MAX_RESERVED_KEYS);
+const _: () = assert!(UNVERIFIED_MAX_BYTES > MAX_RESERVED_KEYS * (MAX_KEY_LEN + MAX_VALUE_LEN));
 
 /// Why an identity was cut out of a datagram (metric label: [`Refusal::label`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -553,7 +557,6 @@ mod tests {
         let keys: Vec<String> = (0..1000).map(|k| format!("key-{k}")).collect();
         let admitted = kept(&a.decide_values(&member, keys.iter().map(|k| (k.as_str(), 16))));
         assert_eq!(admitted, TRUSTED_MAX_KEYS);
-        assert!(TRUSTED_MAX_KEYS > UNVERIFIED_MAX_KEYS);
         let mut b = Admission::new(id("me", 1), 8);
         b.set_trusted([member.clone()].into_iter().collect());
         let admitted = kept(&b.decide_values(&member, keys.iter().take(60).map(|k| (k.as_str(), MAX_VALUE_LEN))));
