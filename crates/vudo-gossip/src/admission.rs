@@ -272,7 +272,12 @@ impl Admission {
                         usage.other_keys += usize::from(old.is_none());
                         usage.other_bytes = usage.other_bytes - old.unwrap_or(0) + size;
                     }
-                    usage.sizes.insert(key.to_owned(), size);
+                    match usage.sizes.get_mut(key) {
+                        Some(old) => *old = size,
+                        None => {
+                            usage.sizes.insert(key.to_owned(), size);
+                        }
+                    }
                 }
             }
             out.push(refusal.is_none());
