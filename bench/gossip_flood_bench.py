@@ -4,7 +4,7 @@ Two clusters of real ``vudo node`` processes run side by side in open gossip
 (no keyring), each with ``--nodes`` nodes. Cluster *flooded*: ``vudo-outsider``
 (plain chitchat 0.13, no VUDO code) joins with ``--participants`` chitchat
 participants that each make up ``--ids / participants`` node states and gossip
-them at node 0, plus one participant carrying 20 000 junk keys. Cluster
+them at node 0, the first also carrying ``--junk`` (20 000) distinct junk keys. Cluster
 *quiet*: nothing. After both converge and the flood has started, both node 0s
 are measured over the same ``--seconds`` window:
 
@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                          cluster_id=flooded.cluster_id, gossip_interval_ms=args.flood_interval_ms)
                 out.inject(f"flood{i}", count=per, prefix=f"stranger{i}", first_port=20_000 + i,
                            kv={"announcement": "forged", "leave": "forged"})
-            out.fill("flood0", count=20_000, prefix="junk", value="x" * 64)
+                if i == 0:  # first in: it speaks for itself from a free slot
+                    out.fill("flood0", count=args.junk, prefix="junk", value="x" * 64)
             wait(lambda: metric_value(target.metrics(), "vudo_gossip_ids_refused_total", {"reason": "cap"}) >= args.ids,
                  "the flood to reach the target", args.timeout)
             time.sleep(args.warmup)
@@ -187,6 +188,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=3, help="real nodes per cluster [3]")
     parser.add_argument("--ids", type=int, default=20_000, help="made-up node ids pushed at the target [20000]")
+    parser.add_argument("--junk", type=int, default=20_000, help="distinct junk keys the first participant carries [20000]")
     parser.add_argument("--participants", type=int, default=40, help="chitchat participants carrying them [40]")
     parser.add_argument("--cap", type=int, default=256, help="--max-unverified of every node [256]")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time [60]")
