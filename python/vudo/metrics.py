@@ -103,6 +103,8 @@ class NodeMetrics:
             registry=self.registry,
         )
         self.spirits = Gauge("vudo_spirits", "Installed spirits by state", ["state"], registry=self.registry)
+        self.spirit_payments = Counter("vudo_spirit_payments", "Premium summon payments settled, by outcome (paid, voided, refused)",
+                                       ["outcome"], registry=self.registry)
 
         self.links = Gauge("vudo_links", "Established (verified) hyphal links", registry=self.registry)
         self.link_events = Counter("vudo_link_events", "Link policy events", ["kind"], registry=self.registry)

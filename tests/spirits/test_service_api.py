@@ -106,12 +106,13 @@ def test_summon_beyond_the_grant_is_refused_with_what_is_missing(client: TestCli
     assert client.get("/v1/spirits/greedy").json()["state"] == "installed"
 
 
-def test_a_premium_spirit_is_refused_until_payment_exists(client: TestClient, node: Node, author: Identity) -> None:
+def test_a_premium_spirit_is_never_run_without_its_lock(client: TestClient, node: Node, author: Identity) -> None:
     install(client, node, package(author, name="looper", tier=Tier("premium", 5), exports=("memory", "alloc"), imports=(),
                                   wat=HELLO_NO_IMPORTS))
-    refused = client.post("/v1/spirits/looper/summon", headers=auth(node))
-    assert refused.status_code == 402 and refused.json()["reason"] == "payment_unavailable"
-    assert client.get("/v1/spirits/looper").json()["tier"] == "premium"
+    refused = client.post("/v1/spirits/looper/summon", headers=auth(node))  # the credits service is not running here
+    assert refused.status_code == 503 and refused.json()["reason"] == "unavailable"
+    looper = client.get("/v1/spirits/looper").json()
+    assert looper["tier"] == "premium" and looper["state"] == "failed" and looper["error_reason"] == "unavailable"
 
 
 def test_a_runaway_spirit_fails_alone(client: TestClient, node: Node, author: Identity) -> None:

@@ -61,8 +61,14 @@ SPIRIT_NAME = PathParam(pattern=r"^[a-z][a-z0-9-]{0,39}$", description="the spir
 _STATUS_BY_REASON = {
     "unknown_spirit": 404, "not_granted": 403, "wrong_state": 409, "stale_rev": 409, "too_many": 409,
     "oversize": 413, "changed_on_disk": 409, "payment_unavailable": 402,
+    # premium summons: the credit ledger's own codes
+    "insufficient_funds": 402, "settling": 409, "no_leader": 503, "not_leader": 503, "raft": 503, "unavailable": 503,
+    "busy": 503, "stopped": 503, "timeout": 503,
     "storage_error": 500, "internal": 500,
 }
+
+
+_LEDGER_CODES = frozenset({"insufficient_funds", "no_leader", "not_leader", "raft", "unavailable", "busy", "stopped", "timeout"})
 
 
 def _spirit(view: SpiritView) -> dict[str, Any]:
@@ -75,7 +81,10 @@ def _spirit_error(err: SpiritError) -> JSONResponse:
     status = _STATUS_BY_REASON.get(err.reason)
     if status is None:
         status = 409 if err.reason == "wrong_author" else 400 if isinstance(err, PackageError) else 422
-    return JSONResponse({"detail": str(err), "reason": err.reason}, status_code=status)
+    body: dict[str, str] = {"detail": str(err), "reason": err.reason}
+    if err.reason in _LEDGER_CODES:
+        body["code"] = err.reason  # the ledger's code, as the credits API reports it
+    return JSONResponse(body, status_code=status)
 
 
 def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None, hosts: HostPolicy | None = None) -> FastAPI:
@@ -159,7 +168,7 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None, hosts: H
         return {"status": "leaving"}
 
     spirit_errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": SpiritErrorOut} for code in (400, 402, 403, 404, 409, 413, 422)
+        code: {"model": SpiritErrorOut} for code in (400, 402, 403, 404, 409, 413, 422, 503)
     }
 
     @app.get("/v1/spirits", response_model=SpiritsOut)
@@ -203,7 +212,11 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None, hosts: H
     @app.post("/v1/spirits/{name}/summon", response_model=SpiritOut, dependencies=[Depends(require_token)],
               responses={**spirit_errors, **auth_errors})
     async def post_summon(name: str = SPIRIT_NAME) -> Response:
-        """Verify, check grants, compile, instantiate and call the summon hook."""
+        """Verify, check grants, compile, instantiate and call the summon hook.
+
+        A premium spirit (not authored by this node) costs its price per summon: the price is locked on
+        the credit ledger first (402 `insufficient_funds`, 503 `no_leader`), paid to the author when the
+        summon succeeds, released when it fails."""
         try:
             return JSONResponse(_spirit(await node.summon_spirit(name)))
         except SpiritError as err:

@@ -183,6 +183,8 @@ class SpiritLogsOut(BaseModel):
 class SpiritErrorOut(BaseModel):
     detail: str
     reason: str = Field(description="stable reason, e.g. not_granted, wrong_state, bad_signature, hash_mismatch, out_of_fuel")
+    code: str | None = Field(default=None, description="for a premium summon the credit ledger refused: the ledger's code "
+                                                       "(insufficient_funds → 402, no_leader → 503)")
 
 
 class GossipKeyOut(BaseModel):

@@ -232,7 +232,8 @@ class Node:
         )
         links.pin_sources.append(self.credits.pinned)
         m.credit_ratio = self.credits.credit_ratio
-        self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology)
+        self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology,
+                                      ledger=self.credits.submit)
         self.market = MarketService(
             self.identity, self.spirits, lambda: links.port(SPIRIT_PROTOCOL), m.catalogues,
             lambda: frozenset(link.peer for link in links.links()),

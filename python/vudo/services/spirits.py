@@ -24,11 +24,15 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from vudo.config import NodeConfig
+from vudo.credits.transaction import UNITS_PER_CREDIT, LockRequest, PostRequest, VoidRequest
+from vudo.credits.wire import Committed, Refused, Response
 from vudo.identity import Identity
 from vudo.metrics import NodeMetrics
 from vudo.services.base import NodeEvents
@@ -55,11 +59,24 @@ from vudo.spirits.lifecycle import (
     missing_permissions,
 )
 from vudo.spirits.manifest import Manifest, Permissions
+from vudo.spirits.payment import Instruction as PaymentInstruction
+from vudo.spirits.payment import (
+    Payment,
+    PaymentBook,
+    PaymentClosed,
+    Persist,
+    RefuseSummon,
+    RunSummon,
+    SubmitLock,
+    SubmitPost,
+    SubmitVoid,
+)
 from vudo.spirits.runtime import CallResult, SpiritInstance, SpiritRuntime, summon_context
 
 log = logging.getLogger("vudo.spirits")
 
 PACKAGE_FILE = "package.spirit"
+PAYMENTS_FILE = "payments.json"
 MAX_INSTALLED = 64
 LOG_LINES = 500
 
@@ -155,6 +172,14 @@ class _Host:
         return int(time.time() * 1000)
 
 
+LedgerSubmit = Callable[[LockRequest | PostRequest | VoidRequest], Awaitable[Response]]
+
+
+class _PaymentsFile(msgspec.Struct, frozen=True):
+    attempts: dict[str, int]
+    open: list[Payment]
+
+
 class SpiritsService:
     name = "spirits"
 
@@ -166,6 +191,7 @@ class SpiritsService:
         *,
         topology: Callable[[], bytes] = lambda: b"[]",
         on_signal: Callable[[str, bytes], None] | None = None,
+        ledger: LedgerSubmit | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -178,6 +204,11 @@ class SpiritsService:
         self.runtime: SpiritRuntime | None = None
         self.signals_emitted = 0
         self._host = _Host(self)
+        #: Submits a signed lock/post/void to the credit ledger (None: no ledger, premium spirits are refused).
+        self._ledger = ledger
+        self.payments = PaymentBook(identity.node_id)
+        self._settling: set[str] = set()  # spirits whose background settlement is in flight
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- storage -------------------------------------------------------------------------
 
@@ -321,13 +352,16 @@ class SpiritsService:
         spirit = self._get(name)
         async with spirit.lock:
             granted = self.config.spirit_grant(name)
-            for instruction in self._feed(spirit, SummonRequested(granted, time.time())):
+            for instruction in self._feed(spirit, SummonRequested(granted, time.time(), payment_available=self._ledger is not None)):
                 if isinstance(instruction, Refuse):
                     self._log(spirit, "warn", f"summon refused: {instruction.message}")
                     if instruction.reason == "not_granted":
                         self.metrics.spirit_failures.labels(name, instruction.reason).inc()
                     raise SpiritError(instruction.reason, _refusal(name, instruction))
                 if isinstance(instruction, StartSummon):
+                    paying = self._pays(spirit)
+                    if paying:
+                        await self._lock_price(spirit)
                     self._log(spirit, "info", "summoning")
                     try:
                         effective = effective_permissions(spirit.manifest.permissions, granted or Permissions())
@@ -338,11 +372,130 @@ class SpiritsService:
                             self.metrics.spirit_packages_rejected.labels(err.reason).inc()
                         self._feed(spirit, SummonFailed(err.reason, str(err), time.time()))
                         self._log(spirit, "error", f"summon failed: {err}")
+                        if paying:
+                            await self._pay(self.payments.summon_finished(name, False, time.time()))
                         raise err from None
                     self._count(spirit, (0, 0))
                     self._feed(spirit, SummonSucceeded(time.time()))
                     self._log(spirit, "info", "running")
+                    if paying:
+                        await self._pay(self.payments.summon_finished(name, True, time.time()))
         return self.view_of(spirit)
+
+    # -- premium summons: the payment book's instructions, executed -----------------------------
+
+    def _pays(self, spirit: Installed) -> bool:
+        """A premium spirit is paid for, except by its own author (paying oneself moves nothing)."""
+        return spirit.policy.price > 0 and spirit.manifest.author != self.identity.node_id
+
+    async def _lock_price(self, spirit: Installed) -> None:
+        """Lock the price before the summon runs; a refusal fails the summon with the ledger's code."""
+        name, m = spirit.manifest.name, spirit.manifest
+        run = await self._pay(self.payments.begin(spirit=name, package_sha256=spirit.package.sha256, payee=m.author,
+                                                  amount=spirit.policy.price * UNITS_PER_CREDIT, now=time.time()))
+        if isinstance(run, RunSummon):
+            self._log(spirit, "info", f"locked {spirit.policy.price} credits ({run.payment.ids.lock}) for summon "
+                                      f"#{run.payment.attempt}; paid to {m.author} if it succeeds")
+            return
+        refusal = run or RefuseSummon("unavailable", "the credit ledger gave no answer", transient=True)
+        hint = ("; retry later (a retry reuses the same lock, it is never charged twice)" if refusal.transient
+                else "" if refusal.code != "insufficient_funds" else f"; spirit {name!r} costs {spirit.policy.price} credits per summon")
+        err = SpiritError(refusal.code, f"premium summon of {name!r} refused by the credit ledger: {refusal.message}{hint}")
+        self._feed(spirit, SummonFailed(refusal.code, str(err), time.time()))
+        self._log(spirit, "warn", str(err))
+        raise err
+
+    def _save_payments(self) -> None:
+        path = self.root / PAYMENTS_FILE
+        tmp = path.with_suffix(".tmp")
+        data = msgspec.json.encode(_PaymentsFile(self.payments.attempts, list(self.payments.open.values())))
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _load_payments(self) -> None:
+        path = self.root / PAYMENTS_FILE
+        if not path.exists():
+            return
+        try:
+            saved = msgspec.json.decode(path.read_bytes(), type=_PaymentsFile)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as err:
+            # Never guess: without the journal an open lock could be settled twice; the operator must look.
+            raise SpiritError("storage_error", f"cannot read the premium payment journal {path}: {err}; "
+                                               "restore it (open locks are settled from it)") from None
+        self.payments.attempts = dict(saved.attempts)
+        self.payments.open = {p.spirit: p for p in saved.open if p.payer == self.identity.node_id}
+
+    async def _pay(self, instructions: list[PaymentInstruction]) -> RunSummon | RefuseSummon | None:
+        """Execute the book's instructions (persisting first), feeding every ledger answer back in."""
+        queue = list(instructions)
+        verdict: RunSummon | RefuseSummon | None = None
+        while queue:
+            instruction = queue.pop(0)
+            if isinstance(instruction, Persist):
+                self._save_payments()
+            elif isinstance(instruction, RunSummon | RefuseSummon):
+                verdict = instruction
+            elif isinstance(instruction, PaymentClosed):
+                p = instruction.payment
+                self.metrics.spirit_payments.labels(instruction.outcome.value).inc()
+                spirit = self.spirits.get(p.spirit)
+                text = (f"payment of summon #{p.attempt} {instruction.outcome.value}"
+                        + (f" ({instruction.code})" if instruction.code else "")
+                        + f": {p.amount / UNITS_PER_CREDIT:g} credits to {p.payee}")
+                if spirit is not None:
+                    self._log(spirit, "info", text)
+                else:
+                    log.info("spirit %s: %s", p.spirit, text)
+            else:
+                queue.extend(await self._submit(instruction))
+        return verdict
+
+    async def _submit(self, instruction: SubmitLock | SubmitPost | SubmitVoid) -> list[PaymentInstruction]:
+        p = instruction.payment
+        ids, now = p.ids, time.time()
+        assert self._ledger is not None
+        op: LockRequest | PostRequest | VoidRequest
+        if isinstance(instruction, SubmitLock):
+            op = LockRequest(id=ids.lock, owner=p.payer, amount=p.amount, timestamp=p.timestamp,
+                             memo=f"summon {p.spirit} #{p.attempt} {p.package_sha256[:16]}")
+        elif isinstance(instruction, SubmitPost):
+            op = PostRequest(id=ids.post, lock_id=ids.lock, owner=p.payer, payee=p.payee, amount=p.amount, timestamp=p.timestamp)
+        else:
+            op = VoidRequest(id=ids.void, lock_id=ids.lock, owner=p.payer, timestamp=p.timestamp)
+        response = await self._ledger(op.signed(self.identity))
+        code = "" if isinstance(response, Committed) else response.code if isinstance(response, Refused) else "unavailable"
+        message = response.message if isinstance(response, Refused) else "unexpected answer from the ledger"
+        if isinstance(instruction, SubmitLock):
+            return self.payments.lock_committed(p.spirit, now) if not code else self.payments.lock_refused(p.spirit, code, message, now)
+        if code:
+            log.warning("spirit %s: settling summon #%d refused: %s: %s", p.spirit, p.attempt, code, message)
+        return self.payments.settled(p.spirit, now) if not code else self.payments.settle_refused(p.spirit, code, now)
+
+    async def settle_due(self, now: float) -> None:
+        """Resend the settlements and recoveries that are due (each spirit's in the background, one at a time)."""
+        if self._ledger is None:
+            return
+        for instruction in self.payments.handle_timer(now):
+            if isinstance(instruction, Persist):
+                self._save_payments()
+            elif isinstance(instruction, SubmitLock | SubmitPost | SubmitVoid):
+                name = instruction.payment.spirit
+                if name not in self._settling:
+                    self._settling.add(name)
+                    task = asyncio.create_task(self._settle(name, instruction))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, name: str, instruction: SubmitLock | SubmitPost | SubmitVoid) -> None:
+        try:
+            await self._pay([instruction])
+        except Exception:  # noqa: BLE001 - the journal keeps the payment; the timer sends it again
+            log.exception("spirit %s: settling a premium payment failed; it is retried", name)
+        finally:
+            self._settling.discard(name)
 
     async def dismiss(self, name: str) -> SpiritView:
         spirit = self._get(name)
@@ -469,6 +622,10 @@ class SpiritsService:
 
     async def start(self) -> None:
         self.load_installed()
+        self._load_payments()
+        for instruction in self.payments.recover(time.time()):  # no summon survives a restart: settle what was open
+            if isinstance(instruction, Persist):
+                self._save_payments()
         self.runtime = SpiritRuntime()
         log.info("spirits: %d installed in %s", len(self.spirits), self.root)
 
@@ -476,12 +633,15 @@ class SpiritsService:
         interval = min(self.config.spirit_tick_ms / 1000, 0.25)
         while self.runtime is not None:
             await self.tick(time.time())
+            await self.settle_due(time.time())
             await asyncio.sleep(interval)
 
     def leave(self, now: float) -> None:
         """Spirits keep running while the node leaves; ``stop`` dismisses them."""
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         for spirit in self.spirits.values():
             if spirit.policy.state is State.RUNNING:
                 with contextlib.suppress(SpiritError):

@@ -17,8 +17,10 @@ instance. Dismissing a running spirit enters ``dismissing`` and asks for
 :class:`StartDismiss` (call the ``dismiss`` hook); when it is done — hook
 succeeded or not — the instance is dropped and the spirit is ``dismissed``.
 A dismissed or failed spirit can be summoned again. A premium spirit is
-refused until the node can take payment (the credit ledger comes later):
-it is never run for free.
+refused when the node cannot take payment (no credit ledger): it is never
+run for free. With a ledger, its service locks the price between
+``StartSummon`` and running it (:mod:`vudo.spirits.payment`); a refused lock
+is reported as ``SummonFailed`` with the ledger's code.
 
 The machine never reads a clock and never does I/O: events carry ``now``,
 and every handled event gets an id and a :class:`Transition` record.
@@ -51,7 +53,7 @@ class State(StrEnum):
 class SummonRequested:
     granted: Permissions | None  # None: nothing granted for this spirit
     now: float
-    #: Whether this node can take payment for a premium spirit (not before the credit ledger exists).
+    #: Whether this node can take payment for a premium spirit (it has a way to the credit ledger).
     payment_available: bool = False
 
 
@@ -191,7 +193,7 @@ class SpiritLifecycle:
         assert isinstance(event, SummonRequested)
         if self.price > 0 and not event.payment_available:
             return self.state, [Refuse("payment_unavailable", f"spirit {self.name!r} is premium ({self.price} credits per summon) "
-                                                              "and this node cannot take payment yet (no credit ledger)")]
+                                                              "and this node cannot take payment (it has no credit ledger)")]
         missing = missing_permissions(self.asks, event.granted)
         if missing:
             return self.state, [Refuse("not_granted", f"spirit {self.name!r} asks for {', '.join(missing)}", missing)]
