@@ -277,3 +277,52 @@ def test_the_api_answers_503_with_the_code_when_no_ledger_is_reachable(tmp_path:
         assert poor.status_code == 402 and poor.json()["code"] == "insufficient_funds", poor.text
     finally:
         run_async(node.spirits.stop())
+
+
+def test_a_journal_that_cannot_be_written_fails_the_summon_and_a_lost_settlement_is_resent(
+    payer: tuple[NodeConfig, Identity], author: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, identity = payer
+    ledger = FakeLedger({identity.node_id: 100 * UNITS_PER_CREDIT})
+
+    async def scenario() -> None:
+        service = SpiritsService(config, identity, ledger=ledger)
+        await service.start()
+        try:
+            service.install_bytes(fancy(author))
+            real_save = service._save_payments
+
+            def disk_full() -> None:
+                raise OSError(28, "No space left on device")
+
+            monkeypatch.setattr(service, "_save_payments", disk_full)
+            with pytest.raises(SpiritError) as info:
+                await service.summon("fancy")
+            assert info.value.reason == "internal" and service.view_one("fancy").state == "failed"  # type: ignore[union-attr]
+            assert ledger.applied == []  # nothing is sent before the journal holds it
+            monkeypatch.setattr(service, "_save_payments", real_save)
+            # the retry journals and sends the same lock; the post's answer is lost twice: the summon still
+            # succeeds, the timer posts it once
+            original = ledger.__call__
+            lost = {"n": 0}
+
+            async def flaky(op: LockRequest | PostRequest | VoidRequest) -> Response:
+                if isinstance(op, PostRequest) and lost["n"] < 2:
+                    lost["n"] += 1
+                    raise ConnectionError("the ledger went away")
+                return await original(op)
+
+            service._ledger = flaky
+            assert (await service.summon("fancy")).state == "running"
+            assert service.payments.open["fancy"].phase.value == "posting"
+            for now in (1e12, 2e12, 3e12):
+                await service.settle_due(now)
+                for task in list(service._tasks):
+                    await task
+            assert not service.payments.open and ledger.applied == ["LockRequest", "PostRequest"]
+            assert ledger.balances[author.node_id] == PRICE * UNITS_PER_CREDIT and service.payments.attempts == {
+                service.spirits["fancy"].package.sha256: 1}
+        finally:
+            await service.stop()
+
+    run_async(scenario())

@@ -373,13 +373,13 @@ class SpiritsService:
                         self._feed(spirit, SummonFailed(err.reason, str(err), time.time()))
                         self._log(spirit, "error", f"summon failed: {err}")
                         if paying:
-                            await self._pay(self.payments.summon_finished(name, False, time.time()))
+                            await self._settle_now(name, self.payments.summon_finished(name, False, time.time()))
                         raise err from None
                     self._count(spirit, (0, 0))
                     self._feed(spirit, SummonSucceeded(time.time()))
                     self._log(spirit, "info", "running")
                     if paying:
-                        await self._pay(self.payments.summon_finished(name, True, time.time()))
+                        await self._settle_now(name, self.payments.summon_finished(name, True, time.time()))
         return self.view_of(spirit)
 
     # -- premium summons: the payment book's instructions, executed -----------------------------
@@ -391,8 +391,13 @@ class SpiritsService:
     async def _lock_price(self, spirit: Installed) -> None:
         """Lock the price before the summon runs; a refusal fails the summon with the ledger's code."""
         name, m = spirit.manifest.name, spirit.manifest
-        run = await self._pay(self.payments.begin(spirit=name, package_sha256=spirit.package.sha256, payee=m.author,
-                                                  amount=spirit.policy.price * UNITS_PER_CREDIT, now=time.time()))
+        try:
+            run = await self._pay(self.payments.begin(spirit=name, package_sha256=spirit.package.sha256, payee=m.author,
+                                                      amount=spirit.policy.price * UNITS_PER_CREDIT, now=time.time()))
+        except Exception as exc:  # noqa: BLE001 - the lifecycle must leave "summoning"; the journal keeps any open lock
+            err = _internal(name, "payment", exc)
+            self._feed(spirit, SummonFailed(err.reason, str(err), time.time()))
+            raise err from None
         if isinstance(run, RunSummon):
             self._log(spirit, "info", f"locked {spirit.policy.price} credits ({run.payment.ids.lock}) for summon "
                                       f"#{run.payment.attempt}; paid to {m.author} if it succeeds")
@@ -404,6 +409,13 @@ class SpiritsService:
         self._feed(spirit, SummonFailed(refusal.code, str(err), time.time()))
         self._log(spirit, "warn", str(err))
         raise err
+
+    async def _settle_now(self, name: str, instructions: list[PaymentInstruction]) -> None:
+        """Post or void right after the summon; if that cannot finish, the timer sends it again from the book."""
+        try:
+            await self._pay(instructions)
+        except Exception:  # noqa: BLE001 - the decision is in the book (and journaled when it could be)
+            log.exception("spirit %s: settling the summon's payment failed; it is retried", name)
 
     def _save_payments(self) -> None:
         path = self.root / PAYMENTS_FILE

@@ -192,7 +192,9 @@ class PaymentBook:
         current = self.open.get(spirit)
         if current is not None:
             if current.phase is Phase.LOCKING and current.package_sha256 == package_sha256 and current.amount == amount:
-                return [SubmitLock(current)]  # a retry of a summon whose lock had no answer: same id, same bytes
+                # a retry of a summon whose lock had no answer: same id, same bytes (journaled again: the
+                # last write may have failed)
+                return [Persist(), SubmitLock(current)]
             if current.phase is Phase.LOCKED:
                 return [RefuseSummon("wrong_state", f"spirit {spirit!r} is being summoned already", transient=True)]
             return [RefuseSummon("settling", f"the payment of an earlier summon of {spirit!r} is still being settled "
