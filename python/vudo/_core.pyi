@@ -32,6 +32,7 @@ __all__ = [
     "LedgerSummary",
     "LedgerRecord",
     "LedgerHistoryEntry",
+    "LedgerName",
     "LedgerProposal",
 ]
 
@@ -398,6 +399,14 @@ class LedgerHistoryEntry:
     timestamp: int
 
 @final
+class LedgerName:
+    name: str
+    author: str
+    rev: int
+    package: str
+    index: int
+
+@final
 class LedgerProposal:
     proposal_id: str
     proposer: str
@@ -456,6 +465,9 @@ class Ledger:
         self, *, id: str, lock_id: str, owner: str, payee: str, amount: int, timestamp: int, signature: bytes
     ) -> int: ...
     def submit_void(self, *, id: str, lock_id: str, owner: str, timestamp: int, signature: bytes) -> int: ...
+    def submit_claim_name(
+        self, *, id: str, name: str, author: str, rev: int, package: str, timestamp: int, signature: bytes
+    ) -> int: ...
     def submit_propose(
         self, *, id: str, proposer: str, action: str, target: str, amount: int, timestamp: int, signature: bytes
     ) -> int: ...
@@ -476,6 +488,8 @@ class Ledger:
     def record(self, op_id: str) -> LedgerRecord | None: ...
     def history(self, node_id: str, limit: int = 100) -> list[LedgerHistoryEntry]:
         """The latest ``limit`` (at most 1000) operations that involved ``node_id``, newest first."""
+    def name(self, name: str) -> LedgerName | None:
+        """Who owns the spirit name ``name`` (this member's applied state), if anyone claimed it."""
     def proposal(self, proposal_id: str) -> LedgerProposal | None: ...
     def summary(self) -> LedgerSummary: ...
     def shutdown(self) -> None: ...

@@ -25,6 +25,7 @@ from vudo.credits import (
     LedgerClient,
     LedgerRefused,
     LockRequest,
+    NameClaim,
     PostRequest,
     Proposal,
     SignedVote,
@@ -143,6 +144,35 @@ def test_locks_and_quorum_decisions_through_the_binding(tmp_path: Path) -> None:
             assert proposal is not None and proposal.state == "approved" and proposal.approvals == 1
             assert ledger.account(B.node_id).balance == 107 * U
             assert ledger.summary().total_minted == 1107 * U
+        finally:
+            client.close()
+            ledger.shutdown()
+
+    run(scenario, tmp_path)
+
+
+def test_spirit_names_are_owned_by_their_first_author_through_the_binding(tmp_path: Path) -> None:
+    def claim(claim_id: str, who: Identity, rev: int, name: str = "fancy") -> NameClaim:
+        return NameClaim(id=claim_id, name=name, author=who.node_id, rev=rev, package=f"{rev:064x}", timestamp=1).signed(who)
+
+    async def scenario(tmp: Path) -> None:
+        client = await founded(tmp / "a")
+        ledger = client.ledger
+        try:
+            assert ledger.name("fancy") is None
+            first = await client.claim_name(claim("c1", B, 2))
+            owner = ledger.name("fancy")
+            assert owner is not None and (owner.author, owner.rev, owner.package, owner.index) == (B.node_id, 2, f"{2:064x}", first.index)
+            assert (await client.claim_name(claim("c1", B, 2))).outcome == "exists"
+            for claim_id, who, rev, code in (("c2", C, 9, "name_owned"), ("c3", B, 2, "stale_rev"), ("c4", B, 1, "stale_rev")):
+                with pytest.raises(LedgerRefused) as info:
+                    await client.claim_name(claim(claim_id, who, rev))
+                assert info.value.code == code
+            with pytest.raises(LedgerRefused) as info:
+                await client.claim_name(claim("c5", B, 1, name="Bad Name"))
+            assert info.value.code == "invalid_argument"
+            await client.claim_name(claim("c6", B, 3))
+            assert ledger.name("fancy").rev == 3  # type: ignore[union-attr]
         finally:
             client.close()
             ledger.shutdown()

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use vudo_ledger::{
-    Action, Command, CreditTransaction, Genesis, LedgerError, LedgerHandle, LedgerNode, LockOp, NodeConfig, Outcome,
+    Action, Command, CreditTransaction, Genesis, LedgerError, LedgerHandle, LedgerNode, LockOp, NameClaimOp, NodeConfig, Outcome,
     PostOp, ProposeOp, VoidOp, VoteOp,
 };
 
@@ -195,6 +195,16 @@ pub struct LedgerProposal {
     failure: Option<String>,
 }
 
+/// Who owns a spirit name and what it last published.
+#[pyclass(frozen, get_all, module = "vudo._core")]
+pub struct LedgerName {
+    name: String,
+    author: String,
+    rev: u64,
+    package: String,
+    index: u64,
+}
+
 /// A Raft ledger member.
 #[pyclass(module = "vudo._core")]
 pub struct Ledger {
@@ -350,6 +360,21 @@ impl Ledger {
         signature: Vec<u8>,
     ) -> Result<u64, CoreFailure> {
         self.submit_command(Command::Lock(LockOp { id, owner, amount, memo, timestamp, signature }))
+    }
+
+    #[pyo3(signature = (*, id, name, author, rev, package, timestamp, signature))]
+    #[allow(clippy::too_many_arguments)]
+    fn submit_claim_name(
+        &self,
+        id: String,
+        name: String,
+        author: String,
+        rev: u64,
+        package: String,
+        timestamp: u64,
+        signature: Vec<u8>,
+    ) -> Result<u64, CoreFailure> {
+        self.submit_command(Command::ClaimName(NameClaimOp { id, name, author, rev, package, timestamp, signature }))
     }
 
     #[pyo3(signature = (*, id, lock_id, owner, payee, amount, timestamp, signature))]
@@ -530,6 +555,19 @@ impl Ledger {
         })
     }
 
+    /// Who owns the spirit name `name` (this member's applied state), if anyone claimed it.
+    fn name(&self, name: &str) -> Option<LedgerName> {
+        self.handle.local_read(|l| {
+            l.name(name).map(|r| LedgerName {
+                name: name.to_owned(),
+                author: r.author.clone(),
+                rev: r.rev,
+                package: r.package.clone(),
+                index: r.index,
+            })
+        })
+    }
+
     fn proposal(&self, proposal_id: &str) -> Option<LedgerProposal> {
         self.handle.local_read(|l| {
             l.proposal(proposal_id).map(|p| {
@@ -596,6 +634,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LedgerSummary>()?;
     m.add_class::<LedgerRecord>()?;
     m.add_class::<LedgerProposal>()?;
+    m.add_class::<LedgerName>()?;
     m.add_class::<LedgerHistoryEntry>()?;
     Ok(())
 }

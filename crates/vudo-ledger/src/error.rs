@@ -18,6 +18,8 @@ pub enum RejectCode {
     NotOwner,
     ProposalClosed,
     MintingClosed,
+    NameOwned,
+    StaleRev,
 }
 
 impl RejectCode {
@@ -36,6 +38,8 @@ impl RejectCode {
             RejectCode::NotOwner => "not_owner",
             RejectCode::ProposalClosed => "proposal_closed",
             RejectCode::MintingClosed => "minting_closed",
+            RejectCode::NameOwned => "name_owned",
+            RejectCode::StaleRev => "stale_rev",
         }
     }
 }

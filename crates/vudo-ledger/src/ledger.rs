@@ -65,6 +65,8 @@ pub const DEFAULT_THRESHOLD_PERMILLE: u32 = 670;
 pub const MAX_GENESIS_ENTRIES: usize = 1024;
 /// Domain separation tag of every signed ledger message.
 pub const SIGNING_DOMAIN: &[u8] = b"vudo.credits.v1";
+/// Longest spirit name the ledger records (the spirit manifest's own limit).
+pub const MAX_NAME_BYTES: usize = 40;
 
 /// One account (`mycelialCredits` in the seed).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
@@ -130,6 +132,29 @@ pub struct VoidOp {
     pub signature: Vec<u8>,
 }
 
+/// Record that `author` publishes `name` at `rev` (package `package`, sha256 hex). The first claim of a
+/// name makes its author the owner; a later claim must be by the owner with a higher `rev`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NameClaimOp {
+    pub id: String,
+    pub name: String,
+    pub author: String,
+    pub rev: u64,
+    pub package: String,
+    pub timestamp: u64,
+    pub signature: Vec<u8>,
+}
+
+/// Who owns a spirit name and what it last published.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NameRecord {
+    pub author: String,
+    pub rev: u64,
+    pub package: String,
+    /// The Raft index of the claim that set this record.
+    pub index: u64,
+}
+
 /// What a quorum decision does once approved.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -187,6 +212,8 @@ pub enum Command {
     Void(VoidOp),
     Propose(ProposeOp),
     Vote(VoteOp),
+    /// Appended last: earlier variants keep their encoding.
+    ClaimName(NameClaimOp),
 }
 
 /// The result of applying one log entry (replicated, deterministic).
@@ -239,6 +266,7 @@ impl Command {
             Command::Void(op) => op.id.clone(),
             Command::Propose(op) => op.id.clone(),
             Command::Vote(op) => format!("vote/{}/{}", op.proposal_id, op.voter),
+            Command::ClaimName(op) => op.id.clone(),
         }
     }
 
@@ -252,6 +280,7 @@ impl Command {
             Command::Void(op) => Some(&op.owner),
             Command::Propose(op) => Some(&op.proposer),
             Command::Vote(op) => Some(&op.voter),
+            Command::ClaimName(op) => Some(&op.author),
         }
     }
 
@@ -264,6 +293,7 @@ impl Command {
             Command::Void(op) => &op.signature,
             Command::Propose(op) => &op.signature,
             Command::Vote(op) => &op.signature,
+            Command::ClaimName(op) => &op.signature,
         }
     }
 
@@ -300,6 +330,11 @@ impl Command {
             Command::Vote(op) => {
                 let mut c = Canon::new("vote");
                 c.str(&op.proposal_id).str(&op.voter).bool(op.approve).u64(op.timestamp);
+                c.0
+            }
+            Command::ClaimName(op) => {
+                let mut c = Canon::new("claim_name");
+                c.str(&op.id).str(&op.name).str(&op.author).u64(op.rev).str(&op.package).u64(op.timestamp);
                 c.0
             }
         }
@@ -401,6 +436,16 @@ impl Command {
                 id_ok("proposal id", &op.proposal_id)?;
                 node_ok("voter", &op.voter)
             }
+            Command::ClaimName(op) => {
+                id_ok("claim id", &op.id)?;
+                node_ok("author", &op.author)?;
+                name_ok(&op.name)?;
+                positive("rev", op.rev)?;
+                if op.package.len() != 64 || !op.package.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    return Err((RejectCode::InvalidArgument, "package must be a sha256 in 64 lowercase hex digits".into()));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -411,6 +456,22 @@ impl Command {
         let Ok(signature) = Signature::from_slice(self.signature()) else { return false };
         key.verify(&self.signing_bytes(), &signature).is_ok()
     }
+}
+
+/// A spirit name as the manifest allows it: 1..=[`MAX_NAME_BYTES`] of `a-z`, `0-9`, `-`, starting with a letter.
+fn name_ok(name: &str) -> Result<(), (RejectCode, String)> {
+    let bytes = name.as_bytes();
+    let shaped = !bytes.is_empty()
+        && bytes.len() <= MAX_NAME_BYTES
+        && bytes[0].is_ascii_lowercase()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if !shaped {
+        return Err((
+            RejectCode::InvalidArgument,
+            format!("a name is 1..={MAX_NAME_BYTES} of a-z, 0-9 and '-', starting with a letter"),
+        ));
+    }
+    Ok(())
 }
 
 /// Network-wide values of the ledger.
@@ -479,6 +540,8 @@ pub struct LedgerState {
     pub locks: BTreeMap<String, Lock>,
     pub proposals: BTreeMap<String, Proposal>,
     pub ops: BTreeMap<String, OpRecord>,
+    /// Spirit names and their owners (appended last: a snapshot of an older ledger does not decode).
+    pub names: BTreeMap<String, NameRecord>,
 }
 
 /// Most entries one history read returns.
@@ -539,6 +602,7 @@ pub enum Key {
     Lock(String),
     Proposal(String),
     Op(String),
+    Name(String),
 }
 
 /// Totals for dashboards and invariant checks.
@@ -565,6 +629,8 @@ fn add(a: u64, b: u64, what: &str) -> Result<u64, Refusal> {
 pub struct Ledger {
     state: LedgerState,
     dirty: BTreeSet<Key>,
+    /// The Raft index being applied (recorded in name records).
+    index: u64,
 }
 
 impl Ledger {
@@ -573,7 +639,7 @@ impl Ledger {
     }
 
     pub fn from_state(state: LedgerState) -> Self {
-        Self { state, dirty: BTreeSet::new() }
+        Self { state, dirty: BTreeSet::new(), index: 0 }
     }
 
     pub fn state(&self) -> &LedgerState {
@@ -595,6 +661,11 @@ impl Ledger {
 
     pub fn proposal(&self, id: &str) -> Option<&Proposal> {
         self.state.proposals.get(id)
+    }
+
+    /// Who owns the spirit name `name`, if anyone claimed it.
+    pub fn name(&self, name: &str) -> Option<&NameRecord> {
+        self.state.names.get(name)
     }
 
     /// The latest `limit` (at most [`MAX_HISTORY`]) operations that involved `node`, newest first.
@@ -680,6 +751,7 @@ impl Ledger {
 
     /// Apply one committed command at Raft log `index`. Deterministic.
     pub fn apply(&mut self, command: &Command, index: u64) -> Outcome {
+        self.index = index;
         if let Err((code, message)) = command.validate_shape() {
             return Outcome::Rejected { code, message };
         }
@@ -725,6 +797,7 @@ impl Ledger {
             Command::Void(op) => self.void(op),
             Command::Propose(op) => self.propose(op),
             Command::Vote(op) => self.vote(op),
+            Command::ClaimName(op) => self.claim_name(op),
         }
     }
 
@@ -843,6 +916,27 @@ impl Ledger {
         owner.locked -= lock.amount;
         self.set_account(&op.owner, owner);
         self.close_lock(&op.lock_id);
+        Ok(())
+    }
+
+    fn claim_name(&mut self, op: &NameClaimOp) -> Result<(), Refusal> {
+        if let Some(record) = self.state.names.get(&op.name) {
+            if record.author != op.author {
+                return Err((
+                    RejectCode::NameOwned,
+                    format!("name {:?} is owned by {}, its first author", op.name, record.author),
+                ));
+            }
+            if op.rev <= record.rev {
+                return Err((
+                    RejectCode::StaleRev,
+                    format!("name {:?} is recorded at rev {}; a new version needs a higher rev, not {}", op.name, record.rev, op.rev),
+                ));
+            }
+        }
+        let record = NameRecord { author: op.author.clone(), rev: op.rev, package: op.package.clone(), index: self.index };
+        self.state.names.insert(op.name.clone(), record);
+        self.dirty.insert(Key::Name(op.name.clone()));
         Ok(())
     }
 

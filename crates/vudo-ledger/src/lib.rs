@@ -15,8 +15,9 @@ pub mod types;
 
 pub use error::{LedgerError, RejectCode};
 pub use ledger::{
-    Account, Action, Command, CreditTransaction, Genesis, Ledger, LockOp, Outcome, PostOp, ProposalState, ProposeOp,
-    Summary, VoidOp, VoteOp, DEFAULT_THRESHOLD_PERMILLE, MAX_MEMO_BYTES, UNITS_PER_CREDIT,
+    Account, Action, Command, CreditTransaction, Genesis, Ledger, LockOp, NameClaimOp, NameRecord, Outcome, PostOp,
+    ProposalState, ProposeOp, Summary, VoidOp, VoteOp, DEFAULT_THRESHOLD_PERMILLE, MAX_MEMO_BYTES, MAX_NAME_BYTES,
+    UNITS_PER_CREDIT,
 };
 pub use memory::MemoryNetwork;
 pub use network::{OutboundRpc, MAX_RPC_BYTES};

@@ -49,6 +49,7 @@ const RAFT: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 const SM: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
 const LOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("locks");
+const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names");
 const PROPOSALS: TableDefinition<&str, &[u8]> = TableDefinition::new("proposals");
 const OPS: TableDefinition<&str, &[u8]> = TableDefinition::new("ops");
 
@@ -87,7 +88,7 @@ pub fn open_database(path: &Path) -> Result<Arc<Database>, LedgerError> {
     let txn = durable_write(&db)?;
     {
         txn.open_table(LOGS).map_err(redb::Error::from)?;
-        for def in [RAFT, SM, ACCOUNTS, LOCKS, PROPOSALS, OPS] {
+        for def in [RAFT, SM, ACCOUNTS, LOCKS, PROPOSALS, OPS, NAMES] {
             txn.open_table(def).map_err(redb::Error::from)?;
         }
     }
@@ -327,6 +328,7 @@ impl StateMachineStore {
         state.locks = load_map(&txn, LOCKS)?;
         state.proposals = load_map(&txn, PROPOSALS)?;
         state.ops = load_map(&txn, OPS)?;
+        state.names = load_map(&txn, NAMES)?;
         Ok(Applied { ledger: Ledger::from_state(state), last_applied, membership })
     }
 
@@ -337,7 +339,7 @@ impl StateMachineStore {
         let txn = durable_write(&self.db).map_err(|e| e.to_string())?;
         {
             if rewrite_all {
-                for def in [ACCOUNTS, LOCKS, PROPOSALS, OPS] {
+                for def in [ACCOUNTS, LOCKS, PROPOSALS, OPS, NAMES] {
                     txn.delete_table(def).map_err(|e| e.to_string())?;
                     txn.open_table(def).map_err(|e| e.to_string())?;
                 }
@@ -346,6 +348,7 @@ impl StateMachineStore {
             let mut locks = txn.open_table(LOCKS).map_err(|e| e.to_string())?;
             let mut proposals = txn.open_table(PROPOSALS).map_err(|e| e.to_string())?;
             let mut ops = txn.open_table(OPS).map_err(|e| e.to_string())?;
+            let mut names = txn.open_table(NAMES).map_err(|e| e.to_string())?;
             let mut sm = txn.open_table(SM).map_err(|e| e.to_string())?;
             let keys: BTreeSet<Key> = if rewrite_all {
                 let mut all = BTreeSet::from([Key::Meta]);
@@ -353,6 +356,7 @@ impl StateMachineStore {
                 all.extend(state.locks.keys().cloned().map(Key::Lock));
                 all.extend(state.proposals.keys().cloned().map(Key::Proposal));
                 all.extend(state.ops.keys().cloned().map(Key::Op));
+                all.extend(state.names.keys().cloned().map(Key::Name));
                 all
             } else {
                 dirty
@@ -375,6 +379,7 @@ impl StateMachineStore {
                     Key::Lock(k) => put(&mut locks, k, state.locks.get(k))?,
                     Key::Proposal(k) => put(&mut proposals, k, state.proposals.get(k))?,
                     Key::Op(k) => put(&mut ops, k, state.ops.get(k))?,
+                    Key::Name(k) => put(&mut names, k, state.names.get(k))?,
                 }
             }
             put(&mut sm, LAST_APPLIED, applied.last_applied.as_ref())?;

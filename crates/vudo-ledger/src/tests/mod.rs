@@ -7,7 +7,7 @@ mod storage_suite;
 
 use ed25519_dalek::{Signer, SigningKey};
 
-use crate::ledger::{Action, Command, CreditTransaction, Genesis, LockOp, PostOp, ProposeOp, VoidOp, VoteOp};
+use crate::ledger::{Action, Command, CreditTransaction, Genesis, LockOp, NameClaimOp, PostOp, ProposeOp, VoidOp, VoteOp};
 use crate::types::peer_id_of;
 
 /// A deterministic test identity.
@@ -32,8 +32,22 @@ pub(crate) fn sign(mut command: Command, key: &SigningKey) -> Command {
         Command::Void(op) => op.signature = signature,
         Command::Propose(op) => op.signature = signature,
         Command::Vote(op) => op.signature = signature,
+        Command::ClaimName(op) => op.signature = signature,
     }
     command
+}
+
+pub(crate) fn claim(id: &str, name: &str, author: &Who, rev: u64) -> Command {
+    let op = NameClaimOp {
+        id: id.into(),
+        name: name.into(),
+        author: author.id.clone(),
+        rev,
+        package: format!("{rev:064x}"),
+        timestamp: 7,
+        signature: vec![],
+    };
+    sign(Command::ClaimName(op), &author.key)
 }
 
 pub(crate) fn transfer(id: &str, from: &Who, to: &Who, amount: u64, fee: u64) -> Command {

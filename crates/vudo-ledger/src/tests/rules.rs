@@ -324,3 +324,52 @@ fn history_lists_an_accounts_operations_newest_first_and_bounded() {
     }
     assert_eq!(ledger.history(&a.id, usize::MAX).len(), crate::ledger::MAX_HISTORY);
 }
+
+#[test]
+fn the_first_author_owns_a_name_and_later_versions_need_a_higher_rev() {
+    let (mut ledger, a, b, _) = founded();
+    assert_eq!(ledger.apply(&claim("n1", "physarum", &a, 1), 2), Outcome::Applied);
+    let record = ledger.name("physarum").cloned().unwrap();
+    assert_eq!((record.author.as_str(), record.rev, record.index), (a.id.as_str(), 1, 2));
+    // a resend of the same claim is idempotent
+    assert_eq!(ledger.apply(&claim("n1", "physarum", &a, 1), 3), Outcome::Exists);
+    // someone else cannot take the name, whatever the rev
+    let squat = ledger.apply(&claim("n2", "physarum", &b, 99), 4);
+    assert_eq!(rejected(&squat), Some(RejectCode::NameOwned));
+    // the owner needs a higher rev
+    let same = ledger.apply(&claim("n3", "physarum", &a, 1), 5);
+    assert_eq!(rejected(&same), Some(RejectCode::StaleRev));
+    assert_eq!(ledger.apply(&claim("n4", "physarum", &a, 3), 6), Outcome::Applied);
+    let lower = ledger.apply(&claim("n5", "physarum", &a, 2), 7);
+    assert_eq!(rejected(&lower), Some(RejectCode::StaleRev));
+    assert_eq!(ledger.name("physarum").map(|r| (r.rev, r.index)), Some((3, 6)));
+    // another name is another owner's to take
+    assert_eq!(ledger.apply(&claim("n6", "other", &b, 1), 8), Outcome::Applied);
+    assert!(ledger.name("nobody").is_none());
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn name_claims_are_shaped_and_signed() {
+    let (mut ledger, a, b, _) = founded();
+    let long = "a".repeat(crate::ledger::MAX_NAME_BYTES + 1);
+    for bad in ["", "Physarum", "9lives", "with space", "dots.no", long.as_str()] {
+        let outcome = ledger.apply(&claim(&format!("bad-{}", bad.len()), bad, &a, 1), 2);
+        assert_eq!(rejected(&outcome), Some(RejectCode::InvalidArgument), "{bad:?}");
+    }
+    let zero = ledger.apply(&claim("zero", "ok", &a, 0), 3);
+    assert_eq!(rejected(&zero), Some(RejectCode::InvalidArgument));
+    let mut forged = claim("forged", "ok", &a, 1);
+    if let Command::ClaimName(op) = &mut forged {
+        op.author = b.id.clone(); // signed by a, claims to be b
+    }
+    assert_eq!(rejected(&ledger.apply(&forged, 4)), Some(RejectCode::InvalidSignature));
+    let mut bad_hash = claim("hash", "ok", &a, 1);
+    if let Command::ClaimName(op) = &mut bad_hash {
+        op.package = "AB".repeat(32);
+    }
+    let bad_hash = sign(bad_hash, &a.key);
+    assert_eq!(rejected(&ledger.apply(&bad_hash, 5)), Some(RejectCode::InvalidArgument));
+    assert!(ledger.name("ok").is_none());
+    assert_eq!(ledger.apply(&claim("good", "ok", &a, 1), 6), Outcome::Applied);
+}
