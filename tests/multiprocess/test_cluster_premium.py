@@ -3,7 +3,8 @@
 Node 0 publishes a premium spirit it authored (price 5 credits per summon); node 2 finds it in the
 marketplace, fetches it over the links and summons it: 5 credits move from node 2 to node 0 exactly
 once, with no lock left open and the ledger still summing to what was minted. A second summon after a
-dismiss is a second summon and pays again (pay per summon). A summon that fails after its lock (the
+dismiss is a second summon and pays again (pay per summon). Publishing recorded the name on the
+ledger: another author's package under that name is refused on every node. A summon that fails after its lock (the
 stored package was tampered with) voids the lock: nothing moves.
 """
 
@@ -67,6 +68,14 @@ def test_a_premium_summon_moves_credits_exactly_once(make_cluster: Any) -> None:
     sha = read_package(data).sha256
     r = publisher.post("/v1/spirits", content=data, headers={**auth(publisher), "Content-Type": "application/octet-stream"})
     assert r.status_code == 201, r.text
+
+    # the publisher's install recorded the name on the ledger: another author cannot take it, on any node
+    squatter = cluster.nodes[1]
+    squat = package(load_identity(squatter.data_dir), NO_IMPORTS, name="fancy", rev=9, exports=("memory", "alloc"), imports=())
+    for node in (squatter, summoner):
+        refused = node.post("/v1/spirits", content=squat, headers={**auth(node), "Content-Type": "application/octet-stream"}, timeout=60.0)
+        assert refused.status_code == 409 and refused.json()["reason"] == "name_owned", refused.text
+        assert publisher.node_id in refused.json()["detail"]
 
     def offered() -> bool:
         found = run_vudo("spirit", "search", "fancy", "--data-dir", str(summoner.data_dir), "--json")

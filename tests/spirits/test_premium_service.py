@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from spirits.support import package, run_async
 from vudo.api.app import create_app
 from vudo.config import NodeConfig
-from vudo.credits.transaction import UNITS_PER_CREDIT, LockRequest, PostRequest, VoidRequest
-from vudo.credits.wire import Committed, Refused, Response
+from vudo.credits.transaction import UNITS_PER_CREDIT, LockRequest, NameClaim, PostRequest, VoidRequest
+from vudo.credits.wire import Committed, NameOut, ReadReply, Refused, Response
 from vudo.identity import Identity, init_data_dir, load_api_token
 from vudo.node import Node
 from vudo.services.spirits import PAYMENTS_FILE, SpiritsService
-from vudo.spirits.errors import SpiritError
+from vudo.spirits.errors import PackageError, SpiritError
 from vudo.spirits.manifest import Permissions, Tier
 
 NO_IMPORTS = '(module (memory (export "memory") 1) (func (export "alloc") (param i32) (result i32) (i32.const 8)))'
@@ -326,3 +326,79 @@ def test_a_journal_that_cannot_be_written_fails_the_summon_and_a_lost_settlement
             await service.stop()
 
     run_async(scenario())
+
+
+class FakeNames:
+    """Name claims with the ledger's rules, and reads of them."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, NameOut] = {}
+        self.claims: list[NameClaim] = []
+        self.down = False
+
+    async def read(self, name: str) -> Response:
+        if self.down:
+            return Refused("no_leader", "down")
+        return ReadReply(1, name=self.owners.get(name))
+
+    async def submit(self, op: LockRequest | PostRequest | VoidRequest | NameClaim) -> Response:
+        assert isinstance(op, NameClaim) and op.signature
+        self.claims.append(op)
+        owner = self.owners.get(op.name)
+        if owner is not None and owner.author != op.author:
+            return Refused("name_owned", f"owned by {owner.author}")
+        if owner is not None and op.rev <= owner.rev:
+            return Refused("stale_rev", f"recorded at {owner.rev}")
+        self.owners[op.name] = NameOut(op.name, op.author, op.rev, op.package, len(self.claims))
+        return Committed("applied", len(self.claims))
+
+
+def test_names_are_claimed_by_their_publisher_and_checked_at_install(payer: tuple[NodeConfig, Identity], author: Identity) -> None:
+    config, identity = payer
+    names = FakeNames()
+
+    async def scenario() -> None:
+        service = SpiritsService(config, identity, ledger=names.submit, names=names.read)
+        await service.start()
+        try:
+            # publishing our own package records the name (a reinstall of the same rev claims nothing new)
+            await service.install(package(identity, NO_IMPORTS, name="mine", rev=2, exports=("memory", "alloc"), imports=()))
+            assert names.owners["mine"].author == identity.node_id and names.owners["mine"].rev == 2
+            await service.install(package(identity, NO_IMPORTS, name="mine", rev=3, exports=("memory", "alloc"), imports=()))
+            assert names.owners["mine"].rev == 3 and len(names.claims) == 2
+        finally:
+            await service.stop()
+
+    names.owners["taken"] = NameOut("taken", author.node_id, 4, "ab" * 32, 1)
+
+    async def checks() -> None:
+        service = SpiritsService(config, identity, ledger=names.submit, names=names.read)
+        await service.start()
+        try:
+            stranger = Identity.generate()
+            with pytest.raises(PackageError) as info:
+                await service.install(package(stranger, NO_IMPORTS, name="taken", rev=9, exports=("memory", "alloc"), imports=()))
+            assert info.value.reason == "name_owned" and author.node_id in str(info.value)
+            for rev in (3, 4):  # lower, or the recorded rev with another package
+                with pytest.raises(PackageError) as info:
+                    await service.install(package(author, NO_IMPORTS, name="taken", rev=rev, exports=("memory", "alloc"), imports=()))
+                assert info.value.reason == "stale_rev"
+            view = await service.install(package(author, NO_IMPORTS, name="taken", rev=5, exports=("memory", "alloc"), imports=()))
+            assert view.rev == 5 and view.author == author.node_id
+            # an unclaimed name installs; so does anything while the ledger cannot answer (on the package's own checks)
+            assert (await service.install(package(stranger, NO_IMPORTS, name="free", exports=("memory", "alloc"), imports=()))).name == "free"
+            names.down = True
+            assert (await service.install(package(stranger, NO_IMPORTS, name="later", exports=("memory", "alloc"), imports=()))).name == "later"
+            # our own package under a name another author owns is refused by the ledger's claim too
+            names.down = False
+            names.owners["theirs"] = NameOut("theirs", author.node_id, 1, "cd" * 32, 1)
+            with pytest.raises(PackageError) as info:
+                await service.install(package(identity, NO_IMPORTS, name="theirs", rev=2, exports=("memory", "alloc"), imports=()))
+            assert info.value.reason == "name_owned"
+            metrics = service.metrics.registry
+            assert metrics.get_sample_value("vudo_spirit_packages_rejected_total", {"reason": "name_owned"}) == 2.0
+        finally:
+            await service.stop()
+
+    run_async(scenario())
+    run_async(checks())

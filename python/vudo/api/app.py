@@ -59,7 +59,7 @@ SPIRIT_CSP = (
 )
 SPIRIT_NAME = PathParam(pattern=r"^[a-z][a-z0-9-]{0,39}$", description="the spirit's name")
 _STATUS_BY_REASON = {
-    "unknown_spirit": 404, "not_granted": 403, "wrong_state": 409, "stale_rev": 409, "too_many": 409,
+    "unknown_spirit": 404, "not_granted": 403, "wrong_state": 409, "stale_rev": 409, "name_owned": 409, "too_many": 409,
     "oversize": 413, "changed_on_disk": 409, "payment_unavailable": 402,
     # premium summons: the credit ledger's own codes
     "insufficient_funds": 402, "settling": 409, "no_leader": 503, "not_leader": 503, "raft": 503, "unavailable": 503,

@@ -20,6 +20,7 @@ from vudo import _core
 from vudo.credits.transaction import (
     CreditTransaction,
     LockRequest,
+    NameClaim,
     PostRequest,
     Proposal,
     SignedVote,
@@ -138,6 +139,13 @@ class LedgerClient:
     async def lock(self, op: LockRequest) -> Committed:
         ticket = self.ledger.submit_lock(
             id=op.id, owner=op.owner, amount=op.amount, memo=op.memo, timestamp=op.timestamp, signature=op.signature
+        )
+        return await self._committed(ticket)
+
+    async def claim_name(self, op: NameClaim) -> Committed:
+        ticket = self.ledger.submit_claim_name(
+            id=op.id, name=op.name, author=op.author, rev=op.rev, package=op.package, timestamp=op.timestamp,
+            signature=op.signature,
         )
         return await self._committed(ticket)
 

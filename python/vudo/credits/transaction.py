@@ -157,6 +157,25 @@ class VoidRequest(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.structs.replace(self, signature=identity.sign(self.signing_bytes()))
 
 
+class NameClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """The author publishes spirit ``name`` at ``rev`` (package sha256 hex): the first claim owns the name,
+    later ones must be by the same author with a higher ``rev`` (the ledger checks both)."""
+
+    id: str
+    name: str
+    author: str
+    rev: int
+    package: str
+    timestamp: int
+    signature: bytes = b""
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes("claim_name", self.id, self.name, self.author, self.rev, self.package, self.timestamp)
+
+    def signed(self, identity: Identity) -> NameClaim:
+        return msgspec.structs.replace(self, signature=identity.sign(self.signing_bytes()))
+
+
 ActionKind = Literal["mint", "add_witness", "remove_witness"]
 
 

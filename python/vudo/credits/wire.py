@@ -22,6 +22,7 @@ from vudo.credits.transaction import (
     MAX_MEMO_BYTES,
     CreditTransaction,
     LockRequest,
+    NameClaim,
     PostRequest,
     Proposal,
     SignedVote,
@@ -70,9 +71,10 @@ class Submit(msgspec.Struct, frozen=True, tag="submit", forbid_unknown_fields=Tr
     void: VoidRequest | None = None
     propose: Proposal | None = None
     vote: SignedVote | None = None
+    claim: NameClaim | None = None
 
-    def op(self) -> CreditTransaction | LockRequest | PostRequest | VoidRequest | Proposal | SignedVote:
-        ops = [o for o in (self.transfer, self.lock, self.post, self.void, self.propose, self.vote) if o is not None]
+    def op(self) -> CreditTransaction | LockRequest | PostRequest | VoidRequest | Proposal | SignedVote | NameClaim:
+        ops = [o for o in (self.transfer, self.lock, self.post, self.void, self.propose, self.vote, self.claim) if o is not None]
         if len(ops) != 1:
             raise RemoteValueError("bad_submit", f"a submission carries exactly one operation, not {len(ops)}")
         return ops[0]
@@ -86,7 +88,7 @@ class Genesis(msgspec.Struct, frozen=True, tag="genesis", forbid_unknown_fields=
     hops: _Hops = 0
 
 
-ReadWhat = Literal["summary", "accounts", "account", "record", "proposal", "history"]
+ReadWhat = Literal["summary", "accounts", "account", "record", "proposal", "history", "name"]
 #: Most entries of an account's history one read returns.
 MAX_HISTORY = 1000
 
@@ -159,6 +161,16 @@ class ProposalOut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     failure: _Text | None
 
 
+class NameOut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who owns a spirit name and what it last published (``index``: the claim's Raft index)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    author: _NodeId
+    rev: _U64
+    package: Annotated[str, msgspec.Meta(min_length=64, max_length=64)]
+    index: _U64
+
+
 class HistoryOut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     op_id: _Id
     kind: Annotated[str, msgspec.Meta(max_length=32)]
@@ -183,6 +195,7 @@ class ReadReply(msgspec.Struct, frozen=True, tag="read_reply", forbid_unknown_fi
     record: RecordOut | None = None
     proposal: ProposalOut | None = None
     history: Annotated[tuple[HistoryOut, ...], msgspec.Meta(max_length=MAX_HISTORY)] = ()
+    name: NameOut | None = None
 
 
 Response = Committed | Refused | ReadReply

@@ -24,7 +24,7 @@ from vudo.api.hosts import HostPolicy
 from vudo.api.query import KeyringView, NodeInfo
 from vudo.config import NodeConfig
 from vudo.credits.transaction import ActionKind
-from vudo.credits.wire import CREDITS_PROTOCOL, RAFT_PROTOCOL, ReadWhat, Response
+from vudo.credits.wire import CREDITS_PROTOCOL, RAFT_PROTOCOL, ReadWhat, Refused, Response
 from vudo.hyphal.capability import is_witness
 from vudo.hyphal.linkproto import HYPHAL_PROTOCOL
 from vudo.hyphal.topology import TopologyView, build_topology
@@ -178,6 +178,12 @@ class NodeQueries:
 
 
 class Node:
+    async def _read_name(self, name: str) -> Response:
+        """Who owns a spirit name on the ledger (refused at once while no witness is known: no ledger yet)."""
+        if not self.credits.witnesses():
+            return Refused("no_leader", "no credit ledger witness is known yet")
+        return await self.credits.read("name", name)
+
     def __init__(self, config: NodeConfig, *, network: _core.MemoryNetwork | None = None) -> None:
         from vudo.api.app import create_app  # interfaces sit above the node; they get queries, not the node
 
@@ -233,7 +239,7 @@ class Node:
         links.pin_sources.append(self.credits.pinned)
         m.credit_ratio = self.credits.credit_ratio
         self.spirits = SpiritsService(config, self.identity, self.metrics, topology=self.queries.topology,
-                                      ledger=self.credits.submit)
+                                      ledger=self.credits.submit, names=self._read_name)
         self.market = MarketService(
             self.identity, self.spirits, lambda: links.port(SPIRIT_PROTOCOL), m.catalogues,
             lambda: frozenset(link.peer for link in links.links()),

@@ -53,6 +53,7 @@ from vudo.credits.transaction import (
     ActionKind,
     CreditTransaction,
     LockRequest,
+    NameClaim,
     PostRequest,
     Proposal,
     SignedVote,
@@ -67,6 +68,7 @@ from vudo.credits.wire import (
     Committed,
     Genesis,
     HistoryOut,
+    NameOut,
     ProposalOut,
     Read,
     ReadReply,
@@ -100,7 +102,7 @@ RATIO_EVERY_S = 10.0
 RECONCILE_EVERY_S = 5.0
 
 PortEvent = LinkUp | LinkDown | RequestReceived | ResponseReceived | RequestFailed
-Op = CreditTransaction | LockRequest | PostRequest | VoidRequest | Proposal | SignedVote
+Op = CreditTransaction | LockRequest | PostRequest | VoidRequest | Proposal | SignedVote | NameClaim
 
 
 class CreditsPort(Protocol):
@@ -134,6 +136,8 @@ def _author(op: Op) -> str:
         return op.owner
     if isinstance(op, Proposal):
         return op.proposer
+    if isinstance(op, NameClaim):
+        return op.author
     return op.voter
 
 
@@ -308,6 +312,8 @@ class CreditsService:
             return await self.call(Submit(void=op))
         if isinstance(op, Proposal):
             return await self.call(Submit(propose=op))
+        if isinstance(op, NameClaim):
+            return await self.call(Submit(claim=op))
         return await self.call(Submit(vote=op))
 
     async def read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True, limit: int = 100) -> Response:
@@ -399,6 +405,8 @@ class CreditsService:
                     done = await client.void(op)
                 elif isinstance(op, Proposal):
                     done = await client.propose(op)
+                elif isinstance(op, NameClaim):
+                    done = await client.claim_name(op)
                 else:
                     done = await client.vote(op)
         except LedgerRefused as err:
@@ -425,6 +433,11 @@ class CreditsService:
                            e.counterparty, e.amount, e.fee, e.incoming, e.memo[:1024], e.timestamp)
                 for e in entries
             ))
+        if request.what == "name":
+            found = ledger.name(request.key) if request.key else None
+            if found is None:
+                return ReadReply(index)
+            return ReadReply(index, name=NameOut(found.name, found.author, found.rev, found.package, found.index))
         if request.what == "record":
             record = ledger.record(request.key) if request.key else None
             if record is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -31,8 +32,8 @@ from pathlib import Path
 import msgspec
 
 from vudo.config import NodeConfig
-from vudo.credits.transaction import UNITS_PER_CREDIT, LockRequest, PostRequest, VoidRequest
-from vudo.credits.wire import Committed, Refused, Response
+from vudo.credits.transaction import UNITS_PER_CREDIT, LockRequest, NameClaim, PostRequest, VoidRequest
+from vudo.credits.wire import Committed, ReadReply, Refused, Response
 from vudo.identity import Identity
 from vudo.metrics import NodeMetrics
 from vudo.services.base import NodeEvents
@@ -172,7 +173,11 @@ class _Host:
         return int(time.time() * 1000)
 
 
-LedgerSubmit = Callable[[LockRequest | PostRequest | VoidRequest], Awaitable[Response]]
+LedgerSubmit = Callable[[LockRequest | PostRequest | VoidRequest | NameClaim], Awaitable[Response]]
+#: Reads who owns a spirit name on the ledger (a ``ReadReply`` whose ``name`` is None: nobody yet).
+NameRead = Callable[[str], Awaitable[Response]]
+#: How long an install waits for the ledger's word on a name before going on without it.
+NAME_CHECK_S = 15.0
 
 
 class _PaymentsFile(msgspec.Struct, frozen=True):
@@ -192,6 +197,7 @@ class SpiritsService:
         topology: Callable[[], bytes] = lambda: b"[]",
         on_signal: Callable[[str, bytes], None] | None = None,
         ledger: LedgerSubmit | None = None,
+        names: NameRead | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -206,6 +212,8 @@ class SpiritsService:
         self._host = _Host(self)
         #: Submits a signed lock/post/void to the credit ledger (None: no ledger, premium spirits are refused).
         self._ledger = ledger
+        #: Reads name ownership from the ledger (None: no ledger, names are not checked).
+        self._names = names
         self.payments = PaymentBook(identity.node_id)
         self._settling: set[str] = set()  # spirits whose background settlement is in flight
         self._tasks: set[asyncio.Task[None]] = set()
@@ -241,7 +249,58 @@ class SpiritsService:
             self.metrics.spirit_packages_rejected.labels(err.reason).inc()
             log.warning("refused a spirit package: %s", err)
             raise
+        try:
+            await self._check_name(package)
+        except PackageError as err:
+            self.metrics.spirit_packages_rejected.labels(err.reason).inc()
+            log.warning("refused a spirit package: %s", err)
+            raise
         return self.install_verified(package, data)
+
+    # -- names owned through the ledger -----------------------------------------------------------
+
+    async def _check_name(self, package: pkg.Package) -> None:
+        """Anyone's package is checked against the name's claim on the ledger; publishing our own claims it.
+
+        The ledger's word is final (``name_owned``, ``stale_rev``); when it cannot be reached in
+        ``NAME_CHECK_S`` the install goes on with the package's own signature checks, and says so."""
+        if self._ledger is None or self._names is None:
+            return
+        m = package.manifest
+        response = await self._ask(self._names(m.name))
+        if isinstance(response, Refused):
+            log.warning("spirit %s: the ledger could not check the name (%s: %s); installed on the package's own checks",
+                        m.name, response.code, response.message)
+            return
+        owner = response.name if isinstance(response, ReadReply) else None
+        if owner is not None:
+            if owner.author != m.author:
+                raise PackageError("name_owned", f"the name {m.name!r} is owned on the ledger by {owner.author}, its first "
+                                                 f"author; this package is by {m.author}")
+            if m.rev < owner.rev or (m.rev == owner.rev and package.sha256 != owner.package):
+                raise PackageError("stale_rev", f"the ledger records {m.name!r} at rev {owner.rev} (package "
+                                                f"{owner.package[:16]}); this package is rev {m.rev} ({package.sha256[:16]})")
+        if m.author != self.identity.node_id or (owner is not None and owner.rev == m.rev):
+            return
+        digest = hashlib.sha256(f"vudo.name.v1\n{m.name}\n{m.rev}\n{package.sha256}".encode()).hexdigest()[:40]
+        # a content-addressed id and a fixed timestamp: a resend is the same signed claim (the ledger answers "exists")
+        claim = NameClaim(id=f"name-{digest}", name=m.name, author=m.author, rev=m.rev, package=package.sha256,
+                          timestamp=0).signed(self.identity)
+        claimed = await self._ask(self._ledger(claim))
+        if isinstance(claimed, Refused):
+            if claimed.code in ("name_owned", "stale_rev"):
+                raise PackageError(claimed.code, f"the ledger refuses to record {m.name!r} rev {m.rev}: {claimed.message}")
+            log.warning("spirit %s: the name claim is not recorded (%s: %s); installed anyway, install again to claim it",
+                        m.name, claimed.code, claimed.message)
+        else:
+            log.info("spirit %s: the ledger records rev %d by this node", m.name, m.rev)
+
+    @staticmethod
+    async def _ask(call: Awaitable[Response]) -> Response:
+        try:
+            return await asyncio.wait_for(call, NAME_CHECK_S)
+        except TimeoutError:
+            return Refused("timeout", f"no answer from the ledger in {NAME_CHECK_S:g} s")
 
     def install_bytes(self, data: bytes) -> SpiritView:
         """Verify a package and store it (a new name, or a higher rev by the same author)."""
