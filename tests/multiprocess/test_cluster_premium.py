@@ -66,7 +66,8 @@ def test_a_premium_summon_moves_credits_exactly_once(make_cluster: Any) -> None:
     author = load_identity(publisher.data_dir)
     data = package(author, NO_IMPORTS, name="fancy", tier=Tier("premium", PRICE), exports=("memory", "alloc"), imports=())
     sha = read_package(data).sha256
-    r = publisher.post("/v1/spirits", content=data, headers={**auth(publisher), "Content-Type": "application/octet-stream"})
+    r = publisher.post("/v1/spirits", content=data, headers={**auth(publisher), "Content-Type": "application/octet-stream"},
+                       timeout=90.0)  # publishing waits for the ledger to record the name
     assert r.status_code == 201, r.text
 
     # the publisher's install recorded the name on the ledger: another author cannot take it, on any node

@@ -402,3 +402,29 @@ def test_names_are_claimed_by_their_publisher_and_checked_at_install(payer: tupl
 
     run_async(scenario())
     run_async(checks())
+
+
+def test_a_ledger_that_never_answers_does_not_hold_an_install_forever(
+    payer: tuple[NodeConfig, Identity], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from vudo.services import spirits as spirits_module
+
+    config, identity = payer
+    monkeypatch.setattr(spirits_module, "NAME_CHECK_S", 0.2)
+
+    async def silent(name: str) -> Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def scenario() -> None:
+        service = SpiritsService(config, identity, ledger=FakeNames().submit, names=silent)
+        await service.start()
+        try:
+            view = await service.install(package(Identity.generate(), NO_IMPORTS, name="quiet", exports=("memory", "alloc"), imports=()))
+            assert view.name == "quiet"
+        finally:
+            await service.stop()
+
+    run_async(scenario())

@@ -176,8 +176,9 @@ class _Host:
 LedgerSubmit = Callable[[LockRequest | PostRequest | VoidRequest | NameClaim], Awaitable[Response]]
 #: Reads who owns a spirit name on the ledger (a ``ReadReply`` whose ``name`` is None: nobody yet).
 NameRead = Callable[[str], Awaitable[Response]]
-#: How long an install waits for the ledger's word on a name before going on without it.
-NAME_CHECK_S = 15.0
+#: How long an install waits in all for the ledger's word on a name before going on without it
+#: (the CLI waits 60 s for the whole install).
+NAME_CHECK_S = 30.0
 
 
 class _PaymentsFile(msgspec.Struct, frozen=True):
@@ -267,7 +268,8 @@ class SpiritsService:
         if self._ledger is None or self._names is None:
             return
         m = package.manifest
-        response = await self._ask(self._names(m.name))
+        deadline = time.monotonic() + NAME_CHECK_S
+        response = await self._ask(self._names(m.name), deadline)
         if isinstance(response, Refused):
             log.warning("spirit %s: the ledger could not check the name (%s: %s); installed on the package's own checks",
                         m.name, response.code, response.message)
@@ -286,7 +288,7 @@ class SpiritsService:
         # a content-addressed id and a fixed timestamp: a resend is the same signed claim (the ledger answers "exists")
         claim = NameClaim(id=f"name-{digest}", name=m.name, author=m.author, rev=m.rev, package=package.sha256,
                           timestamp=0).signed(self.identity)
-        claimed = await self._ask(self._ledger(claim))
+        claimed = await self._ask(self._ledger(claim), deadline)
         if isinstance(claimed, Refused):
             if claimed.code in ("name_owned", "stale_rev"):
                 raise PackageError(claimed.code, f"the ledger refuses to record {m.name!r} rev {m.rev}: {claimed.message}")
@@ -296,11 +298,11 @@ class SpiritsService:
             log.info("spirit %s: the ledger records rev %d by this node", m.name, m.rev)
 
     @staticmethod
-    async def _ask(call: Awaitable[Response]) -> Response:
+    async def _ask(call: Awaitable[Response], deadline: float) -> Response:
         try:
-            return await asyncio.wait_for(call, NAME_CHECK_S)
+            return await asyncio.wait_for(call, max(0.1, deadline - time.monotonic()))
         except TimeoutError:
-            return Refused("timeout", f"no answer from the ledger in {NAME_CHECK_S:g} s")
+            return Refused("timeout", f"no answer from the ledger within {NAME_CHECK_S:g} s")
 
     def install_bytes(self, data: bytes) -> SpiritView:
         """Verify a package and store it (a new name, or a higher rev by the same author)."""
