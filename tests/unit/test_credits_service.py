@@ -16,7 +16,8 @@ import msgspec
 
 from vudo.config import NodeConfig
 from vudo.credits import UNITS_PER_CREDIT, CreditTransaction
-from vudo.credits.wire import Committed, Genesis, Read, ReadReply, Refused, Submit, decode_response, encode
+from vudo.credits.transaction import ActionKind
+from vudo.credits.wire import Committed, Genesis, Read, ReadReply, Refused, Submit, SummaryOut, decode_response, encode
 from vudo.hyphal.linkproto import RequestFailed, RequestReceived, Respond, SendRequest
 from vudo.identity import Identity
 from vudo.services.credits import CreditsService, CreditsSources, Outbox
@@ -58,16 +59,17 @@ class LimitedHub(MemoryLinkHub):
 
 class Cluster:
     def __init__(self, root: Path, witnesses: int = 3, others: int = 1, *, snapshot_every: int = 5000, keep_logs: int = 1000,
-                 chunk: int = 256 * 1024, limit: int = 1024 * 1024) -> None:
+                 chunk: int = 256 * 1024, limit: int = 1024 * 1024, joiners: int = 0) -> None:
+        """``joiners`` nodes come last: witness-capable (they open a ledger) but not founding witnesses."""
         self.root = root
-        self.ids = [Identity.generate() for _ in range(witnesses + others)]
+        self.ids = [Identity.generate() for _ in range(witnesses + others + joiners)]
         self.witness_ids = frozenset(i.node_id for i in self.ids[:witnesses])
         self.raft, self.credits = LimitedHub(limit), MemoryLinkHub()
         self.services: list[CreditsService] = []
         for n, ident in enumerate(self.ids):
             data = root / f"n{n}"
             data.mkdir()
-            config = NodeConfig(data_dir=data, witness=n < witnesses, raft_heartbeat_ms=50, raft_election_min_ms=300,
+            config = NodeConfig(data_dir=data, witness=n < witnesses or n >= witnesses + others, raft_heartbeat_ms=50, raft_election_min_ms=300,
                                 raft_election_max_ms=600, raft_fault_drop_file=str(root / f"drop{n}"),
                                 raft_snapshot_every=snapshot_every, raft_keep_logs=keep_logs)
             self.services.append(CreditsService(
@@ -254,6 +256,125 @@ def test_a_partitioned_witness_catches_up_by_snapshot_in_chunks_the_links_can_ca
             assert (summaries()[2].snapshot_index or 0) >= 40  # it installed a snapshot: the log it missed was gone
             assert 4096 < c.raft.largest <= c.raft.limit  # the snapshot went in chunks, none above the link limit
             assert cut.metrics.raft.labels("fault_dropped")._value.get() > 0
+        finally:
+            await c.stop()
+
+    run(scenario)
+
+
+async def decide(c: Cluster, action: ActionKind, target: str, votes: dict[int, bool], *, amount: int = 0,
+                 proposer: int = 0) -> str:
+    """A proposal by witness ``proposer`` and a signed vote by each service index in ``votes``; returns its final state."""
+    pid, proposed = await c.services[proposer].propose(action=action, target=target, amount=amount)
+    assert isinstance(proposed, Committed), proposed
+    for index, approve in votes.items():
+        voted = await c.services[index].vote(proposal_id=pid, approve=approve)
+        assert isinstance(voted, Committed), (index, voted)
+    prop = await c.services[proposer].read("proposal", pid)
+    assert isinstance(prop, ReadReply) and prop.proposal is not None
+    assert prop.proposal.failure is None, prop.proposal.failure
+    return prop.proposal.state
+
+
+async def leader_summary(c: Cluster) -> SummaryOut:
+    reply = await c.services[0].read("summary")
+    assert isinstance(reply, ReadReply) and reply.summary is not None
+    return reply.summary
+
+
+def test_quorum_decisions_add_a_witness_only_when_approved_and_mint_exactly(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        c = Cluster(tmp_path, joiners=1)
+        await c.start()
+        try:
+            await c.found()
+            w0, w1, w2, plain, joiner = c.services
+            new = joiner.identity.node_id
+            founders = sorted(c.witness_ids)
+            assert joiner.ledger is not None and joiner.local_summary().voters == []  # type: ignore[union-attr]
+
+            # one rejection of three is more than 1 - 0.67 of them: rejected; one approval of three: pending
+            assert await decide(c, "add_witness", new, {1: False}) == "rejected"
+            assert await decide(c, "add_witness", new, {0: True}) == "pending"
+            # two approvals of three (0.667 < 0.67) is still pending
+            pending = await decide(c, "add_witness", new, {0: True, 1: True})
+            assert pending == "pending"
+            # a transfer commits after them, so the leader ticked past several reconcile chances
+            _, moved = await plain.transfer(to=w0.identity.node_id, amount=U)
+            assert isinstance(moved, Committed)
+            summary = await leader_summary(c)
+            assert sorted(summary.witnesses) == founders and sorted(summary.voters) == founders
+            for s in (w0, w1, w2):
+                local = s.local_summary()
+                assert local is not None and new not in local.voters and new not in local.learners
+            assert joiner.local_summary().last_applied is None  # type: ignore[union-attr]  # it holds nothing
+
+            # approved by all three: the ledger names it a witness, the leader makes it a learner, then a voter
+            assert await decide(c, "add_witness", new, {0: True, 1: True, 2: True}) == "approved"
+            summary = await leader_summary(c)
+            assert new in summary.witnesses
+            await until(lambda: all(new in (s.local_summary().voters) for s in (w0, w1, w2, joiner)),  # type: ignore[union-attr]
+                        "the new witness to become a voter everywhere")
+            reply = await plain.read("summary")
+            assert isinstance(reply, ReadReply) and reply.summary is not None
+            assert sorted(reply.summary.voters) == sorted([*founders, new])
+            replicas = (w0, w1, w2, joiner)
+            await until(lambda: len({s.local_summary().state_hash for s in replicas}) == 1  # type: ignore[union-attr]
+                        and len({s.local_summary().last_applied for s in replicas}) == 1, "the new witness to replicate")
+
+            # the new witness votes: a mint proposed by it, approved with 3 of 4 votes (0.75 >= 0.67)
+            before = await leader_summary(c)
+            state = await decide(c, "mint", plain.identity.node_id, {4: True, 1: True, 2: True}, amount=7 * U, proposer=4)
+            assert state == "approved"
+            accounts = await plain.read("accounts")
+            assert isinstance(accounts, ReadReply) and accounts.summary is not None
+            assert accounts.summary.total_minted == before.total_minted + 7 * U
+            assert sum(a.balance for a in accounts.accounts) + accounts.summary.pool == accounts.summary.total_minted
+            mine = next(a for a in accounts.accounts if a.node_id == plain.identity.node_id)
+            assert mine.balance == 1000 * U - U + 7 * U and mine.earned_total == 1007 * U  # genesis + mint
+            # a mint that is only pending mints nothing
+            assert await decide(c, "mint", plain.identity.node_id, {0: True}, amount=U) == "pending"
+            assert (await leader_summary(c)).total_minted == before.total_minted + 7 * U
+            await until(lambda: len({s.local_summary().state_hash for s in replicas}) == 1, "converged replicas")  # type: ignore[union-attr]
+        finally:
+            await c.stop()
+
+    run(scenario)
+
+
+def test_an_approved_removal_takes_the_witness_out_and_the_ledger_keeps_committing(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        c = Cluster(tmp_path)
+        await c.start()
+        try:
+            await c.found()
+            plain = c.services[3]
+            leader = (await leader_summary(c)).leader
+            gone_index = next(i for i in range(3) if c.ids[i].node_id != leader)
+            gone = c.ids[gone_index].node_id
+            stay = [i for i in range(3) if i != gone_index]
+            # two of three approve: pending, nothing changes
+            assert await decide(c, "remove_witness", gone, {stay[0]: True, stay[1]: True}, proposer=stay[0]) == "pending"
+            assert gone in (await leader_summary(c)).voters
+            # all three (the one leaving too): approved
+            assert await decide(c, "remove_witness", gone, {stay[0]: True, stay[1]: True, gone_index: True},
+                                proposer=stay[0]) == "approved"
+            assert gone not in (await leader_summary(c)).witnesses
+            await until(lambda: all(gone not in c.services[i].local_summary().voters for i in stay),  # type: ignore[union-attr]
+                        "the removed witness to leave the voters")
+            summary = await leader_summary(c)
+            assert sorted(summary.voters) == sorted(c.ids[i].node_id for i in stay)
+            for n in range(10):
+                _, response = await plain.transfer(to=c.ids[stay[0]].node_id, amount=U + n)
+                assert isinstance(response, Committed), response
+            accounts = await plain.read("accounts")
+            assert isinstance(accounts, ReadReply) and accounts.summary is not None
+            assert sum(a.balance for a in accounts.accounts) + accounts.summary.pool == accounts.summary.total_minted == 4000 * U
+            # the removed witness may not vote any more
+            late = await decide(c, "mint", plain.identity.node_id, {stay[0]: True}, amount=U, proposer=stay[0])
+            assert late == "pending"  # 1 of 2 (0.5 < 0.67)
+            refused = await c.services[gone_index].vote(proposal_id="nope", approve=True)
+            assert isinstance(refused, Refused)
         finally:
             await c.stop()
 

@@ -98,6 +98,8 @@ FAULT_FILE_EVERY_S = 0.5
 SNAPSHOT_CHUNK_BYTES = 256 * 1024
 #: How often this node's credit ratio (for its gradient) is re-read from the ledger (seconds).
 RATIO_EVERY_S = 10.0
+#: How long a founder whose own initialization lost the race waits for the winner's membership (seconds).
+INIT_JOIN_WAIT_S = 10.0
 #: How often the leader brings Raft voters in line with the ledger's witness set (seconds).
 RECONCILE_EVERY_S = 5.0
 
@@ -375,7 +377,12 @@ class CreditsService:
         try:
             await self.client.initialize(witnesses)
         except LedgerRefused as err:
-            voters = sorted(self.ledger.summary().voters)
+            # Another founder may have reached us first (its vote request arrived before our own call): then its
+            # membership log entry is on its way; wait for it rather than fail.
+            deadline = time.monotonic() + INIT_JOIN_WAIT_S
+            while not self.ledger.summary().voters and time.monotonic() < deadline and self._running:
+                await asyncio.sleep(0.05)
+            voters = sorted(self.ledger.summary().voters) if self.ledger is not None else []
             if voters != sorted(set(witnesses)):
                 raise LedgerRefused(err.code, err.message) from None
 
@@ -617,6 +624,7 @@ class CreditsService:
             self.ledger = _core.Ledger(
                 peer_id=self.identity.node_id,
                 data_dir=data_dir,
+                bootstrap_peers=sorted(self.sources.witness_members() - {self.identity.node_id}),
                 network=self._network,
                 heartbeat_ms=self.config.raft_heartbeat_ms,
                 election_min_ms=self.config.raft_election_min_ms,
