@@ -285,10 +285,12 @@ async def leader_summary(c: Cluster) -> SummaryOut:
 def test_quorum_decisions_add_a_witness_only_when_approved_and_mint_exactly(tmp_path: Path) -> None:
     async def scenario() -> None:
         c = Cluster(tmp_path, joiners=1)
+        w0, w1, w2, plain, joiner = c.services
+        advertised: set[str] = set()  # what gossip has told the joiner about witnesses: nothing yet at its start
+        joiner.sources = CreditsSources(witness_members=lambda: frozenset(advertised))
         await c.start()
         try:
             await c.found()
-            w0, w1, w2, plain, joiner = c.services
             new = joiner.identity.node_id
             founders = sorted(c.witness_ids)
             assert joiner.ledger is not None and joiner.local_summary().voters == []  # type: ignore[union-attr]
@@ -313,6 +315,10 @@ def test_quorum_decisions_add_a_witness_only_when_approved_and_mint_exactly(tmp_
             assert await decide(c, "add_witness", new, {0: True, 1: True, 2: True}) == "approved"
             summary = await leader_summary(c)
             assert new in summary.witnesses
+            # a ledger with no membership takes Raft RPCs only from the witnesses it has heard of: none yet
+            await until(lambda: joiner.local_summary().refused_rpcs > 0, "the joiner to refuse an unknown leader")  # type: ignore[union-attr]
+            assert joiner.local_summary().voters == []  # type: ignore[union-attr]
+            advertised.update(c.witness_ids)  # gossip reaches it
             await until(lambda: all(new in (s.local_summary().voters) for s in (w0, w1, w2, joiner)),  # type: ignore[union-attr]
                         "the new witness to become a voter everywhere")
             reply = await plain.read("summary")

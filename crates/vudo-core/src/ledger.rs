@@ -472,6 +472,11 @@ impl Ledger {
         self.spawn_ticket(async move { handle.reconcile_witnesses().await }, done)
     }
 
+    /// Peers whose Raft RPCs are accepted while this node knows no membership yet (how a new witness joins).
+    fn set_bootstrap_peers(&self, peers: Vec<String>) -> Result<(), CoreFailure> {
+        Ok(self.handle.set_bootstrap_peers(&peers)?)
+    }
+
     /// Outbound Raft RPCs for the host to carry: (request_id, target PeerId, bytes). Never blocks.
     #[pyo3(signature = (max_rpcs=256))]
     fn take_outbound(&self, max_rpcs: usize) -> Vec<(u64, String, Vec<u8>)> {

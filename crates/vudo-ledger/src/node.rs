@@ -117,7 +117,7 @@ pub struct LedgerHandle {
     hub: Arc<RpcHub>,
     applied: Arc<RwLock<Applied>>,
     peer_id: Arc<str>,
-    bootstrap: Arc<BTreeSet<String>>,
+    bootstrap: Arc<RwLock<BTreeSet<String>>>,
     counters: Arc<Counters>,
 }
 
@@ -174,7 +174,7 @@ impl LedgerNode {
             hub,
             applied,
             peer_id: config.peer_id.as_str().into(),
-            bootstrap: Arc::new(config.bootstrap_peers.iter().cloned().collect()),
+            bootstrap: Arc::new(RwLock::new(config.bootstrap_peers.iter().cloned().collect())),
             counters: Arc::default(),
         };
         Ok(Self { runtime: Some(runtime), handle })
@@ -405,12 +405,22 @@ impl LedgerHandle {
         self.hub.deliver_reply(request_id, reply)
     }
 
+    /// Replace the peers whose RPCs are accepted while this node knows no membership (a host learns the
+    /// witnesses after start, e.g. by gossip). Once the node holds a membership, only members count.
+    pub fn set_bootstrap_peers(&self, peers: &[String]) -> Result<(), LedgerError> {
+        for peer in peers {
+            verifying_key(peer)?;
+        }
+        *self.bootstrap.write().unwrap_or_else(std::sync::PoisonError::into_inner) = peers.iter().cloned().collect();
+        Ok(())
+    }
+
     fn is_member(&self, from: &str) -> bool {
         let m = self.raft.metrics().borrow().membership_config.clone();
         let membership = m.membership();
         let mut nodes = membership.nodes().peekable();
         if nodes.peek().is_none() {
-            return self.bootstrap.contains(from);
+            return self.bootstrap.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(from);
         }
         membership.get_node(&raft_id(from)).is_some_and(|node| node.addr == from)
     }

@@ -242,6 +242,7 @@ class CreditsService:
         self._fault_file = Path(config.raft_fault_drop_file) if config.raft_fault_drop_file else None
         self._fault_read_at = -1e9
         self._reconciled_at = -1e9
+        self._bootstrap: frozenset[str] = frozenset()
         self._dropped_reported = 0
         self._ratio = 1.0
         self._ratio_at = -1e9
@@ -580,6 +581,8 @@ class CreditsService:
         if self.ledger is not None:
             self._summary = summary = self.ledger.summary()
             self.metrics.is_leader.set(1 if summary.state == "leader" else 0)
+            if not summary.voters:
+                self._refresh_bootstrap()
             if summary.state == "leader" and summary.witnesses and sorted(summary.witnesses) != sorted(summary.voters) \
                     and now - self._reconciled_at >= RECONCILE_EVERY_S:
                 self._reconciled_at = now
@@ -595,6 +598,15 @@ class CreditsService:
             self._ratio_task = asyncio.ensure_future(self._refresh_ratio())
             self._tasks.add(self._ratio_task)
             self._ratio_task.add_done_callback(self._tasks.discard)
+
+    def _refresh_bootstrap(self) -> None:
+        """Until this ledger holds a membership, accept Raft RPCs from the witnesses advertised now (how a witness
+        added by a quorum decision is reached by the leader; gossip names them only after start)."""
+        assert self.ledger is not None
+        peers = self.sources.witness_members() - {self.identity.node_id}
+        if peers != self._bootstrap:
+            self.ledger.set_bootstrap_peers(sorted(peers))
+            self._bootstrap = peers
 
     def _export_counters(self) -> None:
         dropped = self.carrier.counters.fault_dropped
@@ -624,7 +636,6 @@ class CreditsService:
             self.ledger = _core.Ledger(
                 peer_id=self.identity.node_id,
                 data_dir=data_dir,
-                bootstrap_peers=sorted(self.sources.witness_members() - {self.identity.node_id}),
                 network=self._network,
                 heartbeat_ms=self.config.raft_heartbeat_ms,
                 election_min_ms=self.config.raft_election_min_ms,
@@ -638,6 +649,8 @@ class CreditsService:
             self.client.after_drain = self._pump_outbound
             self.client.start()
             self._summary = self.ledger.summary()
+            if not self._summary.voters:
+                self._refresh_bootstrap()
             log.info("witness: ledger opened in %s (applied index %s)", data_dir, self._summary.last_applied)
         self.raft_port = self._raft_port_factory()
         self.credits_port = self._credits_port_factory()
