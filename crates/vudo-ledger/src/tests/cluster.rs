@@ -245,3 +245,24 @@ fn a_new_witness_joins_through_a_snapshot() {
     assert_eq!(nodes[3].handle().state_hash().0, lh.state_hash().0);
     assert_eq!(accounts(&nodes[3]).get(&people[1].id).unwrap().balance, 40);
 }
+
+#[test]
+fn a_fresh_node_takes_rpcs_only_from_the_bootstrap_peers_it_was_last_given() {
+    let (me, witness, stranger) = (who(21), who(22), who(23));
+    let dir = tempfile::tempdir().unwrap();
+    let net = MemoryNetwork::new();
+    let node = start(dir.path(), &me, &net, &[]);
+    let h = node.handle();
+    // no membership and no bootstrap peers: everyone is refused
+    let err = node.block_on(h.handle_rpc(&witness.id, &vote_request(1, &witness))).unwrap_err();
+    assert_eq!(err, LedgerError::NotMember { peer: witness.id.clone() });
+    // the host learns the witnesses later (gossip): from then on they are heard, others still not
+    h.set_bootstrap_peers(std::slice::from_ref(&witness.id)).unwrap();
+    assert!(node.block_on(h.handle_rpc(&witness.id, &vote_request(1, &witness))).is_ok());
+    let err = node.block_on(h.handle_rpc(&stranger.id, &vote_request(1, &stranger))).unwrap_err();
+    assert_eq!(err, LedgerError::NotMember { peer: stranger.id.clone() });
+    assert_eq!(h.set_bootstrap_peers(&["not-a-peer-id".to_owned()]).unwrap_err().code(), "invalid_argument");
+    // a refused update leaves the previous set in place
+    assert!(node.block_on(h.handle_rpc(&witness.id, &vote_request(2, &witness))).is_ok());
+    assert_eq!(h.status().refused_rpcs, 2);
+}
