@@ -297,8 +297,10 @@ fn open_gossip_stays_bounded_and_working_under_a_flood_of_made_up_identities() {
         let refused = stats.admission.as_ref().map_or(0, |s| s.refused.iter().map(|(_, n)| n).sum::<u64>());
         refused >= 20_000 - 8 && stats.rejected.iter().any(|(r, n)| *r == "undecodable" && *n == 1)
     }), "{:?}", a.transport_stats());
-    // The admitted strangers did reach chitchat: 6 hearsay slots (2 of the 8 are kept for direct speakers).
-    assert!(wait_until(|| a.snapshot().unwrap().len() == 1 + 6), "{:?}", a.snapshot().unwrap().len());
+    // 6 strangers got a hearsay slot (2 of the 8 are kept for direct speakers) and were handed to chitchat.
+    // chitchat may forget a digest-only stranger again (that frees its slot), so the table is only bounded here.
+    assert!(wait_until(|| a.transport_stats().admission.is_some_and(|s| s.admitted + s.released as usize >= 6)), "{:?}", a.transport_stats());
+    assert!(a.snapshot().unwrap().len() <= 1 + 6, "{:?}", a.snapshot().unwrap().len());
     // A real node joining now speaks for itself and gets in; both see each other.
     let b = GossipNode::start(config(&Network::Udp, "b", pb, vec![format!("127.0.0.1:{pa}")])).unwrap();
     assert!(wait_until(|| live(&a, "b") == Some(true) && live(&b, "a") == Some(true)));
