@@ -203,9 +203,11 @@ def test_open_gossip_admits_a_capped_number_of_strangers_and_exports_it() -> Non
             s.sendto(syn, (host, int(port)))
             s.sendto(b"garbage", (host, int(port)))
         _wait(lambda: node.transport_stats().ids_refused.get("cap", 0) >= 50 - 3, "strangers beyond the cap to be refused")
-        _wait(lambda: len(node.snapshot()) == 1 + 3, "the admitted strangers to reach the engine")
+        # 3 strangers got a hearsay slot (1 of the 4 is kept for direct speakers). chitchat may forget a
+        # digest-only stranger again, which frees its slot, so the engine's table is only bounded here.
         stats = node.transport_stats()
-        assert (stats.admission_cap, stats.admitted_unverified, stats.rewritten) == (4, 3, 1)
+        assert (stats.admission_cap, stats.admitted_unverified + stats.admission_released, stats.rewritten) == (4, 3, 1)
+        assert len(node.snapshot()) <= 1 + 3
         _wait(lambda: node.transport_stats().rejected.get("undecodable") == 1, "the garbage datagram to be counted")
         metrics = NodeMetrics()
         metrics.observe_transport(node.transport_stats())
