@@ -96,6 +96,8 @@ MAX_INFLIGHT_PER_PEER = 64
 FAULT_FILE_EVERY_S = 0.5
 #: Largest snapshot chunk in one Raft RPC: well under the link engine's 1 MiB message limit.
 SNAPSHOT_CHUNK_BYTES = 256 * 1024
+#: Tries at a consistent read of every account (see _read_local) before answering `busy`.
+ACCOUNTS_READ_ATTEMPTS = 50
 #: How often this node's credit ratio (for its gradient) is re-read from the ledger (seconds).
 RATIO_EVERY_S = 10.0
 #: How long a founder whose own initialization lost the race waits for the winner's membership (seconds).
@@ -427,9 +429,17 @@ class CreditsService:
         if request.what == "summary":
             return ReadReply(index, summary=summary_out(ledger.summary()))
         if request.what == "accounts":
-            rows = sorted(ledger.balances())
-            accounts = tuple(account_out(node_id, ledger.account(node_id)) for node_id, _, _ in rows[:MAX_ACCOUNTS])
-            return ReadReply(index, summary=summary_out(ledger.summary()), accounts=accounts, truncated=len(rows) > MAX_ACCOUNTS)
+            # The engine reads one account at a time, and entries apply in between: read the accounts
+            # between two summaries with the same state hash (a seqlock), so the list is one consistent cut
+            # (its balances and the pool sum to total_minted).
+            for _ in range(ACCOUNTS_READ_ATTEMPTS):
+                before = ledger.summary()
+                rows = sorted(ledger.balances())
+                accounts = tuple(account_out(node_id, ledger.account(node_id)) for node_id, _, _ in rows[:MAX_ACCOUNTS])
+                after = ledger.summary()
+                if after.state_hash == before.state_hash:
+                    return ReadReply(index, summary=summary_out(after), accounts=accounts, truncated=len(rows) > MAX_ACCOUNTS)
+            raise LedgerRefused("busy", "the ledger kept changing while its accounts were read; retry")
         if request.what == "account":
             if not request.key:
                 return ReadReply(index)
