@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from browser_support import UI_TIMEOUT_MS
@@ -21,8 +20,6 @@ from vudo.spirits.builtin import PHYSARUM_PACKAGE
 from vudo.spirits.package import read_package
 
 DEADLINE = 120.0
-
-pytestmark = pytest.mark.skipif(not PHYSARUM_PACKAGE.is_file(), reason="physarum.spirit is built by scripts/setup.sh")
 
 
 def test_publish_on_one_node_find_and_fetch_on_another_and_summon_there(make_cluster: Any, page: Page) -> None:

@@ -10,7 +10,6 @@ import time
 import tomllib
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from spirits.support import run_async
@@ -22,8 +21,6 @@ from vudo.physarum.wasm import WasmPhysarum
 from vudo.spirits.builtin import PHYSARUM_PACKAGE, install_into
 from vudo.spirits.manifest import Permissions
 from vudo.spirits.package import read_package
-
-pytestmark = pytest.mark.skipif(not PHYSARUM_PACKAGE.is_file(), reason="physarum.spirit is built by scripts/setup.sh")
 
 GRANT = Permissions(network="read", compute="minimal", display="required")
 
