@@ -74,8 +74,9 @@ class Outsider:
     def inject(self, name: str, *, count: int, prefix: str, kv: dict[str, str], first_port: int = 20000) -> int:
         return int(self.call(op="inject", name=name, count=count, prefix=prefix, first_port=first_port, kv=kv)["members"])
 
-    def fill(self, name: str, *, count: int, prefix: str, value: str) -> int:
-        return int(self.call(op="fill", name=name, count=count, prefix=prefix, value=value)["keys"])
+    def fill(self, name: str, *, count: int, prefix: str, value: str, noise: int = 0) -> int:
+        """Set ``count`` keys on participant ``name``: ``value`` then ``noise`` pseudo-random hex digits each."""
+        return int(self.call(op="fill", name=name, count=count, prefix=prefix, value=value, noise=noise)["keys"])
 
     def dump(self, name: str) -> list[dict[str, Any]]:
         members: list[dict[str, Any]] = self.call(op="dump", name=name)["members"]

@@ -11,7 +11,9 @@
 //! {"op":"set","name":"x","key":"k","value":"v"}      {"op":"delete","name":"x","key":"k"}
 //! {"op":"inject","name":"x","count":10000,"prefix":"stranger","first_port":20000,"kv":{"k":"v"}}
 //!     makes up `count` node states (ids prefix-0.., loopback addresses) and gossips them on
-//! {"op":"fill","name":"x","count":20000,"prefix":"k","value":"v"}   sets `count` keys on itself
+//! {"op":"fill","name":"x","count":20000,"prefix":"k","value":"v","noise":64}
+//!     sets `count` keys on itself, each value `value` and `noise` pseudo-random hex digits
+//!     (values that do not compress, so chitchat packs fewer of them per datagram)
 //! {"op":"dump","name":"x"}      -> {"ok":true,"members":[{node_id,generation,addr,live,kv}]}
 //! {"op":"stop","name":"x"}      {"op":"quit"}
 //! ```
@@ -59,7 +61,14 @@ enum Command {
         #[serde(default)]
         kv: BTreeMap<String, String>,
     },
-    Fill { name: String, count: u32, prefix: String, value: String },
+    Fill {
+        name: String,
+        count: u32,
+        prefix: String,
+        value: String,
+        #[serde(default)]
+        noise: usize,
+    },
     Dump { name: String },
     Stop { name: String },
     Quit,
@@ -136,12 +145,21 @@ impl Outsider {
                 }
                 Ok(json!({"members": guard.node_states().len()}))
             }
-            Command::Fill { name, count, prefix, value } => {
+            Command::Fill { name, count, prefix, value, noise } => {
                 let chitchat = self.handle(&name)?.chitchat();
                 let mut guard = chitchat.lock().await;
                 let state = guard.self_node_state();
+                let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
                 for i in 0..count {
-                    state.set(format!("{prefix}-{i}"), value.clone());
+                    let mut v = value.clone();
+                    for _ in 0..noise {
+                        // xorshift64: cheap noise for incompressible test values
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        v.push(char::from_digit((rng % 16) as u32, 16).unwrap_or('0'));
+                    }
+                    state.set(format!("{prefix}-{i}"), v);
                 }
                 Ok(json!({"keys": state.num_key_values()}))
             }
