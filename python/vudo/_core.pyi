@@ -238,6 +238,8 @@ class TransportStats:
     foreign_loopback: int
     fragmented: int
     rewritten: int
+    #: Open gossip: datagrams whose delta expanded beyond the read bound (1 MiB), passed on cut at it.
+    truncated: int
     admission_cap: int
     admitted_unverified: int
     ids_refused: dict[str, int]

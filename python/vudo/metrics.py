@@ -20,7 +20,7 @@ class _TransportCollector(Collector):
     def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
         stats = self.stats
         datagrams = CounterMetricFamily(
-            "vudo_gossip_datagrams", "Gossip datagrams by direction (sent/received on the socket; sealed/opened by the keyring)",
+            "vudo_gossip_datagrams", "Gossip datagrams by direction (sent/received on the socket; sealed/opened by the keyring; fragmented; rewritten/truncated by open-gossip admission)",
             labels=["direction"],
         )
         rejected = CounterMetricFamily(
@@ -62,7 +62,8 @@ class _TransportCollector(Collector):
             cap.add_metric([], stats.admission_cap)
             for direction, value in (("sent", stats.sent), ("received", stats.received),
                                      ("sealed", stats.sealed), ("opened", stats.opened),
-                                     ("fragmented", stats.fragmented), ("rewritten", stats.rewritten)):
+                                     ("fragmented", stats.fragmented), ("rewritten", stats.rewritten),
+                                     ("truncated", stats.truncated)):
                 datagrams.add_metric([direction], value)
             for reason, value in sorted(stats.rejected.items()):
                 rejected.add_metric([reason], value)

@@ -180,7 +180,8 @@ def test_a_flood_of_strangers_and_values_stays_bounded(make_cluster: Any, tmp_pa
     """Plain chitchat participants push 20 000 junk keys and 20 000 made-up node ids at one node of an open cluster.
 
     First one participant publishes 20 000 distinct keys about itself, which chitchat sends over many
-    datagrams. Then 40 more each hold 500 made-up states (a plain chitchat digest must fit one
+    datagrams; a second publishes 20 000 keys of values that compress to almost nothing, so each of
+    its datagrams expands past what the engine reads from one (it is cut there). Then 40 more each hold 500 made-up states (a plain chitchat digest must fit one
     datagram) and gossip them on. The engine admits at most the cap of untrusted identities and at
     most ``UNVERIFIED_MAX_KEYS`` keys (and 64 KiB) per untrusted identity, so its table, its values
     and its own digest stay small, and it keeps gossiping with its real peers with all their values.
@@ -202,19 +203,30 @@ def test_a_flood_of_strangers_and_values_stays_bounded(make_cluster: Any, tmp_pa
     per = FLOOD_IDS // FLOOD_PARTICIPANTS
 
     def refused_lines() -> str:
-        return "\n".join(line for line in target.metrics().splitlines() if "refused" in line or "rejected" in line)
+        return "\n".join(line for line in target.metrics().splitlines() if "refused" in line or "rejected" in line or "datagrams_total" in line)
 
     with Outsider.start(tmp_path / "outsider") as out:
         out.join("junk", node_id="junk-carrier", generation=1, port=_port(), seeds=[target.gossip],
                  cluster_id=cluster.cluster_id, gossip_interval_ms=100)
-        # Values that do not compress: chitchat fills a datagram up to its size limit *compressed*, so
-        # junk like "xxxx..." would expand beyond what the engine reads from one datagram (1 MiB) and
-        # the whole datagram is dropped as undecodable (see the decompression-bomb test in wire.rs).
+        # Values that do not compress: chitchat sends ~700 of these keys per delta.
         assert out.fill("junk", count=junk, prefix="junk", value="", noise=64) == junk
-        # chitchat sends the junk ~700 keys per delta: wait for a good part of it, far beyond the budget.
+        # Wait for a good part of it, far beyond the budget.
         wait_for(lambda: _count(target, "vudo_gossip_values_refused_total", {"reason": "keys"}) >= junk // 4,
                  timeout=240, what="the target to refuse the junk keys beyond their budget",
                  diagnostics=lambda: refused_lines() + "\n" + cluster.diagnostics())
+        # Values that compress to nothing: chitchat fills a datagram up to its size limit *compressed*,
+        # so each delta expands far beyond what the engine reads from one datagram (1 MiB). It is cut
+        # at that bound (not dropped), and the budget applies to what is left.
+        refused = _count(target, "vudo_gossip_values_refused_total", {"reason": "keys"})
+        out.join("zjunk", node_id="zjunk-carrier", generation=1, port=_port(), seeds=[target.gossip],
+                 cluster_id=cluster.cluster_id, gossip_interval_ms=100)
+        assert out.fill("zjunk", count=junk, prefix="zjunk", value="x" * 64) == junk
+        # One cut delta holds ~13 000 of these keys: all the junk arrives in a few datagrams.
+        wait_for(lambda: (_count(target, "vudo_gossip_datagrams_total", {"direction": "truncated"}) >= 1
+                          and _count(target, "vudo_gossip_values_refused_total", {"reason": "keys"}) >= refused + junk // 2),
+                 timeout=240, what="the target to cut the compressible junk at its read bound and refuse it beyond the budget",
+                 diagnostics=lambda: refused_lines() + "\n" + cluster.diagnostics())
+        assert _count(target, "vudo_gossip_datagrams_rejected_total", {"reason": "undecodable"}) == 0
 
         for i in range(FLOOD_PARTICIPANTS):
             out.join(f"flood{i}", node_id=f"flooder-{i}", generation=1, port=_port(), seeds=[target.gossip],

@@ -49,6 +49,7 @@ pub struct TransportStats {
     foreign_loopback: u64,
     fragmented: u64,
     rewritten: u64,
+    truncated: u64,
     admission_cap: usize,
     admitted_unverified: usize,
     ids_refused: HashMap<String, u64>,
@@ -262,6 +263,7 @@ impl Gossip {
             foreign_loopback: s.foreign_loopback,
             fragmented: s.fragmented,
             rewritten: s.rewritten,
+            truncated: s.truncated,
             admission_cap: s.admission.as_ref().map_or(0, |a| a.cap),
             admitted_unverified: s.admission.as_ref().map_or(0, |a| a.admitted),
             ids_refused: s

@@ -20,7 +20,10 @@
 //! [`Admission::decide_section`], and the key-value operations of every
 //! admitted section through [`Admission::decide_values`] (per-identity key
 //! and byte budgets); when some are refused the datagram is written again
-//! without them (`rewritten`), otherwise the original bytes go on.
+//! without them (`rewritten`), otherwise the original bytes go on. A delta
+//! that expands beyond [`wire::MAX_EXPANDED`] goes on cut after its last
+//! whole operation within that bound (`truncated`); chitchat asks again for
+//! the rest.
 //! Our own datagrams leave unchanged: chitchat's table only holds what was
 //! admitted (trusted members plus at most the cap of others, ids of bounded
 //! length), so its digest fits one datagram.
@@ -57,6 +60,8 @@ pub struct GuardCounters {
     pub oversize: AtomicU64,
     /// Datagrams passed on without the identities the admission refused.
     pub rewritten: AtomicU64,
+    /// Datagrams whose delta expanded beyond [`wire::MAX_EXPANDED`], passed on cut at that bound.
+    pub truncated: AtomicU64,
 }
 
 pub struct GuardedTransport {
@@ -137,7 +142,8 @@ pub(crate) fn admit(
             .collect();
         (digest, delta, kvs)
     };
-    if keep_digest.iter().chain(&keep_delta).chain(keep_kvs.iter().flatten()).all(|k| *k) {
+    let all_kept = keep_digest.iter().chain(&keep_delta).chain(keep_kvs.iter().flatten()).all(|k| *k);
+    if all_kept && !message.truncated {
         return Some(datagram.to_vec());
     }
     let rewritten = message.encode_cut(&keep_digest, &keep_delta, &keep_kvs);
@@ -145,7 +151,12 @@ pub(crate) fn admit(
         guard.oversize.fetch_add(1, Ordering::Relaxed);
         return None;
     }
-    guard.rewritten.fetch_add(1, Ordering::Relaxed);
+    if message.truncated {
+        guard.truncated.fetch_add(1, Ordering::Relaxed);
+    }
+    if !all_kept {
+        guard.rewritten.fetch_add(1, Ordering::Relaxed);
+    }
     Some(rewritten)
 }
 
@@ -238,6 +249,22 @@ mod tests {
         assert_eq!(guard.undecodable.load(Ordering::Relaxed), 2);
         assert!(admit(&vec![0u8; MAX_DATAGRAM + 1], at(9999), &admission, &guard, 2).is_none());
         assert_eq!(guard.oversize.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_delta_expanding_past_the_read_bound_goes_on_cut_not_dropped() {
+        use crate::admission::UNVERIFIED_MAX_KEYS;
+        let admission: SharedAdmission = Arc::new(Mutex::new(Admission::new(Ident::new("me", 1, at(1)), 4)));
+        let guard = GuardCounters::default();
+        let stranger = Ident::new("stranger", 1, at(2000));
+        // 1.2 MB of compressible values in a few KB: more than the engine reads from one datagram.
+        let kvs: Vec<(String, String)> = (0..300).map(|k| (format!("k{k:03}"), "x".repeat(4000))).collect();
+        let out = admit(&build::ack(&[(stranger, kvs)]), at(2000), &admission, &guard, 0).unwrap();
+        let kept = wire::parse(&out).unwrap();
+        assert!(!kept.truncated, "what goes on is a whole delta");
+        assert_eq!(kept.delta[0].kvs.len(), UNVERIFIED_MAX_KEYS, "then the stranger's key budget applies");
+        assert_eq!(guard.truncated.load(Ordering::Relaxed), 1);
+        assert_eq!(guard.undecodable.load(Ordering::Relaxed), 0);
     }
 
     #[test]

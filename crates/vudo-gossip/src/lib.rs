@@ -95,6 +95,8 @@ pub struct TransportStats {
     pub fragmented: u64,
     /// Open gossip: datagrams passed on without the identities the admission refused.
     pub rewritten: u64,
+    /// Open gossip: datagrams whose delta expanded beyond the read bound, passed on cut at it.
+    pub truncated: u64,
     /// Open gossip: the admission policy's sizes and refusals (`None` with a keyring).
     pub admission: Option<AdmissionStats>,
     /// Key-values in chitchat's whole table (deletion tombstones included), as of the last view.
@@ -300,6 +302,7 @@ impl GossipNode {
             foreign_loopback: self.counters.foreign_loopback.load(Ordering::Relaxed),
             fragmented: self.counters.fragmented.load(Ordering::Relaxed),
             rewritten: self.guard.rewritten.load(Ordering::Relaxed),
+            truncated: self.guard.truncated.load(Ordering::Relaxed),
             admission: self.admission.as_ref().map(|a| guarded::lock(a).stats()),
             held_key_values: self.held_key_values.load(Ordering::Relaxed),
             held_value_bytes: self.held_value_bytes.load(Ordering::Relaxed),

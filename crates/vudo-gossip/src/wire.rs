@@ -27,6 +27,14 @@
 //! whole message to at most [`MAX_EXPANDED`] bytes; trailing bytes, unknown
 //! tags and malformed items are errors. What cannot be parsed is never
 //! handed to chitchat.
+//!
+//! chitchat fills a delta up to its datagram size *compressed*, so a peer
+//! relaying highly compressible values can send a delta that expands beyond
+//! [`MAX_EXPANDED`]. Such a delta is not an error: its blocks past the bound
+//! are skipped without being decompressed, the operations read up to there
+//! are kept and the rest is cut ([`Message::truncated`]), as chitchat itself
+//! cuts a delta at its size limit. The receiver asks again for what was cut.
+//! A digest past the bound is an error (chitchat's digest always fits).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
@@ -114,6 +122,9 @@ pub struct Message {
     /// Delta sections: one node's operations each.
     pub delta: Vec<Part>,
     delta_bytes: Vec<u8>,
+    /// The delta expanded beyond [`MAX_EXPANDED`] and was cut after its last
+    /// whole operation within the bound: pass on [`Message::encode`], never the original bytes.
+    pub truncated: bool,
 }
 
 struct Reader<'a> {
@@ -178,26 +189,40 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Read a block stream; returns the concatenated contents.
-fn read_stream(r: &mut Reader<'_>, budget: &mut usize) -> Result<Vec<u8>, WireError> {
+/// Read a block stream; returns the concatenated contents and whether the
+/// budget ran out. Once it has, the remaining blocks are only stepped over
+/// (not decompressed) and the contents end with the last block that fit.
+fn read_stream(r: &mut Reader<'_>, budget: &mut usize) -> Result<(Vec<u8>, bool), WireError> {
     let mut out = Vec::new();
     let mut block = vec![0u8; MAX_BLOCK];
+    let mut truncated = false;
     loop {
-        match r.u8()? {
-            0 => return Ok(out),
+        let tag = r.u8()?;
+        if tag == 0 {
+            return Ok((out, truncated));
+        }
+        let len = usize::from(r.u16()?);
+        let bytes = r.take(len)?;
+        if truncated {
+            if tag > 2 {
+                return Err(WireError::BadItem);
+            }
+            continue;
+        }
+        let contents = match tag {
             1 => {
-                let len = usize::from(r.u16()?);
-                let compressed = r.take(len)?;
-                let n = zstd::bulk::decompress_to_buffer(compressed, &mut block[..]).map_err(|_| WireError::BadItem)?;
-                *budget = budget.checked_sub(n).ok_or(WireError::TooLarge)?;
-                out.extend_from_slice(&block[..n]);
+                let n = zstd::bulk::decompress_to_buffer(bytes, &mut block[..]).map_err(|_| WireError::BadItem)?;
+                &block[..n]
             }
-            2 => {
-                let len = usize::from(r.u16()?);
-                *budget = budget.checked_sub(len).ok_or(WireError::TooLarge)?;
-                out.extend_from_slice(r.take(len)?);
-            }
+            2 => bytes,
             _ => return Err(WireError::BadItem),
+        };
+        match budget.checked_sub(contents.len()) {
+            Some(left) => {
+                *budget = left;
+                out.extend_from_slice(contents);
+            }
+            None => truncated = true,
         }
     }
 }
@@ -238,41 +263,55 @@ fn digest_entries(bytes: &[u8], count: Option<usize>) -> Result<Vec<Part>, WireE
     Ok(out)
 }
 
-fn delta_sections(bytes: &[u8]) -> Result<Vec<Part>, WireError> {
+/// The delta's sections. A `truncated` delta (its stream was cut at the
+/// expansion bound) ends at its last whole operation: the returned length is
+/// where that operation ends.
+fn delta_sections(bytes: &[u8], truncated: bool) -> Result<(Vec<Part>, usize), WireError> {
     let mut r = Reader::new(bytes);
     let mut out: Vec<Part> = Vec::new();
     while !r.is_empty() {
         let start = r.pos;
-        let mut version = 0;
-        let mut kv = None;
-        match r.u8()? {
-            0 => {
-                let id = r.ident()?;
-                r.u64()?; // last gc version
-                r.u64()?; // from version (excluded)
-                out.push(Part { id, max_version: 0, kvs: Vec::new(), range: start..start });
-            }
-            1 => {
-                let key = r.string()?.to_owned();
-                let value_len = r.string()?.len();
-                version = r.u64()?;
-                if r.u8()? > 2 {
-                    return Err(WireError::BadItem);
-                }
-                kv = Some(KeyValueOp { key, value_len, range: start..r.pos });
-            }
-            2 => {
-                version = r.u64()?;
-            }
-            _ => return Err(WireError::BadItem),
+        match delta_op(&mut r, &mut out) {
+            Ok(()) => {}
+            Err(WireError::Truncated) if truncated => return Ok((out, start)),
+            Err(err) => return Err(err),
         }
-        // Every operation belongs to the node opened before it.
-        let last = out.last_mut().ok_or(WireError::BadItem)?;
-        last.range.end = r.pos;
-        last.max_version = last.max_version.max(version);
-        last.kvs.extend(kv);
     }
-    Ok(out)
+    Ok((out, bytes.len()))
+}
+
+/// Read one delta operation into `out` (a node opens a section; the others extend the last one).
+fn delta_op(r: &mut Reader<'_>, out: &mut Vec<Part>) -> Result<(), WireError> {
+    let start = r.pos;
+    let mut version = 0;
+    let mut kv = None;
+    match r.u8()? {
+        0 => {
+            let id = r.ident()?;
+            r.u64()?; // last gc version
+            r.u64()?; // from version (excluded)
+            out.push(Part { id, max_version: 0, kvs: Vec::new(), range: start..start });
+        }
+        1 => {
+            let key = r.string()?.to_owned();
+            let value_len = r.string()?.len();
+            version = r.u64()?;
+            if r.u8()? > 2 {
+                return Err(WireError::BadItem);
+            }
+            kv = Some(KeyValueOp { key, value_len, range: start..r.pos });
+        }
+        2 => {
+            version = r.u64()?;
+        }
+        _ => return Err(WireError::BadItem),
+    }
+    // Every operation belongs to the node opened before it.
+    let last = out.last_mut().ok_or(WireError::BadItem)?;
+    last.range.end = r.pos;
+    last.max_version = last.max_version.max(version);
+    last.kvs.extend(kv);
+    Ok(())
 }
 
 /// Parse one datagram.
@@ -301,6 +340,7 @@ pub fn parse(datagram: &[u8]) -> Result<Message, WireError> {
         cluster_id: Vec::new(),
         delta: Vec::new(),
         delta_bytes: Vec::new(),
+        truncated: false,
     };
     if matches!(kind, Kind::Syn | Kind::SynAck) {
         if version == 0 {
@@ -314,7 +354,11 @@ pub fn parse(datagram: &[u8]) -> Result<Message, WireError> {
             message.digest_bytes = r.take(probe.pos)?.to_vec();
             message.digest = digest_entries(&message.digest_bytes, Some(count))?;
         } else {
-            message.digest_bytes = read_stream(&mut r, &mut budget)?;
+            let (digest, truncated) = read_stream(&mut r, &mut budget)?;
+            if truncated {
+                return Err(WireError::TooLarge);
+            }
+            message.digest_bytes = digest;
             message.digest = digest_entries(&message.digest_bytes, None)?;
         }
     }
@@ -325,8 +369,12 @@ pub fn parse(datagram: &[u8]) -> Result<Message, WireError> {
             message.cluster_id = datagram[start..r.pos].to_vec();
         }
         Kind::SynAck | Kind::Ack => {
-            message.delta_bytes = read_stream(&mut r, &mut budget)?;
-            message.delta = delta_sections(&message.delta_bytes)?;
+            let (mut delta, truncated) = read_stream(&mut r, &mut budget)?;
+            let (sections, whole) = delta_sections(&delta, truncated)?;
+            delta.truncate(whole);
+            message.delta_bytes = delta;
+            message.delta = sections;
+            message.truncated = truncated;
         }
         Kind::BadCluster => {}
     }
@@ -598,21 +646,71 @@ mod tests {
         assert_eq!(parse(&bad_ip).unwrap_err(), WireError::BadItem);
     }
 
-    #[test]
-    fn a_decompression_bomb_is_refused() {
-        // Many small zstd blocks, each expanding to 64 KiB of zeros.
+    /// Blocks that each expand to 64 KiB of zeros, until far past [`MAX_EXPANDED`].
+    fn zero_bomb_stream(out: &mut Vec<u8>) {
         let zeros = vec![0u8; MAX_BLOCK];
         let block = zstd::bulk::compress(&zeros, 19).unwrap();
-        let mut bomb = MAGIC.to_le_bytes().to_vec();
-        bomb.extend_from_slice(&[0, 2]);
         for _ in 0..(MAX_EXPANDED / MAX_BLOCK + 2) {
-            bomb.push(1);
-            bomb.extend_from_slice(&(block.len() as u16).to_le_bytes());
-            bomb.extend_from_slice(&block);
+            out.push(1);
+            out.extend_from_slice(&(block.len() as u16).to_le_bytes());
+            out.extend_from_slice(&block);
         }
-        bomb.push(0);
+        out.push(0);
+    }
+
+    #[test]
+    fn a_digest_bomb_is_refused() {
+        let mut bomb = MAGIC.to_le_bytes().to_vec();
+        bomb.extend_from_slice(&[1, 0]); // protocol 1 Syn: a compressed digest
+        zero_bomb_stream(&mut bomb);
+        bomb.extend_from_slice(&4u16.to_le_bytes());
+        bomb.extend_from_slice(b"vudo");
         assert!(bomb.len() < 65_507);
         assert_eq!(parse(&bomb).unwrap_err(), WireError::TooLarge);
+    }
+
+    #[test]
+    fn a_delta_bomb_is_not_decompressed_past_the_bound() {
+        // Zeros are not delta operations: the part within the bound is read and refused.
+        let mut bomb = MAGIC.to_le_bytes().to_vec();
+        bomb.extend_from_slice(&[0, 2]);
+        zero_bomb_stream(&mut bomb);
+        assert!(bomb.len() < 65_507);
+        assert_eq!(parse(&bomb).unwrap_err(), WireError::BadItem);
+    }
+
+    #[test]
+    fn a_delta_expanding_past_the_bound_is_cut_after_its_last_whole_operation() {
+        use chitchat::transport::{Socket, UdpSocket as CodecSocket};
+        // 300 values of 4 000 'x' (1.2 MB expanded) compress to a few KB: chitchat
+        // would send them in one datagram.
+        let kvs: Vec<(String, String)> = (0..300).map(|i| (format!("k{i:03}"), "x".repeat(4000))).collect();
+        let datagram = ack(&[(ids(1)[0].clone(), kvs)]);
+        assert!(datagram.len() < 65_507, "{}", datagram.len());
+        let message = parse(&datagram).unwrap();
+        assert!(message.truncated);
+        assert!(message.delta_bytes.len() <= MAX_EXPANDED);
+        let kept = message.delta[0].kvs.len();
+        assert!((200..300).contains(&kept), "{kept} whole operations within 1 MiB");
+        for (i, kv) in message.delta[0].kvs.iter().enumerate() {
+            assert_eq!((kv.key.as_str(), kv.value_len), (format!("k{i:03}").as_str(), 4000));
+        }
+        assert_eq!(message.delta[0].max_version, kept as u64, "no version beyond the cut is claimed");
+        // Written again, it is a whole delta of the kept operations, which chitchat's own decoder reads.
+        let cut = message.encode(&[], &[true]);
+        let reread = parse(&cut).unwrap();
+        assert!(!reread.truncated);
+        assert_eq!(reread.delta[0].kvs.len(), kept);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut codec = CodecSocket::open("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let sender = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sender.send_to(&cut, codec.local_addr().unwrap()).await.unwrap();
+            let received = format!("{:?}", codec.recv().await.unwrap().envelope.message);
+            let last = format!("k{:03}", kept - 1);
+            let next = format!("k{kept:03}");
+            assert!(received.contains(&last) && !received.contains(&next), "cut after {last}");
+        });
     }
 
     #[test]
