@@ -31,16 +31,13 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use anyhow::Context;
 use async_trait::async_trait;
-use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket as CodecSocket};
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport};
 use chitchat::ChitchatEnvelope;
-use tokio::net::UdpSocket;
 
 use crate::admission::Admission;
-use crate::pipes::{Pipes, LOOPBACK, PIPE_SEND_TIMEOUT};
+use crate::pipes::{Incoming, Relay};
 use crate::sealed::{now_ms, TransportCounters, MAX_DATAGRAM};
 use crate::wire;
 
@@ -73,35 +70,18 @@ pub struct GuardedTransport {
 #[async_trait]
 impl Transport for GuardedTransport {
     async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
-        let public = UdpSocket::bind(listen_addr)
-            .await
-            .with_context(|| format!("failed to bind to {listen_addr}/UDP for gossip"))?;
-        let codec = CodecSocket::open(LOOPBACK.parse()?).await?;
-        let codec_addr = codec.local_addr()?;
         Ok(Box::new(GuardedSocket {
-            public,
-            codec,
-            codec_addr,
-            pipes: Pipes::default(),
+            relay: Relay::open(listen_addr, self.counters.clone()).await?,
             admission: self.admission.clone(),
-            counters: self.counters.clone(),
             guard: self.guard.clone(),
-            buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
-            send_buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
         }))
     }
 }
 
 struct GuardedSocket {
-    public: UdpSocket,
-    codec: CodecSocket,
-    codec_addr: SocketAddr,
-    pipes: Pipes,
+    relay: Relay,
     admission: SharedAdmission,
-    counters: Arc<TransportCounters>,
     guard: Arc<GuardCounters>,
-    buf: Box<[u8]>,
-    send_buf: Box<[u8]>,
 }
 
 /// What to hand chitchat for one datagram from `from`: `None` drops it.
@@ -163,55 +143,24 @@ pub(crate) fn admit(
 #[async_trait]
 impl Socket for GuardedSocket {
     fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.public.local_addr()?)
+        self.relay.local_addr()
     }
 
     async fn send(&mut self, to: SocketAddr, envelope: ChitchatEnvelope) -> anyhow::Result<SendOutcome> {
-        let codec_addr = self.codec_addr;
-        let pipe_addr = self.pipes.get_or_open(to)?.addr;
-        self.codec.send(pipe_addr, envelope).await?;
-        let pipe = self.pipes.get_or_open(to)?;
-        let len = loop {
-            let (len, from) = tokio::time::timeout(Duration::from_secs(1), pipe.socket.recv_from(&mut self.send_buf))
-                .await
-                .context("chitchat's encoder did not deliver the datagram")??;
-            if from == codec_addr {
-                break len;
-            }
-            self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed);
-        };
-        let num_bytes_sent = self.public.send_to(&self.send_buf[..len], to).await?;
-        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let datagram = self.relay.encode(to, envelope).await?.to_vec();
+        let num_bytes_sent = self.relay.send_public(&datagram, to).await?;
         Ok(SendOutcome { num_bytes_sent })
     }
 
     async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
         loop {
-            tokio::select! {
-                biased;
-                outcome = self.codec.recv() => {
-                    let outcome = outcome?;
-                    match self.pipes.peer(&outcome.from_addr) {
-                        Some(peer) => return Ok(RecvOutcome { from_addr: peer, ..outcome }),
-                        None => { self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed); }
+            match self.relay.next().await? {
+                Incoming::Decoded(outcome) => return Ok(outcome),
+                Incoming::Datagram { from, len } => {
+                    let datagram = self.relay.datagram(len);
+                    if let Some(bytes) = admit(datagram, from, &self.admission, &self.guard, now_ms()) {
+                        self.relay.deliver(from, &bytes).await?;
                     }
-                }
-                received = self.public.recv_from(&mut self.buf) => {
-                    let (len, from) = match received {
-                        Ok(ok) => ok,
-                        Err(err) if matches!(err.kind(), std::io::ErrorKind::ConnectionRefused
-                            | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::OutOfMemory) => continue,
-                        Err(err) => return Err(err).context("fatal UDP recv error"),
-                    };
-                    self.counters.received.fetch_add(1, Ordering::Relaxed);
-                    let Some(bytes) = admit(&self.buf[..len], from, &self.admission, &self.guard, now_ms()) else {
-                        continue;
-                    };
-                    let codec_addr = self.codec_addr;
-                    let pipe = self.pipes.get_or_open(from)?;
-                    // A new pipe is not known writable yet (`try_send_to` would fail), so wait for it;
-                    // loopback never blocks for long: if its buffer stays full, drop like UDP would.
-                    let _ = tokio::time::timeout(PIPE_SEND_TIMEOUT, pipe.socket.send_to(&bytes, codec_addr)).await;
                 }
             }
         }

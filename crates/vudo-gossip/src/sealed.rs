@@ -28,16 +28,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use async_trait::async_trait;
-use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket as CodecSocket};
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport};
 use chitchat::ChitchatEnvelope;
-use tokio::net::UdpSocket;
 
 use crate::frames::{self, Reassembler, Unframed};
-use crate::pipes::{Pipes, LOOPBACK, PIPE_SEND_TIMEOUT};
+use crate::pipes::{Incoming, Relay};
 use crate::keyring::{Keyring, KeyringStats, Reject, OVERHEAD};
 
 /// Largest UDP payload (IPv4).
@@ -88,64 +86,37 @@ pub struct SealedTransport {
 #[async_trait]
 impl Transport for SealedTransport {
     async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
-        let public = UdpSocket::bind(listen_addr)
-            .await
-            .with_context(|| format!("failed to bind to {listen_addr}/UDP for gossip"))?;
-        let codec = CodecSocket::open(LOOPBACK.parse()?).await?;
-        let codec_addr = codec.local_addr()?;
         let stats = lock(&self.keyring).stats.clone();
         Ok(Box::new(SealedSocket {
-            public,
-            codec,
-            codec_addr,
-            pipes: Pipes::default(),
+            relay: Relay::open(listen_addr, self.counters.clone()).await?,
             keyring: self.keyring.clone(),
             stats,
-            counters: self.counters.clone(),
             reassembler: Reassembler::default(),
             message_id: 0,
-            buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
-            send_buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
         }))
     }
 }
 
 struct SealedSocket {
-    public: UdpSocket,
-    codec: CodecSocket,
-    codec_addr: SocketAddr,
-    pipes: Pipes,
+    relay: Relay,
     keyring: SharedKeyring,
     stats: Arc<KeyringStats>,
-    counters: Arc<TransportCounters>,
     reassembler: Reassembler,
     message_id: u32,
-    buf: Box<[u8]>,
-    send_buf: Box<[u8]>,
 }
 
 #[async_trait]
 impl Socket for SealedSocket {
     fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.public.local_addr()?)
+        self.relay.local_addr()
     }
 
     async fn send(&mut self, to: SocketAddr, envelope: ChitchatEnvelope) -> anyhow::Result<SendOutcome> {
-        let codec_addr = self.codec_addr;
-        let pipe_addr = self.pipes.get_or_open(to)?.addr;
-        self.codec.send(pipe_addr, envelope).await?;
-        let pipe = self.pipes.get_or_open(to)?;
-        let len = loop {
-            let (len, from) = tokio::time::timeout(Duration::from_secs(1), pipe.socket.recv_from(&mut self.send_buf))
-                .await
-                .context("chitchat's encoder did not deliver the datagram")??;
-            if from == codec_addr {
-                break len;
-            }
-            self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed);
-        };
         self.message_id = self.message_id.wrapping_add(1);
-        let Some(plaintexts) = frames::frame(&self.send_buf[..len], self.message_id, frame_limit()) else {
+        let message_id = self.message_id;
+        let plain = self.relay.encode(to, envelope).await?;
+        let len = plain.len();
+        let Some(plaintexts) = frames::frame(plain, message_id, frame_limit()) else {
             self.stats.count(Reject::Oversize);
             anyhow::bail!("a chitchat message of {len} bytes cannot be framed; dropped");
         };
@@ -155,53 +126,31 @@ impl Socket for SealedSocket {
             plaintexts.iter().map(|p| ring.seal(p, now)).collect::<Result<_, _>>()?
         };
         if sealed.len() > 1 {
-            self.counters.fragmented.fetch_add(1, Ordering::Relaxed);
+            self.relay.counters.fragmented.fetch_add(1, Ordering::Relaxed);
         }
         let mut num_bytes_sent = 0;
         for datagram in sealed {
-            num_bytes_sent += self.public.send_to(&datagram, to).await?;
-            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            num_bytes_sent += self.relay.send_public(&datagram, to).await?;
         }
         Ok(SendOutcome { num_bytes_sent })
     }
 
     async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
         loop {
-            tokio::select! {
-                biased;
-                outcome = self.codec.recv() => {
-                    let outcome = outcome?;
-                    match self.pipes.peer(&outcome.from_addr) {
-                        Some(peer) => return Ok(RecvOutcome { from_addr: peer, ..outcome }),
-                        None => { self.counters.foreign_loopback.fetch_add(1, Ordering::Relaxed); }
-                    }
-                }
-                received = self.public.recv_from(&mut self.buf) => {
-                    let (len, from) = match received {
-                        Ok(ok) => ok,
-                        Err(err) if matches!(err.kind(), std::io::ErrorKind::ConnectionRefused
-                            | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::OutOfMemory) => continue,
-                        Err(err) => return Err(err).context("fatal UDP recv error"),
-                    };
-                    self.counters.received.fetch_add(1, Ordering::Relaxed);
-                    if len > MAX_DATAGRAM {
-                        self.stats.count(Reject::Oversize);
-                        continue;
-                    }
-                    let opened = lock(&self.keyring).open(&self.buf[..len], now_ms());
-                    let Ok(plain) = opened else { continue };
-                    match self.reassembler.accept(from, plain) {
-                        Unframed::Message(message) => {
-                            let codec_addr = self.codec_addr;
-                            let pipe = self.pipes.get_or_open(from)?;
-                            // A new pipe is not known writable yet (`try_send_to` would fail), so wait
-                            // for it; loopback never blocks for long: if it stays full, drop like UDP would.
-                            let _ = tokio::time::timeout(PIPE_SEND_TIMEOUT, pipe.socket.send_to(&message, codec_addr)).await;
-                        }
-                        Unframed::Pending => {}
-                        Unframed::Invalid => self.stats.count(Reject::BadFrame),
-                    }
-                }
+            let (from, len) = match self.relay.next().await? {
+                Incoming::Decoded(outcome) => return Ok(outcome),
+                Incoming::Datagram { from, len } => (from, len),
+            };
+            if len > MAX_DATAGRAM {
+                self.stats.count(Reject::Oversize);
+                continue;
+            }
+            let opened = lock(&self.keyring).open(self.relay.datagram(len), now_ms());
+            let Ok(plain) = opened else { continue };
+            match self.reassembler.accept(from, plain) {
+                Unframed::Message(message) => self.relay.deliver(from, &message).await?,
+                Unframed::Pending => {}
+                Unframed::Invalid => self.stats.count(Reject::BadFrame),
             }
         }
     }
