@@ -67,3 +67,10 @@ def test_pack_install_summon_serve_dismiss_on_a_real_node(make_cluster: Any, tmp
     assert bad.status_code in (400, 409), bad.text
     assert run_vudo("spirit", "summon", "nobody", "--data-dir", str(node.data_dir)).returncode == 1
     assert node.ready() and isinstance(node.get("/v1/spirits").json()["spirits"], list)
+
+    uninstalled = run_vudo("spirit", "uninstall", "hello", "--data-dir", str(node.data_dir))
+    assert uninstalled.returncode == 0 and "uninstalled hello" in uninstalled.stdout, uninstalled.stderr
+    assert not (node.data_dir / "spirits" / "hello").exists()
+    assert node.get("/v1/spirits/hello").status_code == 404
+    again = run_vudo("spirit", "uninstall", "hello", "--data-dir", str(node.data_dir))
+    assert again.returncode == 1 and "unknown_spirit" in again.stderr

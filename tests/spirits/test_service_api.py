@@ -213,6 +213,45 @@ def test_a_spirit_reads_the_topology_and_its_signal_reaches_another_spirit(clien
     assert client.get("/v1/spirits/net").json()["state"] == "running"
 
 
+def test_uninstall_deletes_the_package_and_waits_for_a_dismiss(client: TestClient, node: Node, author: Identity) -> None:
+    data = package(author, permissions=HELLO_ASKS, assets={"index.html": b"<p>hi</p>"})
+    install(client, node, data)
+    stored = node.config.data_dir / "spirits" / "hello"
+    assert client.post("/v1/spirits/hello/summon", headers=auth(node)).json()["state"] == "running"
+    assert client.delete("/v1/spirits/hello").status_code == 401
+    busy = client.delete("/v1/spirits/hello", headers=auth(node))
+    assert busy.status_code == 409 and busy.json()["reason"] == "wrong_state" and "dismiss it" in busy.json()["detail"]
+    assert (stored / "package.spirit").read_bytes() == data
+    assert client.post("/v1/spirits/hello/dismiss", headers=auth(node)).json()["state"] == "dismissed"
+    gone = client.delete("/v1/spirits/hello", headers=auth(node))
+    assert gone.status_code == 200 and (gone.json()["name"], gone.json()["rev"]) == ("hello", 1)
+    assert not stored.exists()
+    assert client.get("/v1/spirits").json() == {"spirits": []}
+    assert client.get("/v1/spirits/hello").status_code == 404
+    assert client.get("/spirits/hello/index.html").status_code == 404
+    assert node.spirits.offers() == []
+    again = client.delete("/v1/spirits/hello", headers=auth(node))
+    assert again.status_code == 404 and again.json()["reason"] == "unknown_spirit"
+    # The name is free on this node again: the same package installs and runs.
+    assert install(client, node, data)["status"] == 201
+    assert client.post("/v1/spirits/hello/summon", headers=auth(node)).json()["state"] == "running"
+
+
+def test_an_uninstall_the_disk_refuses_keeps_the_spirit(
+    client: TestClient, node: Node, author: Identity, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install(client, node, package(author, permissions=HELLO_ASKS))
+
+    def refuse(path: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("vudo.services.spirits.shutil.rmtree", refuse)
+    failed = client.delete("/v1/spirits/hello", headers=auth(node))
+    assert failed.status_code == 500 and failed.json()["reason"] == "storage_error", failed.text
+    assert "Permission denied" in failed.json()["detail"] and "permissions" in failed.json()["detail"]
+    assert client.get("/v1/spirits/hello").json()["state"] == "installed"
+
+
 def test_a_package_gone_from_disk_fails_the_summon_cleanly(client: TestClient, node: Node, author: Identity) -> None:
     install(client, node, package(author, permissions=HELLO_ASKS))
     (node.config.data_dir / "spirits" / "hello" / "package.spirit").unlink()

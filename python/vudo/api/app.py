@@ -231,6 +231,17 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None, hosts: H
         except SpiritError as err:
             return _spirit_error(err)
 
+    @app.delete("/v1/spirits/{name}", response_model=SpiritOut, dependencies=[Depends(require_token)],
+                responses={**spirit_errors, **auth_errors})
+    async def delete_spirit(name: str = SPIRIT_NAME) -> Response:
+        """Uninstall a spirit: its stored package is deleted and it leaves this node's marketplace offer.
+
+        Refused with 409 `wrong_state` while it runs (dismiss it first); returns its last view."""
+        try:
+            return JSONResponse(_spirit(await node.uninstall_spirit(name)))
+        except SpiritError as err:
+            return _spirit_error(err)
+
     @app.get("/spirits/{name}", include_in_schema=False)
     def spirit_root(name: str) -> RedirectResponse:
         return RedirectResponse(f"/spirits/{quote(name, safe='')}/", status_code=308)

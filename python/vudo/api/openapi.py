@@ -77,6 +77,9 @@ class _SchemaOnly:
     async def dismiss_spirit(self, name: str) -> SpiritView:
         self._never()
 
+    async def uninstall_spirit(self, name: str) -> SpiritView:
+        self._never()
+
     def marketplace(self, query: str = "") -> list[OfferView]:
         self._never()
 

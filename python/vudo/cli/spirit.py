@@ -228,6 +228,20 @@ def dismiss_cmd(name: str, api: str | None, data_dir: str | None, as_json: bool)
     print_json(body) if as_json else click.echo(table(_HEADERS, [_row(body)]))
 
 
+@spirit.command("uninstall")
+@click.argument("name")
+@_API
+@_DATA
+@_JSON
+def uninstall_cmd(name: str, api: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Remove an installed spirit and its stored package (dismiss it first if it runs)."""
+    body = _call("DELETE", _node(api, data_dir) + f"/v1/spirits/{name}", token=_token(data_dir))
+    if as_json:
+        print_json(body)
+    else:
+        click.echo(f"uninstalled {body['name']} {body['version']} (rev {body['rev']})")
+
+
 @spirit.command("logs")
 @click.argument("name")
 @_API

@@ -132,6 +132,9 @@ class NodeQueries:
     async def dismiss_spirit(self, name: str) -> SpiritView:
         return await self._node.spirits.dismiss(name)
 
+    async def uninstall_spirit(self, name: str) -> SpiritView:
+        return await self._node.spirits.uninstall(name)
+
     def marketplace(self, query: str = "") -> list[OfferView]:
         return self._node.market.marketplace(query)
 

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -592,6 +593,34 @@ class SpiritsService:
                         self._log(spirit, "warn", f"dismiss hook failed: {err}")
                 self._feed(spirit, DismissFinished(error, time.time()))
                 self._log(spirit, "info", "dismissed")
+
+    async def uninstall(self, name: str) -> SpiritView:
+        """Remove an installed spirit and its stored package; returns its last view.
+
+        A spirit that runs (or is being summoned or dismissed) is refused with ``wrong_state``:
+        dismiss it first. Its offer leaves this node's catalogue at the next gossip round."""
+        spirit = self._get(name)
+        async with spirit.lock:
+            if self.spirits.get(name) is not spirit:
+                raise SpiritError("unknown_spirit", f"spirit {name!r} was uninstalled meanwhile")
+            state = spirit.policy.state
+            if state in (State.RUNNING, State.SUMMONING, State.DISMISSING):
+                raise SpiritError("wrong_state", f"spirit {name!r} is {state.value}; dismiss it before uninstalling "
+                                                 f"(`vudo spirit dismiss {name}`)")
+            directory = self._path(name).parent
+            try:
+                await asyncio.to_thread(shutil.rmtree, directory)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise SpiritError("storage_error", f"cannot remove {directory}: {err.strerror} "
+                                                   "(check the data dir's permissions)") from None
+            view = self.view_of(spirit)
+            del self.spirits[name]
+            self._count_states()
+            log.info("spirit %s: uninstalled %s rev %d (package %s)", name, spirit.manifest.version, spirit.manifest.rev,
+                     spirit.package.sha256[:16])
+            return view
 
     async def tick(self, now: float) -> None:
         """Give every running spirit its due tick (one at a time, off the event loop)."""
