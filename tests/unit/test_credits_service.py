@@ -339,7 +339,18 @@ def test_quorum_decisions_add_a_witness_only_when_approved_and_mint_exactly(tmp_
             mine = next(a for a in accounts.accounts if a.node_id == plain.identity.node_id)
             assert mine.balance == 1000 * U - U + 7 * U and mine.earned_total == 1007 * U  # genesis + mint
             # a mint that is only pending mints nothing
-            assert await decide(c, "mint", plain.identity.node_id, {0: True}, amount=U) == "pending"
+            pid, _ = await c.services[0].propose(action="mint", target=plain.identity.node_id, amount=U)
+            first = await c.services[0].vote(proposal_id=pid, approve=True)
+            assert isinstance(first, Committed) and first.outcome == "applied", first
+            # a retried vote re-sends the same signed vote: recorded once, whatever the retry
+            again = await c.services[0].vote(proposal_id=pid, approve=True)
+            assert isinstance(again, Committed) and again.outcome == "exists", again
+            # one vote per witness: a change of mind is refused, not counted
+            changed = await c.services[0].vote(proposal_id=pid, approve=False)
+            assert isinstance(changed, Refused) and changed.code == "id_conflict", changed
+            prop = await c.services[0].read("proposal", pid)
+            assert isinstance(prop, ReadReply) and prop.proposal is not None
+            assert (prop.proposal.state, prop.proposal.approvals, prop.proposal.rejections) == ("pending", 1, 0)
             assert (await leader_summary(c)).total_minted == before.total_minted + 7 * U
             await until(lambda: len({s.local_summary().state_hash for s in replicas}) == 1, "converged replicas")  # type: ignore[union-attr]
         finally:

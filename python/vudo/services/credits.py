@@ -176,7 +176,7 @@ class Outbox:
 
     def _remember(self, entry: Submit) -> None:
         op = entry.op()
-        op_id = op.proposal_id if isinstance(op, SignedVote) else op.id
+        op_id = vote_op_id(op.proposal_id, op.voter) if isinstance(op, SignedVote) else op.id
         self._ops[op_id] = entry
         self._ops.move_to_end(op_id)
         while len(self._ops) > self.limit:
@@ -201,6 +201,11 @@ class Outbox:
 
 
 _outbox_decoder = msgspec.json.Decoder(Submit)
+
+
+def vote_op_id(proposal_id: str, voter: str) -> str:
+    """The ledger's operation id of a vote: one vote per witness and proposal."""
+    return f"vote/{proposal_id}/{voter}"
 
 
 class CreditsService:
@@ -356,8 +361,17 @@ class CreditsService:
         return op.id, await self.submit(op)
 
     async def vote(self, *, proposal_id: str, approve: bool) -> Response:
-        op = SignedVote(proposal_id=proposal_id, voter=self.identity.node_id, approve=approve,
-                        timestamp=self._now_ms()).signed(self.identity)
+        """Sign this witness's vote and submit it.
+
+        The ledger records one vote per witness and proposal: a retry re-sends the vote signed the
+        first time (answered ``exists``, also after a restart), and a different choice after a
+        recorded vote is refused as ``id_conflict``."""
+        previous = self.outbox.get(vote_op_id(proposal_id, self.identity.node_id))
+        op = previous.vote if previous is not None else None
+        if op is None or op.approve != approve:
+            op = SignedVote(proposal_id=proposal_id, voter=self.identity.node_id, approve=approve,
+                            timestamp=self._now_ms()).signed(self.identity)
+            self.outbox.put(Submit(vote=op))
         return await self.submit(op)
 
     async def genesis(self, allocations: dict[str, int], *, threshold_permille: int = 670) -> Response:
