@@ -3,10 +3,10 @@
 Nodes 0-2 found the ledger; node 3 runs as a witness nobody has admitted yet.
 The founders propose and vote it in (`vudo witness propose add_witness`,
 `vudo witness vote`): it becomes a Raft voter on every replica and replicates
-the same state. Then node 1 is voted out by the other three: it leaves the
-voters everywhere, and once it is killed the remaining three still commit
-transfers with one more witness down: 2 of the 3 remaining voters are a
-majority, where 2 of 4 (had node 1 stayed a voter) would not be. Waits are
+the same state. Then the current leader is voted out by the other three:
+it leaves the voters everywhere, the others elect a leader, and once it is
+killed the remaining three still commit transfers with one more witness down: 2 of the 3 remaining voters are a
+majority, where 2 of 4 (had it stayed a voter) would not be. Waits are
 on conditions.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from test_credits_bank import DEADLINE, found, local_summary
+from test_credits_bank import DEADLINE, found, leader_of, local_summary
 
 from cluster import LocalCluster, NodeProc, run_vudo, wait_for
 
@@ -75,15 +75,18 @@ def test_witnesses_are_voted_in_and_out_through_the_cli(make_cluster: Any) -> No
     status = vudo_json(joiner, "witness", "status")
     assert status["state"] in ("leader", "follower") and joiner.node_id in status["voters"]
 
-    # Voted out by the other three (3 of 4 = 0.75 >= 0.67).
-    gone = founders[1]
-    stay = [founders[0], founders[2], joiner]
+    # The current leader is voted out by the other three (3 of 4 = 0.75 >= 0.67): it steps down and
+    # the others elect a leader among themselves.
+    gone = wait_for(lambda: leader_of(cluster.nodes), timeout=DEADLINE, what="a leader", diagnostics=cluster.diagnostics)
+    stay = [n for n in cluster.nodes if n is not gone]
     shown = decide(stay[0], stay, "remove_witness", gone.node_id)
     assert shown["state"] == "approved", shown
     remaining = everyone - {gone.node_id}
     wait_for(lambda: voters_everywhere(stay, remaining), timeout=DEADLINE,
              what="the removed witness to leave the voters on every remaining replica", diagnostics=cluster.diagnostics)
-    # Then node 1 and one more are down. Were node 1 still a voter, 2 of 4 would be no quorum;
+    wait_for(lambda: leader_of(stay), timeout=DEADLINE, what="a leader among the remaining witnesses",
+             diagnostics=cluster.diagnostics)
+    # Then it and one more are down. Were it still a voter, 2 of 4 would be no quorum;
     # with it removed, 2 of 3 are a majority and commit (after electing a leader if it was one of them).
     gone.kill()
     down = stay.pop(1)

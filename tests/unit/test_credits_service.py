@@ -288,9 +288,14 @@ def test_quorum_decisions_add_a_witness_only_when_approved_and_mint_exactly(tmp_
         w0, w1, w2, plain, joiner = c.services
         advertised: set[str] = set()  # what gossip has told the joiner about witnesses: nothing yet at its start
         joiner.sources = CreditsSources(witness_members=lambda: frozenset(advertised))
+        # the joiner runs as a witness and says so in gossip, but the founders do not name it:
+        # the genesis makes the Raft voters the witnesses, not whoever advertises itself
+        for founder in (w0, w1, w2):
+            founder.sources = CreditsSources(witness_members=lambda: frozenset([*c.witness_ids, joiner.identity.node_id]))
         await c.start()
         try:
             await c.found()
+            assert sorted((await leader_summary(c)).witnesses) == sorted(c.witness_ids)
             new = joiner.identity.node_id
             founders = sorted(c.witness_ids)
             assert joiner.ledger is not None and joiner.local_summary().voters == []  # type: ignore[union-attr]

@@ -376,7 +376,10 @@ class CreditsService:
 
     async def genesis(self, allocations: dict[str, int], *, threshold_permille: int = 670) -> Response:
         """The founding allocation (once per ledger; only a witness may ask): the witnesses are the Raft voters."""
-        witnesses = tuple(sorted(self.witnesses()))
+        # On a witness, the Raft voters as they are now: the cached view may predate the founding and
+        # fall back to the advertised witnesses, which include nodes nobody has voted in yet.
+        live = self.ledger.summary().voters if self.ledger is not None else []
+        witnesses = tuple(sorted(live or self.witnesses()))
         if not witnesses:
             return Refused("no_leader", "no witness is known yet; found the cluster first (vudo witness init)")
         return await self.call(Genesis(tuple(sorted(allocations.items())), witnesses, threshold_permille, self._now_ms()))
