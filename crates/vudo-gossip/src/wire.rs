@@ -577,9 +577,20 @@ mod tests {
         assert_eq!(parse(&expected).unwrap().delta_bytes, rewritten.delta_bytes);
     }
 
+    /// The message chitchat's own codec decodes from `datagram` (its Debug text).
+    fn chitchat_decodes(datagram: &[u8]) -> String {
+        use chitchat::transport::{Socket, UdpSocket as CodecSocket};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut codec = CodecSocket::open("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let sender = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sender.send_to(datagram, codec.local_addr().unwrap()).await.unwrap();
+            format!("{:?}", codec.recv().await.unwrap().envelope.message)
+        })
+    }
+
     #[test]
     fn cut_key_values_vanish_and_the_section_keeps_its_max_version() {
-        use chitchat::transport::{Socket, UdpSocket as CodecSocket};
         let kvs: Vec<(String, String)> =
             ["keep-a", "cut-b", "keep-c", "cut-d"].iter().map(|k| (k.to_string(), format!("value of {k}"))).collect();
         let datagram = ack(&[(ids(1)[0].clone(), kvs)]);
@@ -595,15 +606,9 @@ mod tests {
         assert_eq!(reread.delta[0].max_version, 4, "the cut operations' versions are skipped, not asked for again");
         assert_eq!(message.encode_cut(&[], &[true], &[vec![true; 4]]), datagram, "nothing cut: unchanged");
         // chitchat's own decoder accepts the rewritten datagram.
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let mut codec = CodecSocket::open("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            let sender = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            sender.send_to(&cut, codec.local_addr().unwrap()).await.unwrap();
-            let received = format!("{:?}", codec.recv().await.unwrap().envelope.message);
-            assert!(received.contains("keep-a") && received.contains("keep-c"), "{received}");
-            assert!(!received.contains("cut-") && received.contains("max_version: 4"), "{received}");
-        });
+        let received = chitchat_decodes(&cut);
+        assert!(received.contains("keep-a") && received.contains("keep-c"), "{received}");
+        assert!(!received.contains("cut-") && received.contains("max_version: 4"), "{received}");
     }
 
     #[test]
@@ -681,7 +686,6 @@ mod tests {
 
     #[test]
     fn a_delta_expanding_past_the_bound_is_cut_after_its_last_whole_operation() {
-        use chitchat::transport::{Socket, UdpSocket as CodecSocket};
         // 300 values of 4 000 'x' (1.2 MB expanded) compress to a few KB: chitchat
         // would send them in one datagram.
         let kvs: Vec<(String, String)> = (0..300).map(|i| (format!("k{i:03}"), "x".repeat(4000))).collect();
@@ -701,16 +705,9 @@ mod tests {
         let reread = parse(&cut).unwrap();
         assert!(!reread.truncated);
         assert_eq!(reread.delta[0].kvs.len(), kept);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let mut codec = CodecSocket::open("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            let sender = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            sender.send_to(&cut, codec.local_addr().unwrap()).await.unwrap();
-            let received = format!("{:?}", codec.recv().await.unwrap().envelope.message);
-            let last = format!("k{:03}", kept - 1);
-            let next = format!("k{kept:03}");
-            assert!(received.contains(&last) && !received.contains(&next), "cut after {last}");
-        });
+        let received = chitchat_decodes(&cut);
+        let (last, next) = (format!("k{:03}", kept - 1), format!("k{kept:03}"));
+        assert!(received.contains(&last) && !received.contains(&next), "cut after {last}");
     }
 
     #[test]
