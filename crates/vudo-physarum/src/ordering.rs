@@ -1,5 +1,7 @@
 //! Fill-reducing ordering for the sparse Cholesky factorization: nested
-//! dissection with level-structure separators (George & Liu).
+//! dissection with level-structure separators (George & Liu) for
+//! lattice-like graphs, approximate minimum degree (the `amd` crate) for
+//! sparse ones (`fill_reducing` chooses).
 //!
 //! A piece of the graph is split by a breadth-first level structure rooted at
 //! a pseudo-peripheral vertex: one level (chosen among the balanced ones as the
@@ -8,14 +10,15 @@
 //! separator (the others join the near half). Halves are ordered first,
 //! recursively, and the separator last, so that eliminating a half never fills
 //! across the separator. Disconnected pieces are split into their components
-//! first. Pieces of at most `LEAF` vertices keep their breadth-first order.
+//! first. Pieces of at most `LEAF` vertices are ordered by approximate minimum
+//! degree on their own subgraph.
 //!
 //! Work is O(E log V) with an explicit work stack (no recursion, so deep
 //! dissections cannot overflow the wasm stack). Everything is integer and
 //! array-ordered: the ordering is identical on every platform.
 
 /// Pieces this small are not dissected further.
-const LEAF: usize = 24;
+const LEAF: usize = 64;
 const DONE: u32 = u32::MAX;
 const UNSEEN: u32 = u32::MAX;
 
@@ -29,6 +32,8 @@ struct Dissector<'a> {
     level: Vec<u32>,
     queue: Vec<u32>,
     tmp: Vec<u32>,
+    /// Vertex -> index inside the leaf being ordered.
+    loc: Vec<u32>,
 }
 
 impl Dissector<'_> {
@@ -87,6 +92,34 @@ impl Dissector<'_> {
         }
     }
 
+    /// Order the connected piece `[lo, hi)` (label `lab`) by approximate
+    /// minimum degree on its own induced subgraph, and mark it done.
+    fn order_leaf(&mut self, lo: usize, hi: usize, lab: u32) {
+        let size = hi - lo;
+        for (k, q) in (lo..hi).enumerate() {
+            self.loc[self.order[q] as usize] = k as u32;
+        }
+        let mut xadj = Vec::with_capacity(size + 1);
+        let mut adj = Vec::new();
+        xadj.push(0u32);
+        for q in lo..hi {
+            let v = self.order[q] as usize;
+            for &u in &self.adj[self.xadj[v] as usize..self.xadj[v + 1] as usize] {
+                if self.label[u as usize] == lab {
+                    adj.push(self.loc[u as usize]);
+                }
+            }
+            xadj.push(adj.len() as u32);
+        }
+        let perm = approximate_minimum_degree(size, &xadj, &adj);
+        self.tmp.clear();
+        self.tmp.extend(perm.iter().map(|&k| self.order[lo + k as usize]));
+        self.order[lo..hi].copy_from_slice(&self.tmp);
+        for q in lo..hi {
+            self.label[self.order[q] as usize] = DONE;
+        }
+    }
+
     /// Split piece `[lo, hi)`; returns the sub-pieces to process.
     fn split(&mut self, lo: usize, hi: usize, out: &mut Vec<(usize, usize)>) {
         let lab = lo as u32;
@@ -108,14 +141,9 @@ impl Dissector<'_> {
             return;
         }
         if size <= LEAF {
-            // Breadth-first order inside a small piece.
-            let q = std::mem::take(&mut self.queue);
-            self.order[lo..hi].copy_from_slice(&q);
-            self.queue = q;
+            // Minimum-degree order inside a small piece.
             self.reset_levels();
-            for q in lo..hi {
-                self.label[self.order[q] as usize] = DONE;
-            }
+            self.order_leaf(lo, hi, lab);
             return;
         }
         // Pseudo-peripheral root: restart from the last vertex reached while
@@ -207,6 +235,7 @@ impl Dissector<'_> {
 /// with `perm[new] = old`.
 pub fn nested_dissection(n: usize, xadj: &[u32], adj: &[u32]) -> Vec<u32> {
     let mut d = Dissector {
+        loc: vec![0; n],
         xadj,
         adj,
         order: (0..n as u32).collect(),
@@ -229,6 +258,93 @@ pub fn nested_dissection(n: usize, xadj: &[u32], adj: &[u32]) -> Vec<u32> {
         stack.extend(out.iter().copied());
     }
     d.order
+}
+
+/// Approximate-minimum-degree ordering (Amestoy, Davis & Duff; the `amd`
+/// crate, a port of SuiteSparse AMD) of the same CSR graph. Returns `perm`
+/// with `perm[new] = old`. Integer-only: identical on every platform.
+pub fn approximate_minimum_degree(n: usize, xadj: &[u32], adj: &[u32]) -> Vec<u32> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let ap: Vec<i32> = xadj.iter().map(|&x| x as i32).collect();
+    let ai: Vec<i32> = adj.iter().map(|&x| x as i32).collect();
+    let control = amd::Control::default();
+    match amd::order::<i32>(n as i32, &ap, &ai, &control) {
+        Ok((p, _, _)) => p.into_iter().map(|v| v as u32).collect(),
+        // Only an invalid graph fails (indices out of range): the caller
+        // built it, so fall back to the identity order rather than panic.
+        Err(_) => (0..n as u32).collect(),
+    }
+}
+
+/// The fill-reducing ordering of the factorization, chosen by how
+/// lattice-like the graph is (average degree; parallel tubes count, only a
+/// rough measure is needed): nested dissection for wide lattices (early in a
+/// run), approximate minimum degree for sparse, tree-like networks (after
+/// pruning: on the benchmark lattices AMD needs half to a quarter of the
+/// multiply–adds there), and in between both, keeping the one with fewer
+/// multiply–adds (ties: nested dissection). Returns `perm` with
+/// `perm[new] = old`.
+pub fn fill_reducing(n: usize, xadj: &[u32], adj: &[u32]) -> Vec<u32> {
+    let edges = adj.len() / 2;
+    if 10 * edges >= LATTICE_DEGREE_X5 * n {
+        return nested_dissection(n, xadj, adj);
+    }
+    let amd = approximate_minimum_degree(n, xadj, adj);
+    if 10 * edges < SPARSE_DEGREE_X5 * n {
+        return amd;
+    }
+    let nd = nested_dissection(n, xadj, adj);
+    let (_, flops_amd) = fill_cost(n, xadj, adj, &amd);
+    let (_, flops_nd) = fill_cost(n, xadj, adj, &nd);
+    if flops_amd < flops_nd { amd } else { nd }
+}
+
+/// Average degree (times 5) from which a graph counts as a lattice (nested
+/// dissection only): 3.6. A square lattice has almost 4.
+const LATTICE_DEGREE_X5: usize = 18;
+/// Average degree (times 5) below which a graph counts as sparse (AMD
+/// only): 3.
+const SPARSE_DEGREE_X5: usize = 15;
+
+/// Off-diagonal entries of L and multiply–add pairs of one factorization of
+/// the graph's Laplacian eliminated in the order `perm` (`perm[new] = old`):
+/// elimination tree and column counts by Liu's row-subtree walk, O(nnz(L)).
+pub fn fill_cost(n: usize, xadj: &[u32], adj: &[u32], perm: &[u32]) -> (usize, f64) {
+    let mut ipos = vec![0u32; n];
+    for (k, &old) in perm.iter().enumerate() {
+        ipos[old as usize] = k as u32;
+    }
+    let mut parent = vec![UNSEEN; n];
+    let mut flag = vec![UNSEEN; n];
+    let mut cnt = vec![0u32; n];
+    for (k, &v) in perm.iter().enumerate() {
+        let v = v as usize;
+        flag[k] = k as u32;
+        for &u in &adj[xadj[v] as usize..xadj[v + 1] as usize] {
+            let mut i = ipos[u as usize] as usize;
+            if i >= k {
+                continue;
+            }
+            while flag[i] != k as u32 {
+                if parent[i] == UNSEEN {
+                    parent[i] = k as u32;
+                }
+                cnt[i] += 1;
+                flag[i] = k as u32;
+                i = parent[i] as usize;
+            }
+        }
+    }
+    let mut nnz = 0usize;
+    let mut flops = 0.0f64;
+    for &c in &cnt {
+        nnz += c as usize;
+        let c = c as f64;
+        flops += c * (c + 1.0) * 0.5;
+    }
+    (nnz, flops)
 }
 
 #[cfg(test)]
@@ -292,6 +408,94 @@ mod tests {
         assert!(left > 200, "top separator should split the grid, {left} cells cut off");
     }
 
+    /// CSR of an undirected edge list on n vertices.
+    fn csr(n: usize, edges: &[(u32, u32)]) -> (Vec<u32>, Vec<u32>) {
+        let mut nb: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for &(a, b) in edges {
+            nb[a as usize].push(b);
+            nb[b as usize].push(a);
+        }
+        let mut xadj = vec![0u32];
+        let mut adj = Vec::new();
+        for l in nb {
+            adj.extend(l);
+            xadj.push(adj.len() as u32);
+        }
+        (xadj, adj)
+    }
+
+    fn is_permutation(perm: &[u32], n: usize) -> bool {
+        let mut p = perm.to_vec();
+        p.sort();
+        p == (0..n as u32).collect::<Vec<u32>>()
+    }
+
+    #[test]
+    fn amd_orders_a_tree_without_fill() {
+        // A path with branches (a tree): minimum degree eliminates leaves
+        // first, so L has exactly the tree's edges.
+        let n = 200usize;
+        let edges: Vec<(u32, u32)> = (1..n as u32).map(|v| (v, (v - 1) / 3)).collect();
+        let (xadj, adj) = csr(n, &edges);
+        let perm = approximate_minimum_degree(n, &xadj, &adj);
+        assert!(is_permutation(&perm, n));
+        assert_eq!(fill_cost(n, &xadj, &adj, &perm).0, n - 1);
+        // Eliminating the root first would fill: the cost measure sees it.
+        let mut bad: Vec<u32> = (0..n as u32).collect();
+        bad.swap(0, n - 1);
+        assert!(fill_cost(n, &xadj, &adj, &bad).0 > n - 1);
+        assert_eq!(fill_reducing(n, &xadj, &adj), perm, "a tree is sparse: AMD is chosen");
+    }
+
+    #[test]
+    fn lattices_get_dissection_and_the_choice_never_costs_more() {
+        let (xadj, adj) = grid(60);
+        let n = 3600;
+        let chosen = fill_reducing(n, &xadj, &adj);
+        assert_eq!(chosen, nested_dissection(n, &xadj, &adj));
+        let (_, f_nd) = fill_cost(n, &xadj, &adj, &chosen);
+        let (_, f_amd) = fill_cost(n, &xadj, &adj, &approximate_minimum_degree(n, &xadj, &adj));
+        assert!(f_nd < f_amd, "nested dissection {f_nd} vs AMD {f_amd} on a wide lattice");
+        // A lattice with a fifth of its vertical tubes removed (average
+        // degree 3.54, between the thresholds): both orderings are tried
+        // and the cheaper one is kept.
+        let s = 60usize;
+        let mut edges = Vec::new();
+        for y in 0..s {
+            for x in 0..s {
+                let v = (y * s + x) as u32;
+                if x + 1 < s {
+                    edges.push((v, v + 1));
+                }
+                if y + 1 < s && (x + y) % 5 != 0 {
+                    edges.push((v, v + s as u32));
+                }
+            }
+        }
+        let (xadj, adj) = csr(n, &edges);
+        let chosen = fill_reducing(n, &xadj, &adj);
+        assert!(is_permutation(&chosen, n));
+        let f = fill_cost(n, &xadj, &adj, &chosen).1;
+        let f_nd = fill_cost(n, &xadj, &adj, &nested_dissection(n, &xadj, &adj)).1;
+        let f_amd = fill_cost(n, &xadj, &adj, &approximate_minimum_degree(n, &xadj, &adj)).1;
+        assert_eq!(f, f_nd.min(f_amd));
+    }
+
+    #[test]
+    fn fill_cost_counts_a_dense_factor() {
+        // A complete graph on 6 vertices fills L completely: 15 entries,
+        // Σ c(c+1)/2 over column counts 5,4,3,2,1,0 = 35 multiply–adds.
+        let mut edges = Vec::new();
+        for a in 0..6u32 {
+            for b in a + 1..6 {
+                edges.push((a, b));
+            }
+        }
+        let (xadj, adj) = csr(6, &edges);
+        let perm: Vec<u32> = (0..6).collect();
+        assert_eq!(fill_cost(6, &xadj, &adj, &perm), (15, 35.0));
+    }
+
     #[test]
     fn disconnected_and_tiny_graphs() {
         // Two triangles and an isolated vertex.
@@ -303,3 +507,4 @@ mod tests {
         assert!(nested_dissection(0, &[0], &[]).is_empty());
     }
 }
+

@@ -77,7 +77,7 @@ pub enum Precond {
     /// `MIC_OMEGA`), which keeps row sums and removes most of the small
     /// eigenvalues that slow CG on lattice-like graphs.
     Mic0,
-    /// Complete sparse `L D Lᵀ` factorization (nested-dissection ordering,
+    /// Complete sparse `L D Lᵀ` factorization (fill-reducing ordering,
     /// analysis reused while the pattern holds; see `cholesky`): the solve is
     /// direct, CG only polishes the residual (usually one iteration).
     Cholesky,
@@ -311,16 +311,19 @@ pub fn solve(
     }
     let mut factor_flops = 0.0;
     let mut active = if precond == Precond::Jacobi { Active::Jacobi } else { Active::Pending };
+    // Returns the active preconditioner, and whether z already holds the
+    // preconditioned residual (the Cholesky factorization solves as it goes).
     let mut setup = |ws: &mut Workspace| {
         if active != Active::Pending {
-            return active;
+            return (active, false);
         }
         if precond == Precond::Cholesky {
-            let ok = ws.chol.factor(ends, w, grounded);
-            factor_flops = ws.chol.stats.flops;
+            let Workspace { r, z, chol, .. } = ws;
+            let ok = chol.factor_solve(ends, w, grounded, r, z);
+            factor_flops = chol.stats.flops;
             if ok {
                 active = Active::Chol;
-                return active;
+                return (active, true);
             }
             // A non-positive pivot (should not happen on an SPD system): MIC(0) CG.
         }
@@ -333,7 +336,7 @@ pub fn solve(
             ok = factor(n, 0.0, ws);
         }
         active = if ok { Active::Ic } else { Active::Jacobi };
-        active
+        (active, false)
     };
     let precondition = |ws: &mut Workspace, how: Active| match how {
         Active::Chol => {
@@ -365,8 +368,10 @@ pub fn solve(
         if iterations >= max_iter {
             break 'outer;
         }
-        let how = setup(ws);
-        precondition(ws, how);
+        let (how, done) = setup(ws);
+        if !done {
+            precondition(ws, how);
+        }
         ws.p.copy_from_slice(&ws.z);
         let mut rz = dot(&ws.r, &ws.z);
         while iterations < max_iter {
