@@ -191,34 +191,6 @@ impl Cholesky {
                 + self.tbuf.capacity())
     }
 
-    /// Does the analysed pattern still cover the live system, and is it not
-    /// too wasteful? Returns false when an analysis is needed.
-    fn fits(&self, ends: &[u32], w: &[f64], grounded: &[u8]) -> bool {
-        if !self.analysed || w.len() != self.n_tubes_analysed || grounded.len() != self.cell_pos.len() {
-            return false;
-        }
-        let mut live_cells = 0usize;
-        for (c, &g) in grounded.iter().enumerate() {
-            if g == 0 {
-                if self.cell_pos[c] == NONE {
-                    return false;
-                }
-                live_cells += 1;
-            }
-        }
-        let mut live = 0usize;
-        for t in 0..w.len() {
-            if reduced(ends, w, grounded, t).is_some() {
-                if self.tube_slot[t] == NONE {
-                    return false;
-                }
-                live += 1;
-            }
-        }
-        (live as f64) >= SHRINK * self.live_slots_analysed as f64
-            && (live_cells as f64) >= SHRINK * self.pos_cell.len() as f64
-    }
-
     /// The upper pattern of the matrix permuted by `ipos` (local cell ->
     /// unknown), by columns, with one slot per distinct entry and the slot of
     /// every tube.
@@ -597,16 +569,38 @@ impl Cholesky {
 
     /// Analyse if needed, then load the current values into `ax` and `diag`.
     fn assemble(&mut self, ends: &[u32], w: &[f64], grounded: &[u8]) {
-        if !self.fits(ends, w, grounded) {
+        if !self.load(ends, w, grounded) {
             self.analyze(ends, w, grounded);
+            let loaded = self.load(ends, w, grounded);
+            debug_assert!(loaded, "a fresh analysis covers the live system");
+        }
+    }
+
+    /// Load the current values into the analysed pattern, checking on the
+    /// way (one pass over the tubes) that the pattern still covers the live
+    /// system and is not too wasteful (see `SHRINK`). Returns false when an
+    /// analysis is needed (the loaded values are then incomplete).
+    fn load(&mut self, ends: &[u32], w: &[f64], grounded: &[u8]) -> bool {
+        if !self.analysed || w.len() != self.n_tubes_analysed || grounded.len() != self.cell_pos.len() {
+            return false;
         }
         let n = self.pos_cell.len();
+        let mut live_cells = 0usize;
+        for (c, &g) in grounded.iter().enumerate() {
+            if g == 0 {
+                if self.cell_pos[c] == NONE {
+                    return false;
+                }
+                live_cells += 1;
+            }
+        }
         for v in self.ax.iter_mut() {
             *v = 0.0;
         }
         for v in self.diag.iter_mut() {
             *v = 0.0;
         }
+        let mut live = 0usize;
         for t in 0..w.len() {
             let wt = w[t];
             if wt == 0.0 {
@@ -616,15 +610,24 @@ impl Cholesky {
             if a == b {
                 continue;
             }
-            if grounded[a] == 0 {
+            let (ga, gb) = (grounded[a] != 0, grounded[b] != 0);
+            if !ga {
                 self.diag[self.cell_pos[a] as usize] += wt;
             }
-            if grounded[b] == 0 {
+            if !gb {
                 self.diag[self.cell_pos[b] as usize] += wt;
             }
-            if grounded[a] == 0 && grounded[b] == 0 {
-                self.ax[self.tube_slot[t] as usize] -= wt;
+            if !ga && !gb {
+                let q = self.tube_slot[t];
+                if q == NONE {
+                    return false;
+                }
+                self.ax[q as usize] -= wt;
+                live += 1;
             }
+        }
+        if (live as f64) < SHRINK * self.live_slots_analysed as f64 || (live_cells as f64) < SHRINK * n as f64 {
+            return false;
         }
         for k in 0..n {
             let c = self.pos_cell[k] as usize;
@@ -633,6 +636,7 @@ impl Cholesky {
                 self.diag[k] = 1.0;
             }
         }
+        true
     }
 
     /// Left-looking supernodal LDLᵀ. Each supernode's block is assembled,

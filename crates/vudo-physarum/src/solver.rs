@@ -285,21 +285,32 @@ pub fn solve(
     ws: &mut Workspace,
 ) -> SolveStats {
     let n = x.len();
-    for v in [&mut ws.r, &mut ws.z, &mut ws.p, &mut ws.ap, &mut ws.diag] {
-        v.clear();
+    // Every element of r, z, p and ap is written before it is read: no clearing.
+    for v in [&mut ws.r, &mut ws.z, &mut ws.p, &mut ws.ap] {
         v.resize(n, 0.0);
-    }
-    for (t, &wt) in w.iter().enumerate() {
-        ws.diag[ends[2 * t] as usize] += wt;
-        ws.diag[ends[2 * t + 1] as usize] += wt;
     }
     for i in 0..n {
         if grounded[i] != 0 {
             x[i] = 0.0;
-            ws.diag[i] = 1.0;
-        } else if ws.diag[i] == 0.0 {
-            ws.diag[i] = 1.0;
         }
+    }
+    // The diagonal (Jacobi and the incomplete factorizations; the Cholesky
+    // path assembles its own and needs this one only if it falls back).
+    let diagonal = |ws: &mut Workspace| {
+        ws.diag.clear();
+        ws.diag.resize(n, 0.0);
+        for (t, &wt) in w.iter().enumerate() {
+            ws.diag[ends[2 * t] as usize] += wt;
+            ws.diag[ends[2 * t + 1] as usize] += wt;
+        }
+        for i in 0..n {
+            if grounded[i] != 0 || ws.diag[i] == 0.0 {
+                ws.diag[i] = 1.0;
+            }
+        }
+    };
+    if precond != Precond::Cholesky {
+        diagonal(ws);
     }
     // Build the preconditioner lazily: only if CG has to iterate at all.
     #[derive(Clone, Copy, PartialEq)]
@@ -326,6 +337,7 @@ pub fn solve(
                 return (active, true);
             }
             // A non-positive pivot (should not happen on an SPD system): MIC(0) CG.
+            diagonal(ws);
         }
         build_upper(ends, w, grounded, n, ws);
         let omega = if precond == Precond::Ic0 { 0.0 } else { MIC_OMEGA };
