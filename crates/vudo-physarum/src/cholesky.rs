@@ -743,8 +743,11 @@ impl Cholesky {
         // T: for each group of four target columns, ncd rows of
         // (L_d[p1 + jj, k] · d_k) for its four jj (0 past the last column).
         let groups = c.div_ceil(4);
-        self.tbuf.clear();
-        self.tbuf.resize(groups * ncd * 4, 0.0);
+        // No clearing: every lane that reaches a stored result is written
+        // below (lanes past the last column only feed discarded tile columns).
+        if self.tbuf.len() < groups * ncd * 4 {
+            self.tbuf.resize(groups * ncd * 4, 0.0);
+        }
         for g in 0..groups {
             let width = 4.min(c - 4 * g);
             for k in 0..ncd {
@@ -806,8 +809,10 @@ impl Cholesky {
         while k0 < nc {
             let w = (nc - k0).min(4);
             if k0 > 0 {
-                tbuf.clear();
-                tbuf.resize(k0 * 4, 0.0);
+                // As in `update_from`: unused lanes need no clearing.
+                if tbuf.len() < k0 * 4 {
+                    tbuf.resize(k0 * 4, 0.0);
+                }
                 for j in 0..k0 {
                     for q in 0..w {
                         tbuf[j * 4 + q] = block[j * nr + k0 + q] * dd[j];
