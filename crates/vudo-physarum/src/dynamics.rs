@@ -60,6 +60,10 @@ pub struct Simulation {
     comp: Vec<u32>,
     has_ground: Vec<u8>,
     grounded: Vec<u8>,
+    /// Per compact tube: does it carry weight (w > 0)? As of the last time
+    /// components and grounds were computed; 2 = unknown. While this set and
+    /// the compact network are unchanged, so are components and grounds.
+    carrying: Vec<u8>,
     pub steps: u64,
     pub last_stats: SolveStats,
     /// Kirchhoff residual of the last step, relative to I0.
@@ -90,6 +94,7 @@ impl Simulation {
             comp: Vec::new(),
             has_ground: Vec::new(),
             grounded: Vec::new(),
+            carrying: Vec::new(),
             steps: 0,
             last_stats: SolveStats::default(),
             last_residual: 0.0,
@@ -183,7 +188,8 @@ impl Simulation {
 impl PhysarumDynamics for Simulation {
     fn compute_flow(&mut self) -> SolveStats {
         let net = &mut self.net;
-        if self.compact.refresh(net) {
+        let refreshed = self.compact.refresh(net);
+        if refreshed {
             // Tubes and cells outside the compact set carry nothing.
             let mut inside = vec![0u8; net.n_cells()];
             for &c in &self.compact.cells {
@@ -203,37 +209,49 @@ impl PhysarumDynamics for Simulation {
         let cp = &self.compact;
         let n = cp.cells.len();
         let nt = cp.tubes.len();
-        // Weights w = D/L of the compact tubes still alive.
-        self.w.clear();
+        // Weights w = D/L of the compact tubes still alive; note whether the
+        // set of tubes carrying weight changed.
+        let mut changed = refreshed || self.carrying.len() != nt;
+        if changed {
+            self.carrying.clear();
+            self.carrying.resize(nt, 2);
+        }
         self.w.resize(nt, 0.0);
         for (k, &t) in cp.tubes.iter().enumerate() {
             let t = t as usize;
-            if net.alive[t] != 0 && net.conductivity[t] > 0.0 {
-                self.w[k] = net.conductivity[t] / net.length[t];
+            let wt = if net.alive[t] != 0 && net.conductivity[t] > 0.0 { net.conductivity[t] / net.length[t] } else { 0.0 };
+            self.w[k] = wt;
+            let c = u8::from(wt > 0.0);
+            if self.carrying[k] != c {
+                self.carrying[k] = c;
+                changed = true;
             }
         }
-        cp.components(&self.w, &mut self.comp);
+        let comp = &mut self.comp;
+        if changed {
+            cp.components(&self.w, comp);
+            // Ground one cell per component: the first food cell in it, else
+            // its lowest cell (compact ids follow cell ids).
+            self.grounded.clear();
+            self.grounded.resize(n, 0);
+            self.has_ground.clear();
+            self.has_ground.resize(n, 0);
+            for &f in &cp.food {
+                let c = comp[f as usize] as usize;
+                if self.has_ground[c] == 0 {
+                    self.has_ground[c] = 1;
+                    self.grounded[f as usize] = 1;
+                }
+            }
+            for i in 0..n {
+                let c = comp[i] as usize;
+                if self.has_ground[c] == 0 {
+                    self.has_ground[c] = 1;
+                    self.grounded[i] = 1;
+                }
+            }
+        }
         let comp = &self.comp;
-        // Ground one cell per component: the first food cell in it, else its
-        // lowest cell (compact ids follow cell ids).
-        self.grounded.clear();
-        self.grounded.resize(n, 0);
-        self.has_ground.clear();
-        self.has_ground.resize(n, 0);
-        for &f in &cp.food {
-            let c = comp[f as usize] as usize;
-            if self.has_ground[c] == 0 {
-                self.has_ground[c] = 1;
-                self.grounded[f as usize] = 1;
-            }
-        }
-        for i in 0..n {
-            let c = comp[i] as usize;
-            if self.has_ground[c] == 0 {
-                self.has_ground[c] = 1;
-                self.grounded[i] = 1;
-            }
-        }
         self.b.clear();
         self.b.resize(n, 0.0);
         let scheme = self.params.effective_scheme(net.food.len());
