@@ -267,8 +267,27 @@ pub fn approximate_minimum_degree(n: usize, xadj: &[u32], adj: &[u32]) -> Vec<u3
     if n == 0 {
         return Vec::new();
     }
-    let ap: Vec<i32> = xadj.iter().map(|&x| x as i32).collect();
-    let ai: Vec<i32> = adj.iter().map(|&x| x as i32).collect();
+    // The crate's input is a sorted, duplicate-free pattern with the
+    // diagonal (AMD ignores the diagonal, but the crate's debug checks count
+    // it; parallel tubes would be duplicates).
+    let mut ap: Vec<i32> = Vec::with_capacity(n + 1);
+    let mut ai: Vec<i32> = Vec::with_capacity(adj.len() + n);
+    ap.push(0);
+    for v in 0..n {
+        let start = ai.len();
+        ai.push(v as i32);
+        ai.extend(adj[xadj[v] as usize..xadj[v + 1] as usize].iter().map(|&u| u as i32));
+        ai[start..].sort_unstable();
+        let mut keep = start;
+        for q in start..ai.len() {
+            if q == start || ai[q] != ai[keep - 1] {
+                ai[keep] = ai[q];
+                keep += 1;
+            }
+        }
+        ai.truncate(keep);
+        ap.push(ai.len() as i32);
+    }
     let control = amd::Control::default();
     match amd::order::<i32>(n as i32, &ap, &ai, &control) {
         Ok((p, _, _)) => p.into_iter().map(|v| v as u32).collect(),
