@@ -151,6 +151,7 @@ impl Simulation {
             + 4 * self.comp.capacity()
             + self.grounded.capacity()
             + self.has_ground.capacity()
+            + self.carrying.capacity()
     }
 
     /// The sparse Cholesky factor's size and cost, and analyses done so far.
