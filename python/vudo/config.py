@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from vudo.errors import ConfigError
+from vudo.identity import public_key_from_node_id
 from vudo.spirits.manifest import NAME_RE, Permissions
 
 ENV_PREFIX = "VUDO_"
@@ -84,6 +85,10 @@ class NodeConfig:
     #: This node holds a replica of the credit ledger and votes in its Raft cluster
     #: (it also advertises the Witness capability; --witness-stake implies it).
     witness: bool = False
+    #: The ledger's witnesses this node trusts (node ids). A node that is not a witness forwards
+    #: its credit operations and reads only to these, and follows only these as leader; without
+    #: them it trusts every verified member that advertises the Witness capability.
+    ledger_witnesses: tuple[str, ...] = ()
     raft_heartbeat_ms: int = 150
     raft_election_min_ms: int = 1000
     raft_election_max_ms: int = 2000
@@ -257,6 +262,11 @@ def _validate(cfg: NodeConfig) -> NodeConfig:
         )
     if cfg.raft_snapshot_every < 1 or cfg.raft_keep_logs < 0:
         raise ConfigError("raft_snapshot_every must be at least 1 and raft_keep_logs at least 0")
+    for node_id in cfg.ledger_witnesses:
+        try:
+            public_key_from_node_id(node_id)
+        except ValueError:
+            raise ConfigError(f"ledger_witnesses: {node_id!r} is not a node id (the PeerId `vudo init` prints)") from None
     if cfg.witness_stake is not None and not cfg.witness:
         cfg = dataclasses.replace(cfg, witness=True)  # a stake is only meaningful on a witness
     try:

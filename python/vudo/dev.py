@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def allocate_ports(count: int, base_port: int) -> list[tuple[int, int, int]]:
 
 
 def node_argv(data_dir: Path, gossip_port: int, api_port: int, seed: str | None, gossip_interval_ms: int, witness: bool,
-              key_file: Path | None = None, link_port: int | None = None) -> list[str]:
+              key_file: Path | None = None, link_port: int | None = None, ledger_witnesses: Sequence[str] = ()) -> list[str]:
     argv = [
         sys.executable, "-m", "vudo", "node",
         "--data-dir", str(data_dir),
@@ -94,6 +95,9 @@ def node_argv(data_dir: Path, gossip_port: int, api_port: int, seed: str | None,
         argv += ["--seed", seed]
     if witness:
         argv += ["--witness", "--witness-stake", "1000"]
+    else:
+        for node_id in ledger_witnesses:  # the other nodes trust exactly the dev cluster's witnesses
+            argv += ["--ledger-witness", node_id]
     argv += ["--gossip-key-file", str(key_file)] if key_file is not None else ["--open-gossip"]
     return argv
 
@@ -204,7 +208,7 @@ def run_dev(*, nodes: int, directory: Path | None, base_port: int, gossip_interv
                 else:
                     print(f"node {i}: {PHYSARUM_PACKAGE} is not built (scripts/build-spirit.sh); no physarum spirit", file=sys.stderr)
                 argv = node_argv(data_dir, gport, aport, None if i == 0 else seed, gossip_interval_ms, i < witnesses, key_file,
-                                 link_port=lport)
+                                 link_port=lport, ledger_witnesses=[d.node_id for d in described if d.witness])
                 log = open(data_dir / "node.log", "ab")
                 stack.callback(log.close)
                 procs.append(subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True))

@@ -94,3 +94,15 @@ def test_signal_flood_and_fault_loss_are_validated(tmp_path: Path) -> None:
     for bad in ("1.5", "-0.1"):
         with pytest.raises(ConfigError, match="signal_fault_loss"):
             load_config({"data_dir": str(tmp_path)}, env={"VUDO_SIGNAL_FAULT_LOSS": bad})
+
+
+def test_ledger_witnesses_are_node_ids(tmp_path: Path) -> None:
+    from vudo.identity import Identity
+
+    a, b = Identity.generate().node_id, Identity.generate().node_id
+    (tmp_path / "vudo.toml").write_text(f'ledger_witnesses = ["{a}"]\n')
+    assert load_config({"data_dir": str(tmp_path)}, env={}).ledger_witnesses == (a,)
+    cfg = load_config({"data_dir": str(tmp_path), "ledger_witnesses": (a, b)}, env={})
+    assert cfg.ledger_witnesses == (a, b)
+    with pytest.raises(ConfigError, match="'not-a-peer' is not a node id"):
+        load_config({"data_dir": str(tmp_path), "ledger_witnesses": (a, "not-a-peer")}, env={})

@@ -158,6 +158,31 @@ def test_forwarder_prefers_the_linked_leader_and_learns_it_from_refusals() -> No
     assert len(f) == 1
 
 
+def test_forwarder_follows_no_leader_outside_the_witnesses() -> None:
+    """A member that is not a trusted witness cannot draw calls: neither by a hint nor by being named leader."""
+    f = Forwarder("me", attempt_timeout_s=1.0, retry_s=0.5)
+    f.set_route(leader=None, witnesses=frozenset({"W1", "W2"}))
+    up(f, "W1", "W2", "EVIL")
+    [first] = f.call(1, Read("summary"), T0)
+    assert isinstance(first, SendRequest) and first.peer in ("W1", "W2")
+    assert answer(f, first, Refused("not_leader", "ask EVIL", "EVIL")) == []  # not followed: retried later
+    assert f.leader is None and f.ignored_hints == 1
+    [again] = f.handle_timer(T0 + 1.0)
+    assert isinstance(again, SendRequest) and again.peer in ("W1", "W2")
+    f.set_route(leader="EVIL", witnesses=frozenset({"W1", "W2"}))  # a leader named outside the witnesses
+    assert f.leader is None
+    [done] = answer(f, again, ReadReply(5))
+    assert isinstance(done, CallDone) and done.response == ReadReply(5) and done.target in ("W1", "W2")
+    # the witness set shrinks under a followed leader: it is dropped too
+    [send] = f.call(2, Read("summary"), T0 + 2.0)
+    assert isinstance(send, SendRequest)
+    other = "W2" if send.peer == "W1" else "W1"
+    answer(f, send, Refused("not_leader", "", other), T0 + 2.0)
+    assert f.leader == other
+    f.set_route(leader=None, witnesses=frozenset({send.peer}))
+    assert f.leader is None
+
+
 def test_forwarder_retries_other_witnesses_until_the_deadline() -> None:
     f = Forwarder("me", attempt_timeout_s=1.0, retry_s=0.5, deadline_s=10.0)
     f.set_route(leader=None, witnesses=frozenset({"W1", "W2"}))

@@ -7,6 +7,7 @@ from the plain node are forwarded on an in-memory ``/vudo/credits/1``. Waits are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -210,6 +211,27 @@ def test_forwarded_requests_are_checked_before_they_cost_a_raft_entry(tmp_path: 
             read = await ask(encode(Read("accounts")))
             assert isinstance(read, ReadReply) and [a.node_id for a in read.accounts] == [c.ids[0].node_id]
             assert w.metrics.bad.labels("invalid_signature")._value.get() == 1
+        finally:
+            await c.stop()
+
+    run(scenario)
+
+
+def test_a_plain_node_with_configured_witnesses_trusts_only_them(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        c = Cluster(tmp_path)
+        w0, w1, _, plain = c.services
+        impostor = Identity.generate().node_id  # a member that merely advertises the Witness capability
+        plain.sources = CreditsSources(witness_members=lambda: frozenset([*c.witness_ids, impostor]))
+        assert impostor in plain.witnesses()  # without --ledger-witness, advertising is enough
+        plain.config = dataclasses.replace(plain.config, ledger_witnesses=(w0.identity.node_id,))
+        assert plain.witnesses() == {w0.identity.node_id} and plain.pinned() == {w0.identity.node_id}
+        await c.start()
+        try:
+            await c.found()
+            _, moved = await plain.transfer(to=w1.identity.node_id, amount=U)
+            assert isinstance(moved, Committed), moved
+            assert plain.forwarder.witnesses == {w0.identity.node_id}
         finally:
             await c.stop()
 

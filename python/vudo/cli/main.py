@@ -106,6 +106,8 @@ def show_id(data_dir: str | None, as_json: bool) -> None:
 @click.option("--refresh-interval-s", type=float, help="re-sign announcement and gradient this often [5]")
 @click.option("--witness", is_flag=True, default=None, help="hold a replica of the credit ledger and vote in its Raft cluster (advertises the Witness capability)")
 @click.option("--witness-stake", type=int, help="advertise the Witness capability with this stake (implies --witness)")
+@click.option("--ledger-witness", "ledger_witnesses", multiple=True,
+              help="a ledger witness this node trusts (node id, repeatable); a non-witness then forwards credit operations only to these [every member advertising Witness]")
 @click.option("--raft-fault-drop-file", help="FAULT INJECTION for tests: file of node ids whose Raft frames this witness drops, re-read live")
 @click.option("--gossip-key", "gossip_keys", multiple=True, help="cluster gossip key from `vudo keygen`, primary first (repeatable) [env VUDO_GOSSIP_KEYS]")
 @click.option("--gossip-key-file", help="0600 file of gossip keys, one per line, primary first")

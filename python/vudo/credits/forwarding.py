@@ -205,17 +205,25 @@ class Forwarder:
         self._ids = itertools.count(1)
         self._events = itertools.count(1)
         self.bad_responses = 0
+        #: ``not_leader`` hints naming a node that is not one of the witnesses (not followed).
+        self.ignored_hints = 0
 
     def __len__(self) -> int:
         return len(self._calls)
 
     def set_route(self, *, leader: str | None, witnesses: frozenset[str]) -> None:
-        """What this node knows: the leader (None: unknown) and the witnesses (who may reach it)."""
+        """What this node knows: the leader (None: unknown) and the witnesses (who may reach it).
+
+        Calls go only to witnesses: a leader named by anyone (a local summary, a ``not_leader``
+        hint) is followed only while it is one of them, so a member that merely claims to be a
+        witness, or a hint naming one, cannot draw this node's operations and reads."""
         if leader is not None and leader != self.self_id:
             self.leader = leader
         elif leader is None and self.leader not in witnesses:
             self.leader = None
         self.witnesses = witnesses - {self.self_id}
+        if self.leader is not None and self.leader not in self.witnesses:
+            self.leader = None
 
     def _target(self, call: _Call) -> str | None:
         if self.leader is not None and self.leader in self.linked:
@@ -281,9 +289,12 @@ class Forwarder:
             self.bad_responses += 1
             return self._later(call, event.now)
         if isinstance(response, Refused) and response.code in RETRYABLE:
-            if response.leader and response.leader != self.self_id:
-                self.leader = response.leader
-            if response.code == "not_leader" and response.leader and response.leader in self.linked and response.leader != event.peer:
+            hint = response.leader if response.leader in self.witnesses else None
+            if response.leader and hint is None:
+                self.ignored_hints += 1
+            if hint is not None:
+                self.leader = hint
+            if response.code == "not_leader" and hint is not None and hint in self.linked and hint != event.peer:
                 return self._send(call_id, call, event.now)
             if event.now >= call.deadline:
                 return self._done(call_id, response)

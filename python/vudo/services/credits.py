@@ -265,10 +265,13 @@ class CreditsService:
         return None if self.ledger is None else self.ledger.summary()
 
     def witnesses(self) -> frozenset[str]:
-        """The witnesses this node knows: the Raft voters when it holds the ledger, else the advertised ones."""
+        """The witnesses this node knows: the Raft voters when it holds the ledger, else the configured
+        ones (``--ledger-witness``), else every verified member advertising the Witness capability."""
         summary = self._summary
         if summary is not None and summary.voters:
             return frozenset(summary.voters)
+        if self.config.ledger_witnesses:
+            return frozenset(self.config.ledger_witnesses)
         return self.sources.witness_members()
 
     def credit_ratio(self) -> float:
