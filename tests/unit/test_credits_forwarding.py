@@ -7,7 +7,7 @@ import random
 import msgspec
 import pytest
 
-from vudo.credits import CreditTransaction, Proposal
+from vudo.credits import CreditTransaction, Proposal, SignedVote
 from vudo.credits.forwarding import CallDone, DeliverReply, Forwarder, HandleRpc, RaftCarrier
 from vudo.credits.wire import (
     CREDITS_PROTOCOL,
@@ -82,6 +82,10 @@ def test_a_submission_carries_exactly_one_signed_operation() -> None:
     assert err.value.reason == "bad_field"
     with pytest.raises(RemoteValueError):
         decode_request(encode(Submit(transfer=tx(), hops=2)))  # beyond MAX_HOPS
+    vote = SignedVote(proposal_id="p", voter=ALICE.node_id, approve=True, timestamp=1).signed(ALICE)
+    for op in (tx(), proposal, vote):
+        carried = Submit.of(op)
+        assert carried.op() is op and decode_request(encode(carried)) == carried
 
 
 # -- raft carrier -------------------------------------------------------------------------

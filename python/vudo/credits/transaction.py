@@ -213,3 +213,7 @@ class SignedVote(msgspec.Struct, frozen=True, kw_only=True):
 
     def signed(self, identity: Identity) -> SignedVote:
         return msgspec.structs.replace(self, signature=identity.sign(self.signing_bytes()))
+
+
+#: Every operation a node signs and submits to the ledger.
+SignedOperation = CreditTransaction | LockRequest | PostRequest | VoidRequest | Proposal | SignedVote | NameClaim

@@ -25,6 +25,7 @@ from vudo.credits.transaction import (
     NameClaim,
     PostRequest,
     Proposal,
+    SignedOperation,
     SignedVote,
     VoidRequest,
 )
@@ -73,7 +74,26 @@ class Submit(msgspec.Struct, frozen=True, tag="submit", forbid_unknown_fields=Tr
     vote: SignedVote | None = None
     claim: NameClaim | None = None
 
-    def op(self) -> CreditTransaction | LockRequest | PostRequest | VoidRequest | Proposal | SignedVote | NameClaim:
+    @classmethod
+    def of(cls, op: SignedOperation) -> Submit:
+        """The submission carrying ``op`` (the inverse of :meth:`op`)."""
+        match op:
+            case CreditTransaction():
+                return cls(transfer=op)
+            case LockRequest():
+                return cls(lock=op)
+            case PostRequest():
+                return cls(post=op)
+            case VoidRequest():
+                return cls(void=op)
+            case Proposal():
+                return cls(propose=op)
+            case NameClaim():
+                return cls(claim=op)
+            case SignedVote():
+                return cls(vote=op)
+
+    def op(self) -> SignedOperation:
         ops = [o for o in (self.transfer, self.lock, self.post, self.void, self.propose, self.vote, self.claim) if o is not None]
         if len(ops) != 1:
             raise RemoteValueError("bad_submit", f"a submission carries exactly one operation, not {len(ops)}")

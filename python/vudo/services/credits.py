@@ -56,6 +56,7 @@ from vudo.credits.transaction import (
     NameClaim,
     PostRequest,
     Proposal,
+    SignedOperation,
     SignedVote,
     VoidRequest,
     new_op_id,
@@ -106,7 +107,6 @@ INIT_JOIN_WAIT_S = 10.0
 RECONCILE_EVERY_S = 5.0
 
 PortEvent = LinkUp | LinkDown | RequestReceived | ResponseReceived | RequestFailed
-Op = CreditTransaction | LockRequest | PostRequest | VoidRequest | Proposal | SignedVote | NameClaim
 
 
 class CreditsPort(Protocol):
@@ -133,7 +133,7 @@ class CreditsMetrics:
         self.is_leader = Gauge("vudo_credits_is_leader", "1 when this node is the ledger's Raft leader", registry=registry)
 
 
-def _author(op: Op) -> str:
+def _author(op: SignedOperation) -> str:
     if isinstance(op, CreditTransaction):
         return op.from_
     if isinstance(op, LockRequest | PostRequest | VoidRequest):
@@ -314,20 +314,8 @@ class CreditsService:
         outcome = response.code if isinstance(response, Refused) else "ok"
         self.metrics.calls.labels(_kind(request), outcome).inc()
 
-    async def submit(self, op: Op) -> Response:
-        if isinstance(op, CreditTransaction):
-            return await self.call(Submit(transfer=op))
-        if isinstance(op, LockRequest):
-            return await self.call(Submit(lock=op))
-        if isinstance(op, PostRequest):
-            return await self.call(Submit(post=op))
-        if isinstance(op, VoidRequest):
-            return await self.call(Submit(void=op))
-        if isinstance(op, Proposal):
-            return await self.call(Submit(propose=op))
-        if isinstance(op, NameClaim):
-            return await self.call(Submit(claim=op))
-        return await self.call(Submit(vote=op))
+    async def submit(self, op: SignedOperation) -> Response:
+        return await self.call(Submit.of(op))
 
     async def read(self, what: ReadWhat, key: str = "", *, linearizable: bool = True, limit: int = 100) -> Response:
         """A read as of the leader's commit (``linearizable``), or this witness's own state."""
