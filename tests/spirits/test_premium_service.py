@@ -6,8 +6,11 @@ The fake ledger keeps balances, open locks and every operation id (a resend of t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,6 +30,17 @@ NO_IMPORTS = '(module (memory (export "memory") 1) (func (export "alloc") (param
 TRAPS = """(module (memory (export "memory") 1) (func (export "alloc") (param i32) (result i32) (i32.const 8))
   (func (export "summon") (param i32 i32) (result i32) unreachable))"""
 PRICE = 7
+
+
+@contextlib.asynccontextmanager
+async def running(config: NodeConfig, identity: Identity, **ports: Any) -> AsyncIterator[SpiritsService]:
+    """A started spirits service with the given ledger ports, stopped on the way out."""
+    service = SpiritsService(config, identity, **ports)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
 
 
 class FakeLedger:
@@ -84,9 +98,7 @@ def test_a_premium_summon_pays_the_author_once_per_summon(payer: tuple[NodeConfi
     ledger = FakeLedger({identity.node_id: 100 * UNITS_PER_CREDIT})
 
     async def scenario() -> None:
-        service = SpiritsService(config, identity, ledger=ledger)
-        await service.start()
-        try:
+        async with running(config, identity, ledger=ledger) as service:
             service.install_bytes(fancy(author))
             assert (await service.summon("fancy")).state == "running"
             assert ledger.balances == {identity.node_id: 93 * UNITS_PER_CREDIT, author.node_id: PRICE * UNITS_PER_CREDIT}
@@ -97,8 +109,6 @@ def test_a_premium_summon_pays_the_author_once_per_summon(payer: tuple[NodeConfi
             assert ledger.applied == ["LockRequest", "PostRequest"] * 2
             lines = [line.text for line in service.logs("fancy") or []]
             assert any("payment of summon #2 paid" in text for text in lines)
-        finally:
-            await service.stop()
 
     run_async(scenario())
 
@@ -108,17 +118,13 @@ def test_a_failing_summon_voids_its_lock(payer: tuple[NodeConfig, Identity], aut
     ledger = FakeLedger({identity.node_id: 100 * UNITS_PER_CREDIT})
 
     async def scenario() -> None:
-        service = SpiritsService(config, identity, ledger=ledger)
-        await service.start()
-        try:
+        async with running(config, identity, ledger=ledger) as service:
             service.install_bytes(fancy(author, "broken", TRAPS))
             with pytest.raises(SpiritError):
                 await service.summon("broken")
             assert service.view_one("broken").state == "failed"  # type: ignore[union-attr]
             assert ledger.applied == ["LockRequest", "VoidRequest"] and not ledger.locks
             assert ledger.balances == {identity.node_id: 100 * UNITS_PER_CREDIT}
-        finally:
-            await service.stop()
 
     run_async(scenario())
 
@@ -128,9 +134,7 @@ def test_refusals_carry_the_ledger_code_and_a_retry_is_never_charged_twice(payer
     ledger = FakeLedger({identity.node_id: 10 * UNITS_PER_CREDIT})
 
     async def scenario() -> None:
-        service = SpiritsService(config, identity, ledger=ledger)
-        await service.start()
-        try:
+        async with running(config, identity, ledger=ledger) as service:
             service.install_bytes(fancy(author))
             # the lock commits but its answer is lost: the summon is refused (503), the retry resends the same lock
             ledger.lose_next = 1
@@ -145,8 +149,6 @@ def test_refusals_carry_the_ledger_code_and_a_retry_is_never_charged_twice(payer
             assert info.value.reason == "insufficient_funds" and "7 credits per summon" in str(info.value)
             assert service.view_one("fancy").error_reason == "insufficient_funds"  # type: ignore[union-attr]
             assert ledger.balances[identity.node_id] == 3 * UNITS_PER_CREDIT and not service.payments.open
-        finally:
-            await service.stop()
 
     run_async(scenario())
 
@@ -286,9 +288,7 @@ def test_a_journal_that_cannot_be_written_fails_the_summon_and_a_lost_settlement
     ledger = FakeLedger({identity.node_id: 100 * UNITS_PER_CREDIT})
 
     async def scenario() -> None:
-        service = SpiritsService(config, identity, ledger=ledger)
-        await service.start()
-        try:
+        async with running(config, identity, ledger=ledger) as service:
             service.install_bytes(fancy(author))
             real_save = service._save_payments
 
@@ -322,8 +322,6 @@ def test_a_journal_that_cannot_be_written_fails_the_summon_and_a_lost_settlement
             assert not service.payments.open and ledger.applied == ["LockRequest", "PostRequest"]
             assert ledger.balances[author.node_id] == PRICE * UNITS_PER_CREDIT and service.payments.attempts == {
                 service.spirits["fancy"].package.sha256: 1}
-        finally:
-            await service.stop()
 
     run_async(scenario())
 
@@ -358,23 +356,17 @@ def test_names_are_claimed_by_their_publisher_and_checked_at_install(payer: tupl
     names = FakeNames()
 
     async def scenario() -> None:
-        service = SpiritsService(config, identity, ledger=names.submit, names=names.read)
-        await service.start()
-        try:
+        async with running(config, identity, ledger=names.submit, names=names.read) as service:
             # publishing our own package records the name (a reinstall of the same rev claims nothing new)
             await service.install(package(identity, NO_IMPORTS, name="mine", rev=2, exports=("memory", "alloc"), imports=()))
             assert names.owners["mine"].author == identity.node_id and names.owners["mine"].rev == 2
             await service.install(package(identity, NO_IMPORTS, name="mine", rev=3, exports=("memory", "alloc"), imports=()))
             assert names.owners["mine"].rev == 3 and len(names.claims) == 2
-        finally:
-            await service.stop()
 
     names.owners["taken"] = NameOut("taken", author.node_id, 4, "ab" * 32, 1)
 
     async def checks() -> None:
-        service = SpiritsService(config, identity, ledger=names.submit, names=names.read)
-        await service.start()
-        try:
+        async with running(config, identity, ledger=names.submit, names=names.read) as service:
             stranger = Identity.generate()
             with pytest.raises(PackageError) as info:
                 await service.install(package(stranger, NO_IMPORTS, name="taken", rev=9, exports=("memory", "alloc"), imports=()))
@@ -397,8 +389,6 @@ def test_names_are_claimed_by_their_publisher_and_checked_at_install(payer: tupl
             assert info.value.reason == "name_owned"
             metrics = service.metrics.registry
             assert metrics.get_sample_value("vudo_spirit_packages_rejected_total", {"reason": "name_owned"}) == 2.0
-        finally:
-            await service.stop()
 
     run_async(scenario())
     run_async(checks())
@@ -419,12 +409,8 @@ def test_a_ledger_that_never_answers_does_not_hold_an_install_forever(
         raise AssertionError("unreachable")
 
     async def scenario() -> None:
-        service = SpiritsService(config, identity, ledger=FakeNames().submit, names=silent)
-        await service.start()
-        try:
+        async with running(config, identity, ledger=FakeNames().submit, names=silent) as service:
             view = await service.install(package(Identity.generate(), NO_IMPORTS, name="quiet", exports=("memory", "alloc"), imports=()))
             assert view.name == "quiet"
-        finally:
-            await service.stop()
 
     run_async(scenario())
