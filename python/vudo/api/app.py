@@ -11,10 +11,10 @@ import msgspec
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from vudo import __version__
+from vudo.api.auth import AUTH_ERRORS, token_check
 from vudo.api.credits import credits_router
 from vudo.api.hosts import HostPolicy
 from vudo.api.market import market_router
@@ -113,15 +113,9 @@ def create_app(node: NodeQuery, *, signals: SignalsQuery | None = None, hosts: H
         response: Response = await call_next(request)
         return response
 
-    bearer = HTTPBearer(auto_error=False, description="the token in <data_dir>/api-token")
+    require_token = token_check(node.token_matches)
 
-    def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if credentials is None or not credentials.credentials:
-            raise HTTPException(401, "missing bearer token: send `Authorization: Bearer <token>` (token file: <data_dir>/api-token)", headers={"WWW-Authenticate": "Bearer"})
-        if not node.token_matches(credentials.credentials.strip()):
-            raise HTTPException(403, "wrong bearer token for this node")
-
-    auth_errors: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
+    auth_errors = AUTH_ERRORS
 
     @app.get("/v1/node", response_model=NodeOut)
     def get_node() -> dict[str, Any]:

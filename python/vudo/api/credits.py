@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from vudo.api.auth import AUTH_ERRORS, token_check
 from vudo.api.models import (
     CreditAccountOut,
     CreditAccountsOut,
@@ -29,7 +29,6 @@ from vudo.api.models import (
     CreditProposalOut,
     CreditsErrorOut,
     CreditSummaryOut,
-    ErrorOut,
     GenesisIn,
     OperationOut,
     ProposalIn,
@@ -95,15 +94,9 @@ def _valid_node_id(node_id: str) -> bool:
 
 def credits_router(node: NodeQuery, token_matches: Callable[[str], bool]) -> APIRouter:
     router = APIRouter()
-    bearer = HTTPBearer(auto_error=False, description="the token in <data_dir>/api-token")
+    require_token = token_check(token_matches)
 
-    def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if credentials is None or not credentials.credentials:
-            raise HTTPException(401, "missing bearer token: send `Authorization: Bearer <token>` (token file: <data_dir>/api-token)", headers={"WWW-Authenticate": "Bearer"})
-        if not token_matches(credentials.credentials.strip()):
-            raise HTTPException(403, "wrong bearer token for this node")
-
-    auth: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
+    auth = AUTH_ERRORS
     errors: dict[int | str, dict[str, Any]] = {code: {"model": CreditsErrorOut} for code in (400, 404, 409, 422, 503)}
 
     @router.get("/v1/credits/accounts", response_model=CreditAccountsOut, responses=errors)

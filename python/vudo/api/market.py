@@ -23,7 +23,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from vudo.api.models import ErrorOut, SpiritErrorOut
+from vudo.api.auth import AUTH_ERRORS
+from vudo.api.models import SpiritErrorOut
 from vudo.api.query import NodeQuery
 from vudo.services.market import FetchView, parse_ref
 from vudo.spirits.errors import SpiritError
@@ -85,7 +86,7 @@ def fetch_out(view: FetchView) -> dict[str, Any]:
 
 def market_router(node: NodeQuery, require_token: Callable[..., None]) -> APIRouter:
     router = APIRouter()
-    auth: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
+    auth = AUTH_ERRORS
 
     @router.get("/v1/marketplace", response_model=MarketplaceOut)
     def get_marketplace(q: Annotated[str, Query(max_length=100, description="filter: part of a name or author")] = "") -> dict[str, Any]:

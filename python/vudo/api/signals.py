@@ -19,9 +19,9 @@ from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from vudo.api.auth import token_check
 from vudo.api.models import ErrorOut
 from vudo.services.signals import Kind, SignalNotice, SignalRecord, Subscription
 from vudo.signals.envelope import MAX_TTL
@@ -78,13 +78,7 @@ def _sse(notice: SignalNotice) -> str:
 
 def signals_router(signals: SignalsQuery, token_matches: Callable[[str], bool]) -> APIRouter:
     router = APIRouter()
-    bearer = HTTPBearer(auto_error=False, description="the token in <data_dir>/api-token")
-
-    def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if credentials is None or not credentials.credentials:
-            raise HTTPException(401, "missing bearer token: send `Authorization: Bearer <token>` (token file: <data_dir>/api-token)", headers={"WWW-Authenticate": "Bearer"})
-        if not token_matches(credentials.credentials.strip()):
-            raise HTTPException(403, "wrong bearer token for this node")
+    require_token = token_check(token_matches)
 
     errors: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
