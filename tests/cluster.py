@@ -36,6 +36,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from vudo import portcheck
+
 PYTHON = sys.executable
 #: Generous default deadline for anything that should happen "soon".
 DEADLINE = 60.0
@@ -105,21 +107,13 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def free_ports(count: int, kind: int) -> list[int]:
-    """``count`` distinct free loopback ports of socket type ``kind``.
+    """``count`` distinct free loopback ports of socket type ``kind``, outside the ephemeral range.
 
-    All sockets are held open until every port is picked, so the ports are
-    distinct; there is still a small window before the node binds them.
+    Ports from the ephemeral range could be taken before a node binds them by
+    the loopback pipes of nodes already running (they bind port 0); see
+    ``vudo.portcheck.free_ports``.
     """
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, kind)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    return portcheck.free_ports(count, kind)
 
 
 def wait_for(

@@ -28,6 +28,7 @@ from vudo.credits.transaction import UNITS_PER_CREDIT
 from vudo.errors import BootstrapError, ConfigError
 from vudo.gossip_keys import decode_key, generate_key, write_key_file
 from vudo.identity import KEY_FILE, init_data_dir, load_identity
+from vudo.portcheck import free_ports
 from vudo.spirits.builtin import PHYSARUM_PACKAGE, install_into
 
 CLUSTER_FILE = "cluster.json"
@@ -49,12 +50,8 @@ class DevNode:
 
 
 def _free_ports(count: int, kind: int) -> list[int]:
-    """``count`` distinct free loopback ports (held open together, so none repeats)."""
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket(socket.AF_INET, kind)) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+    """``count`` distinct free loopback ports, outside the range a running node's own sockets draw from."""
+    return free_ports(count, kind)
 
 
 def _both_free(port: int) -> bool:
