@@ -112,7 +112,12 @@ pub fn transport_nutrients(net: &mut Network, p: &Params) {
 }
 
 /// Kuramoto step: θ_i += dt (ω + K Σ_j D_ij sin(θ_j − θ_i) / Σ_j D_ij).
+/// With no coupling and no natural frequency (K = ω = 0) the phases stand
+/// still, and the step costs nothing.
 pub fn synchronize(net: &mut Network, p: &Params) {
+    if p.sync_strength == 0.0 && p.osc_frequency == 0.0 {
+        return;
+    }
     let n = net.n_cells();
     let mut pull = vec![0.0; n];
     let mut weight = vec![0.0; n];

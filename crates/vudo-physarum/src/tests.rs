@@ -135,3 +135,21 @@ fn oscillations_synchronise_on_a_connected_network() {
     }
     assert!(s.order_parameter() > 0.99 && s.order_parameter() > r0);
 }
+
+#[test]
+fn still_oscillators_leave_phases_and_never_touch_the_flow() {
+    let moving = Params { model: Model::Sigmoid, gamma: 1.8, scheme: Some(Scheme::OneToAll), ..Params::default() };
+    let still = Params { sync_strength: 0.0, osc_frequency: 0.0, ..moving.clone() };
+    let run = |p: Params| {
+        let mut s = grid(6, 6, p, 3);
+        s.set_food(&[0, 5, 30, 35]).unwrap();
+        let phases = s.net.phase.clone();
+        s.run(40);
+        (s, phases)
+    };
+    let ((a, a0), (b, b0)) = (run(moving), run(still));
+    assert_ne!(a.net.phase, a0, "coupled oscillators move");
+    assert_eq!(b.net.phase, b0, "K = ω = 0: the phases stand still");
+    let bits = |s: &Simulation| s.net.conductivity.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&b), "phases do not feed back into the flow model");
+}
