@@ -772,11 +772,13 @@ impl Cholesky {
             let mut i = j0;
             while i < m {
                 let h = tiles::sum(AVX, m - i, &self.lx, bd + p1 + i, nrd, ncd, t, &mut acc);
+                let rel = &self.rel[i..i + h];
+                // Only the first tile of a group reaches above the diagonal.
+                let r0 = |j: usize| (j0 + j).saturating_sub(i).min(h);
                 for j in 0..width {
-                    for r in 0..h {
-                        if i + r >= j0 + j {
-                            self.lx[tc[j] + self.rel[i + r] as usize] -= acc[j][r];
-                        }
+                    let col = &mut self.lx[tc[j]..tc[j] + nr];
+                    for r in r0(j)..h {
+                        col[rel[r] as usize] -= acc[j][r];
                     }
                 }
                 i += h;
