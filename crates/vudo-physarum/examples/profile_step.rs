@@ -43,27 +43,35 @@ fn main() {
     let s = side - 1;
     let at = |i: usize, j: usize| (j * side + i) as u32;
     sim.set_food(&[at(1, 1), at(s - 1, 1), at(1, s - 1), at(s - 1, s - 1), at(s / 2, s / 2), at(s / 2, 1)]).unwrap();
-    let (mut tf, mut tr) = (0.0, 0.0);
+    let (mut tf, mut tr, mut wf, mut wr) = (0.0, 0.0, 0.0, 0.0);
     for k in 0..steps {
+        let w0 = std::time::Instant::now();
         let t0 = cpu_s();
         sim.compute_flow();
         let t1 = cpu_s();
+        let w1 = std::time::Instant::now();
         sim.adapt_tubes();
         sim.explore();
         vudo_physarum::growth::transport_nutrients(&mut sim.net, &sim.params);
         sim.synchronize_oscillations();
         let t2 = cpu_s();
+        let w2 = std::time::Instant::now();
         if k >= skip {
             tf += t1 - t0;
             tr += t2 - t1;
+            wf += (w1 - w0).as_secs_f64();
+            wr += (w2 - w1).as_secs_f64();
         }
     }
     let (st, analyses) = sim.factor_stats();
     let n = (steps - skip) as f64;
     println!(
-        "CPU: flow {:.2} ms/step, rest {:.2} ms/step; {:?}, analyses {analyses}, alive {}, madd/step {:.2}M",
+        "CPU (tick-grained): flow {:.2} ms/step, rest {:.2} ms/step; wall: flow {:.3} ms/step, rest {:.3} ms/step; \
+         {:?}, analyses {analyses}, alive {}, madd/step {:.2}M",
         1e3 * tf / n,
         1e3 * tr / n,
+        1e3 * wf / n,
+        1e3 * wr / n,
         st,
         sim.net.n_alive(),
         sim.total_factor_flops / steps as f64 / 1e6
