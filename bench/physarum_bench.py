@@ -32,7 +32,9 @@ when the network is largest); for the kernel also its own array bytes
 relative to the graph's (``px_peak_memory_bytes / px_graph_bytes``) and the
 wasm linear memory (which never shrinks: its size is the module's peak).
 
-Model: sigmoid, gamma 1.8, I0 1, dt 0.2, one_to_all over 6 food cells, prune 0.03.
+Model: sigmoid, gamma 1.8, I0 1, dt 0.2, one_to_all over 6 food cells, prune 0.03;
+oscillators still (sync_strength 0, osc_frequency 0) as the anchors have none,
+except in the ``native+oscillations`` row (the kernel's defaults, K 0.5, ω 1).
 
     python bench/physarum_bench.py            # 1k, 10k, 50k, 200k tubes; steps 6-205
     python bench/physarum_bench.py --quick    # 1k, 10k, 50k tubes; steps 6-105, one repeat
@@ -66,7 +68,15 @@ from scipy.sparse.linalg import LinearOperator, cg, splu  # noqa: E402
 from vudo.physarum import PhysarumParams  # noqa: E402
 from vudo.physarum.wasm import WASM_PATH, WasmPhysarum  # noqa: E402
 
-PARAMS = PhysarumParams(model="sigmoid", gamma=1.8, i0=1.0, dt=0.2, scheme="one_to_all", prune_threshold=0.03)
+# The anchors model the flow, sigmoid adaptation and pruning, not the oscillators:
+# the kernel runs with them still (K = ω = 0) so that every row does the same
+# work. The `native+oscillations` row runs them (the kernel's defaults) and shows
+# their cost; they never change the conductivities (checked: bit-identical).
+PARAMS = PhysarumParams(model="sigmoid", gamma=1.8, i0=1.0, dt=0.2, scheme="one_to_all", prune_threshold=0.03,
+                       sync_strength=0.0, osc_frequency=0.0)
+OSC_PARAMS = PhysarumParams(model="sigmoid", gamma=1.8, i0=1.0, dt=0.2, scheme="one_to_all", prune_threshold=0.03)
+OSC = "native+oscillations"
+BIT_IDENTICAL = ("wasmtime", "chromium", OSC)
 WARM = 5
 AGREE_TOL = 1e-9
 # The flags of tests/browser_support.py (Debian Chromium, headless, no network chatter).
@@ -278,10 +288,10 @@ def clocked(fn: Callable[[], None]) -> tuple[float, float]:
 
 
 def kernel_runner(name: str, g: Graph) -> Runner:
-    if name == "native":
+    if name in ("native", OSC):
         from vudo.physarum.native import NativeKernel
 
-        k: Any = NativeKernel(PARAMS.to_array(), seed=1)
+        k: Any = NativeKernel((OSC_PARAMS if name == OSC else PARAMS).to_array(), seed=1)
     else:
         k = WasmPhysarum(PARAMS.to_array(), seed=1)
     k.add_nodes(g[0])
@@ -410,7 +420,7 @@ def memory_probe(name: str, side: int, steps: int) -> dict[str, float]:
     """Run in a child process: build `name`, warm up, run `steps` steps; report
     the peak RSS growth over the process's RSS before building (MiB)."""
     g = lattice(side)
-    sources = [] if name in ("native", "wasmtime") else source_sequence(g, WARM + steps)
+    sources = [] if name in ("native", "wasmtime", OSC) else source_sequence(g, WARM + steps)
 
     def status_mib(key: str) -> float:
         with open("/proc/self/status") as f:
@@ -424,11 +434,11 @@ def memory_probe(name: str, side: int, steps: int) -> dict[str, float]:
         f.write("5")
     base = status_mib("VmRSS")
     out: dict[str, float] = {}
-    if name in ("native", "wasmtime"):
-        if name == "native":
+    if name in ("native", "wasmtime", OSC):
+        if name in ("native", OSC):
             from vudo.physarum.native import NativeKernel
 
-            k: Any = NativeKernel(PARAMS.to_array(), seed=1)
+            k: Any = NativeKernel((OSC_PARAMS if name == OSC else PARAMS).to_array(), seed=1)
         else:
             k = WasmPhysarum(PARAMS.to_array(), seed=1)
         k.add_nodes(g[0])
@@ -507,7 +517,7 @@ def run_once(g: Graph, steps: int, chunk: int, anchors: list[str], chromium: Chr
     agree: dict[str, float] = {}
     for r in runners[1:]:
         d = r.conductivity()
-        if r.name in ("wasmtime", "chromium", "native"):
+        if r.name in (*BIT_IDENTICAL, "native"):
             agree[r.name] = 0.0 if d.tobytes() == ref.tobytes() else float("inf")
         else:
             agree[r.name] = float(np.max(np.abs(d - ref))) / scale
@@ -533,7 +543,7 @@ def main() -> None:
     steps = args.steps or (100 if args.quick else 200)
     chunk = 10 if args.quick else 20
     anchors = available_anchors()
-    kernels = ["native", "wasmtime"]
+    kernels = ["native", "wasmtime", OSC]
     try:
         import vudo._core  # noqa: F401
     except ImportError:
@@ -592,7 +602,7 @@ def main() -> None:
                         mem += f", linear {pr['linear_mib']:.0f} MiB)" if "linear_mib" in pr else ")"
                 if name == kernels[0]:
                     agreement = "reference"
-                elif name in ("wasmtime", "chromium"):
+                elif name in BIT_IDENTICAL:
                     agreement = "bit-identical" if agree_all[name] == 0.0 else "DIFFERS"
                 else:
                     agreement = f"{agree_all[name]:.1e}"
