@@ -22,6 +22,11 @@ Ratios are against the **best anchor** (highest steps/s) of the same repeat,
 by wall clock and by the CPU time of the thread doing the work (every
 implementation is single-threaded: BLAS is held to one thread).
 
+Solver work per step: for the kernel, nnz(L), the multiply–adds of one
+factorization (averaged over the steps) and the direct solves (a second one
+only when the first leaves a residual above the tolerance); nnz of the factor
+for the direct anchors; CG iterations for the iterative ones.
+
 Agreement: the anchors replay the kernel's source sequence (one_to_all picks a
 random source each step; the sequence is recorded from the native kernel) and
 must end within 1e-9 relative (max-norm) of the kernel's conductivities; the
@@ -306,7 +311,7 @@ def kernel_runner(name: str, g: Graph) -> Runner:
     def work(steps: int) -> str:
         it = (k.total_cg_iterations - start[0]) / steps
         mf = (k.total_factor_flops - start[1]) / steps / 1e6
-        return f"nnz(L) {start[2] / 1e3:.0f}k, {mf:.1f} M madd, {it:.1f} CG it"
+        return f"nnz(L) {start[2] / 1e3:.0f}k, {mf:.1f} M madd, {it:.1f} solves"
 
     return Runner(name, advance, lambda: np.asarray(k.conductivity()), work)
 
@@ -403,7 +408,7 @@ class Chromium:
         def work(steps: int) -> str:
             _, it, fl, mem = self.page.evaluate(CHROMIUM_READ)
             self.linear_memory = int(mem)
-            return f"nnz(L) {start[2] / 1e3:.0f}k, {(fl - start[1]) / steps / 1e6:.1f} M madd, {(it - start[0]) / steps:.1f} CG it"
+            return f"nnz(L) {start[2] / 1e3:.0f}k, {(fl - start[1]) / steps / 1e6:.1f} M madd, {(it - start[0]) / steps:.1f} solves"
 
         return Runner("chromium", advance, read, work)
 

@@ -52,7 +52,7 @@ fn main() {
         let w1 = std::time::Instant::now();
         sim.adapt_tubes();
         sim.explore();
-        vudo_physarum::growth::transport_nutrients(&mut sim.net, &sim.params);
+        sim.transport_nutrients();
         sim.synchronize_oscillations();
         let t2 = cpu_s();
         let w2 = std::time::Instant::now();

@@ -5,7 +5,7 @@
 //! [min_thickness, max_thickness].
 
 use crate::fastmath;
-use crate::graph::{conductivity_of_radius, radius_of_conductivity, Network};
+use crate::graph::{conductivity_of_radius, radius_of_conductivity, Network, Scratch};
 use crate::params::{Model, Params};
 
 /// Conductivities at or below this are treated as gone even if prune_threshold is 0
@@ -76,15 +76,17 @@ fn first_conductivity(reached: impl Fn(f64) -> bool) -> f64 {
 }
 
 /// Advance every alive tube by one step; returns the number of tubes pruned.
-pub fn adapt(net: &mut Network, p: &Params) -> usize {
+pub fn adapt(net: &mut Network, p: &Params, scratch: &mut Scratch) -> usize {
     // r < prune_threshold  <=>  d < keep_from;  r > max_thickness  <=>  d >= clamp_above;
     // r < min_thickness  <=>  d < thick_enough.
     let keep_from = first_conductivity(|r| r >= p.prune_threshold);
     let clamp_above = first_conductivity(|r| r > p.max_thickness);
     let thick_enough = first_conductivity(|r| r >= p.min_thickness);
     // f(|Q|) of the alive tubes, in tube order, computed in one pass.
-    let mut fs: Vec<f64> = (0..net.n_tubes()).filter(|&t| net.alive[t] != 0).map(|t| net.flow[t]).collect();
-    response_all(p, &mut fs);
+    let fs = &mut scratch.tubes;
+    fs.clear();
+    fs.extend((0..net.n_tubes()).filter(|&t| net.alive[t] != 0).map(|t| net.flow[t]));
+    response_all(p, fs);
     let mut next_f = fs.iter();
     let mut pruned = 0;
     for t in 0..net.n_tubes() {

@@ -51,6 +51,7 @@ pub struct Simulation {
     pub params: Params,
     rng: Rng,
     ws: Workspace,
+    scratch: crate::graph::Scratch,
     /// The flow problem on the compact network, and its per-step vectors.
     compact: Compact,
     b: Vec<f64>,
@@ -86,6 +87,7 @@ impl Simulation {
             params,
             rng: Rng::new(seed),
             ws: Workspace::default(),
+            scratch: crate::graph::Scratch::default(),
             compact: Compact::default(),
             b: Vec::new(),
             w: Vec::new(),
@@ -127,6 +129,11 @@ impl Simulation {
         Ok(())
     }
 
+    /// Carry nutrients one step along the current flows.
+    pub fn transport_nutrients(&mut self) {
+        growth::transport_nutrients(&mut self.net, &self.params, &mut self.scratch);
+    }
+
     pub fn run(&mut self, n: u64) {
         for _ in 0..n {
             self.step();
@@ -147,6 +154,7 @@ impl Simulation {
         self.net.memory_bytes()
             + self.ws.memory_bytes()
             + self.compact.memory_bytes()
+            + self.scratch.memory_bytes()
             + 8 * (self.b.capacity() + self.w.capacity() + self.x.capacity() + self.net_out.capacity())
             + 4 * self.comp.capacity()
             + self.grounded.capacity()
@@ -290,7 +298,7 @@ impl PhysarumDynamics for Simulation {
     }
 
     fn adapt_tubes(&mut self) -> usize {
-        adaptation::adapt(&mut self.net, &self.params)
+        adaptation::adapt(&mut self.net, &self.params, &mut self.scratch)
     }
 
     fn explore(&mut self) -> usize {
@@ -298,14 +306,14 @@ impl PhysarumDynamics for Simulation {
     }
 
     fn synchronize_oscillations(&mut self) {
-        growth::synchronize(&mut self.net, &self.params)
+        growth::synchronize(&mut self.net, &self.params, &mut self.scratch)
     }
 
     fn step(&mut self) {
         self.compute_flow();
         self.adapt_tubes();
         self.explore();
-        growth::transport_nutrients(&mut self.net, &self.params);
+        self.transport_nutrients();
         self.synchronize_oscillations();
         // Pressures array must cover cells added by exploration (add_cell does).
         self.steps += 1;

@@ -17,6 +17,28 @@ pub fn radius_of_conductivity(d: f64) -> f64 {
     d.max(0.0).sqrt().sqrt()
 }
 
+/// Per-step work vectors of the tube and cell loops (adaptation, nutrients,
+/// oscillators), kept between steps so a step does not allocate.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    pub tubes: Vec<f64>,
+    pub cells: Vec<f64>,
+    pub cells2: Vec<f64>,
+}
+
+impl Scratch {
+    pub fn memory_bytes(&self) -> usize {
+        8 * (self.tubes.capacity() + self.cells.capacity() + self.cells2.capacity())
+    }
+}
+
+/// `v` emptied and refilled with `n` zeros (its allocation kept).
+pub fn zeroed(v: &mut Vec<f64>, n: usize) -> &mut [f64] {
+    v.clear();
+    v.resize(n, 0.0);
+    v
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Network {
     // --- cells (PhysarumCell), indexed by cell id

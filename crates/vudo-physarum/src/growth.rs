@@ -3,7 +3,7 @@
 //! oscillation phases that synchronise between neighbouring cells (Kuramoto
 //! coupling weighted by tube conductivity).
 
-use crate::graph::{conductivity_of_radius, Network};
+use crate::graph::{conductivity_of_radius, zeroed, Network, Scratch};
 use crate::params::Params;
 use crate::rng::Rng;
 
@@ -86,9 +86,9 @@ pub fn explore(net: &mut Network, p: &Params, rng: &mut Rng) -> usize {
 }
 
 /// Nutrients are carried downstream by the flow and decay; food cells stay at 1.
-pub fn transport_nutrients(net: &mut Network, p: &Params) {
+pub fn transport_nutrients(net: &mut Network, p: &Params, scratch: &mut Scratch) {
     let n = net.n_cells();
-    let mut delta = vec![0.0; n];
+    let delta = zeroed(&mut scratch.cells, n);
     for t in 0..net.n_tubes() {
         if net.alive[t] == 0 {
             continue;
@@ -114,19 +114,22 @@ pub fn transport_nutrients(net: &mut Network, p: &Params) {
 /// Kuramoto step: θ_i += dt (ω + K Σ_j D_ij sin(θ_j − θ_i) / Σ_j D_ij).
 /// With no coupling and no natural frequency (K = ω = 0) the phases stand
 /// still, and the step costs nothing.
-pub fn synchronize(net: &mut Network, p: &Params) {
+pub fn synchronize(net: &mut Network, p: &Params, scratch: &mut Scratch) {
     if p.sync_strength == 0.0 && p.osc_frequency == 0.0 {
         return;
     }
     let n = net.n_cells();
-    let mut pull = vec![0.0; n];
-    let mut weight = vec![0.0; n];
+    let Scratch { tubes: sines, cells, cells2 } = scratch;
+    let pull = zeroed(cells, n);
+    let weight = zeroed(cells2, n);
     // sin(θ_b − θ_a) of the alive tubes, in tube order, in one vectorised pass.
-    let mut sines: Vec<f64> = (0..net.n_tubes())
-        .filter(|&t| net.alive[t] != 0)
-        .map(|t| net.phase[net.ends[2 * t + 1] as usize] - net.phase[net.ends[2 * t] as usize])
-        .collect();
-    crate::fastmath::sin_all(&mut sines);
+    sines.clear();
+    sines.extend(
+        (0..net.n_tubes())
+            .filter(|&t| net.alive[t] != 0)
+            .map(|t| net.phase[net.ends[2 * t + 1] as usize] - net.phase[net.ends[2 * t] as usize]),
+    );
+    crate::fastmath::sin_all(sines);
     let mut next_sin = sines.iter();
     for t in 0..net.n_tubes() {
         if net.alive[t] == 0 {
