@@ -106,6 +106,9 @@ pub struct Cholesky {
     /// tiles, four target columns interleaved.
     tbuf: Vec<f64>,
     rel: Vec<u32>,
+    /// Tests: every update through the register tiles (no `small_update`).
+    #[cfg(test)]
+    tiles_only: bool,
     /// Solve scratch: one supernode's values gathered.
     yb: Vec<f64>,
     d: Vec<f64>,
@@ -159,6 +162,34 @@ fn postorder(parent: &[u32]) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Descendants of at most this many columns update their targets in plain
+/// loops (`small_update`) rather than register tiles.
+const SMALL: usize = 7;
+
+/// `update_from` for a descendant of K columns (`ld`: its block, nrd rows
+/// per column; `dd`: its pivots): target column jj < c receives rows jj..m
+/// of the descendant from row p1 on, at rows `rel` of `tgt` (the target
+/// block, nr rows per column; column jj sits at `rel[jj]`). Each element
+/// sums its K terms from +0 in ascending order, then is subtracted from its
+/// target: the same operations as a register tile.
+#[allow(clippy::too_many_arguments)] // the geometry of one update
+#[inline(always)]
+fn small_update<const K: usize>(ld: &[f64], nrd: usize, p1: usize, dd: &[f64], rel: &[u32], c: usize, tgt: &mut [f64], nr: usize) {
+    let m = rel.len();
+    let cols: [&[f64]; K] = core::array::from_fn(|k| &ld[k * nrd + p1..(k + 1) * nrd]);
+    for jj in 0..c {
+        let t: [f64; K] = core::array::from_fn(|k| cols[k][jj] * dd[k]);
+        let col = &mut tgt[rel[jj] as usize * nr..(rel[jj] as usize + 1) * nr];
+        for r in jj..m {
+            let mut acc = 0.0;
+            for k in 0..K {
+                acc += cols[k][r] * t[k];
+            }
+            col[rel[r] as usize] -= acc;
+        }
+    }
 }
 
 impl Cholesky {
@@ -740,6 +771,48 @@ impl Cholesky {
         let m = nrd - p1;
         let c = p2 - p1;
         let bd = self.sxp[d];
+        self.rel.clear();
+        self.rel.extend(self.srows[q0 + p1..q1].iter().map(|&r| self.relpos[r as usize]));
+        #[cfg(test)]
+        let small = ncd <= SMALL && !self.tiles_only;
+        #[cfg(not(test))]
+        let small = ncd <= SMALL;
+        if small {
+            let (lo, hi) = self.lx.split_at_mut(base);
+            let (ld, dd) = (&lo[bd..bd + ncd * nrd], &self.d[fd..ld]);
+            let tgt = &mut hi[..nr * (l - f)];
+            match ncd {
+                1 => small_update::<1>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
+                2 => small_update::<2>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
+                3 => small_update::<3>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
+                4 => small_update::<4>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
+                5 => small_update::<5>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
+                6 => small_update::<6>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
+                _ => small_update::<7>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
+            }
+        } else {
+            self.tile_update::<AVX>(d, s, p1, c, m);
+        }
+        self.sptr[d] = p2 as u32;
+        if p2 < nrd {
+            let t = self.sn_of[self.srows[q0 + p2] as usize] as usize;
+            self.next[d] = self.head[t];
+            self.head[t] = d as u32;
+        }
+    }
+
+    /// The update of `update_from` in R × 4 register tiles, for rows
+    /// `p1..` of descendant d (c of them land in s's columns, m in all).
+    #[inline(always)]
+    fn tile_update<const AVX: bool>(&mut self, d: usize, s: usize, p1: usize, c: usize, m: usize) {
+        let f = self.sn_first[s] as usize;
+        let nr = (self.srp[s + 1] - self.srp[s]) as usize;
+        let base = self.sxp[s];
+        let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
+        let ncd = ld - fd;
+        let (q0, q1) = (self.srp[d] as usize, self.srp[d + 1] as usize);
+        let nrd = q1 - q0;
+        let bd = self.sxp[d];
         // T: for each group of four target columns, ncd rows of
         // (L_d[p1 + jj, k] · d_k) for its four jj (0 past the last column).
         let groups = c.div_ceil(4);
@@ -758,8 +831,6 @@ impl Cholesky {
                 }
             }
         }
-        self.rel.clear();
-        self.rel.extend(self.srows[q0 + p1..q1].iter().map(|&r| self.relpos[r as usize]));
         let mut acc: tiles::Tile = [[0.0; 8]; 4];
         for g in 0..groups {
             let j0 = 4 * g;
@@ -783,12 +854,6 @@ impl Cholesky {
                 }
                 i += h;
             }
-        }
-        self.sptr[d] = p2 as u32;
-        if p2 < nrd {
-            let t = self.sn_of[self.srows[q0 + p2] as usize] as usize;
-            self.next[d] = self.head[t];
-            self.head[t] = d as u32;
         }
     }
 
@@ -1093,6 +1158,35 @@ mod tests {
         a.solve(&b2, &mut ya);
         f.solve(&b2, &mut yf);
         assert_eq!(ya, yf);
+    }
+
+    /// Factor and solve with the given options (tiles only; the portable
+    /// kernels even where AVX2 is available); returns d and x.
+    fn factor_with(ends: &[u32], w: &[f64], grounded: &[u8], b: &[f64], tiles_only: bool, portable: bool) -> (Vec<u64>, Vec<u64>) {
+        let mut ch = Cholesky { tiles_only, ..Default::default() };
+        ch.assemble(ends, w, grounded);
+        assert!(if portable { ch.numeric_impl::<false>(false) } else { ch.numeric(false) });
+        let mut x = vec![0.0; b.len()];
+        ch.solve_impl::<4>(b, &mut x);
+        assert!(residual(ends, w, grounded, b, &x) < 1e-12);
+        (ch.d.iter().map(|v| v.to_bits()).collect(), x.iter().map(|v| v.to_bits()).collect())
+    }
+
+    #[test]
+    fn small_updates_vector_widths_and_tail_tiles_give_the_same_bits() {
+        // Sizes whose supernodes and descendants leave every tail length
+        // (rows mod 8) and both update paths in use.
+        for s in [9, 23, 37] {
+            let (ends, w) = grid(s);
+            let n = s * s;
+            let mut grounded = vec![0u8; n];
+            grounded[s + 2] = 1;
+            let b = rhs(n, &grounded);
+            let reference = factor_with(&ends, &w, &grounded, &b, true, true);
+            assert_eq!(factor_with(&ends, &w, &grounded, &b, false, true), reference, "small updates, side {s}");
+            assert_eq!(factor_with(&ends, &w, &grounded, &b, false, false), reference, "native kernels, side {s}");
+            assert_eq!(factor_with(&ends, &w, &grounded, &b, true, false), reference, "native tiles, side {s}");
+        }
     }
 
     #[test]

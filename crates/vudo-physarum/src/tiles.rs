@@ -7,7 +7,9 @@
 //!
 //! A tile is up to 8 rows × 4 columns held in registers; `acc[q][r]` is row r
 //! of column q. The widest kernel that fits the rows left is used (AVX2: 8
-//! or 4 rows; simd128: 4 or 2; scalar: 4), then single rows.
+//! or 4 rows, and the last 1–7 rows in one tile whose last vector is masked;
+//! simd128: 4 or 2, then single rows; scalar: 4, then single rows). Rows are
+//! independent, so how they are grouped never changes a bit.
 
 pub type Tile = [[f64; 8]; 4];
 
@@ -22,14 +24,24 @@ pub fn sum(avx: bool, avail: usize, a: &[f64], at: usize, stride: usize, nk: usi
         // SAFETY: `avx` is only true inside functions compiled for AVX2 that
         // run after `is_x86_feature_detected!("avx2")`.
         unsafe {
-            if avail >= 8 {
-                sum_avx2::<2>(a, at, stride, nk, t, acc);
-                return 8;
-            }
-            if avail >= 4 {
-                sum_avx2::<1>(a, at, stride, nk, t, acc);
-                return 4;
-            }
+            return match avail {
+                8.. => {
+                    sum_avx2::<2, false>(a, at, stride, nk, t, acc, 4);
+                    8
+                }
+                5..=7 => {
+                    sum_avx2::<2, true>(a, at, stride, nk, t, acc, avail - 4);
+                    avail
+                }
+                4 => {
+                    sum_avx2::<1, false>(a, at, stride, nk, t, acc, 4);
+                    4
+                }
+                _ => {
+                    sum_avx2::<1, true>(a, at, stride, nk, t, acc, avail);
+                    avail
+                }
+            };
         }
     }
     let _ = avx;
@@ -66,14 +78,24 @@ pub fn panel(avx: bool, b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize,
     if avx {
         // SAFETY: as in `sum`.
         unsafe {
-            if avail >= 8 {
-                panel_avx2::<2>(b, i, nr, k0, w, t);
-                return 8;
-            }
-            if avail >= 4 {
-                panel_avx2::<1>(b, i, nr, k0, w, t);
-                return 4;
-            }
+            return match avail {
+                8.. => {
+                    panel_avx2::<2, false>(b, i, nr, k0, w, t, 4);
+                    8
+                }
+                5..=7 => {
+                    panel_avx2::<2, true>(b, i, nr, k0, w, t, avail - 4);
+                    avail
+                }
+                4 => {
+                    panel_avx2::<1, false>(b, i, nr, k0, w, t, 4);
+                    4
+                }
+                _ => {
+                    panel_avx2::<1, true>(b, i, nr, k0, w, t, avail);
+                    avail
+                }
+            };
         }
     }
     let _ = avx;
@@ -129,23 +151,40 @@ fn panel_scalar<const R: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, w
     }
 }
 
-/// `sum` over 4·V rows (V vectors of four per column).
+/// Lanes `0..tail` of a four-lane AVX2 mask (the sign bit selects a lane).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sum_avx2<const V: usize>(a: &[f64], at: usize, stride: usize, nk: usize, t: &[f64], acc: &mut Tile) {
+unsafe fn lanes(tail: usize) -> core::arch::x86_64::__m256i {
+    use core::arch::x86_64::*;
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x(tail as i64), _mm256_setr_epi64x(0, 1, 2, 3))
+}
+
+/// `sum` over 4·(V−1) + `tail` rows (V vectors of four per column; with
+/// MASK the last one loads only its first `tail` lanes, the others stay 0).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)] // `sum`'s operands and the tail
+unsafe fn sum_avx2<const V: usize, const MASK: bool>(a: &[f64], at: usize, stride: usize, nk: usize, t: &[f64], acc: &mut Tile, tail: usize) {
     use core::arch::x86_64::*;
     if nk == 0 {
         *acc = [[0.0; 8]; 4];
         return;
     }
-    // Every load below stays inside these bounds.
-    assert!(V <= 2 && at + (nk - 1) * stride + 4 * V <= a.len() && 4 * nk <= t.len());
+    // Every load below stays inside these bounds (a masked load touches
+    // only its selected lanes).
+    assert!((1..=2).contains(&V) && (1..=4).contains(&tail) && (MASK || tail == 4));
+    assert!(at + (nk - 1) * stride + 4 * (V - 1) + tail <= a.len() && 4 * nk <= t.len());
     let (pa, pt) = (a.as_ptr().add(at), t.as_ptr());
+    let mask = lanes(tail);
     let mut c = [_mm256_setzero_pd(); 8];
     for k in 0..nk {
         let mut x = [_mm256_setzero_pd(); 2];
         for v in 0..V {
-            x[v] = _mm256_loadu_pd(pa.add(k * stride + 4 * v));
+            x[v] = if MASK && v == V - 1 {
+                _mm256_maskload_pd(pa.add(k * stride + 4 * v), mask)
+            } else {
+                _mm256_loadu_pd(pa.add(k * stride + 4 * v))
+            };
         }
         for q in 0..4 {
             let tq = _mm256_broadcast_sd(&*pt.add(4 * k + q));
@@ -161,25 +200,38 @@ unsafe fn sum_avx2<const V: usize>(a: &[f64], at: usize, stride: usize, nk: usiz
     }
 }
 
-/// `panel` over 4·V rows.
+/// `panel` over 4·(V−1) + `tail` rows (with MASK the last vector of each
+/// column loads and stores only its first `tail` lanes).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn panel_avx2<const V: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64]) {
+#[allow(clippy::too_many_arguments)] // `panel`'s operands and the tail
+unsafe fn panel_avx2<const V: usize, const MASK: bool>(b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64], tail: usize) {
     use core::arch::x86_64::*;
     // Every load and store below stays inside these bounds.
-    assert!(V <= 2 && (1..=4).contains(&w) && (k0 + w - 1) * nr + i + 4 * V <= b.len());
-    assert!(i + 4 * V <= nr && 4 * k0 <= t.len());
+    assert!((1..=2).contains(&V) && (1..=4).contains(&tail) && (MASK || tail == 4));
+    assert!((1..=4).contains(&w) && (k0 + w - 1) * nr + i + 4 * (V - 1) + tail <= b.len());
+    assert!(i + 4 * (V - 1) + tail <= nr && 4 * k0 <= t.len());
     let (pb, pt) = (b.as_mut_ptr(), t.as_ptr());
+    let mask = lanes(tail);
+    macro_rules! load {
+        ($p:expr, $v:expr) => {
+            if MASK && $v == V - 1 {
+                _mm256_maskload_pd($p, mask)
+            } else {
+                _mm256_loadu_pd($p)
+            }
+        };
+    }
     let mut c = [_mm256_setzero_pd(); 8];
     for q in 0..w {
         for v in 0..V {
-            c[V * q + v] = _mm256_loadu_pd(pb.add((k0 + q) * nr + i + 4 * v));
+            c[V * q + v] = load!(pb.add((k0 + q) * nr + i + 4 * v), v);
         }
     }
     for j in 0..k0 {
         let mut x = [_mm256_setzero_pd(); 2];
         for v in 0..V {
-            x[v] = _mm256_loadu_pd(pb.add(j * nr + i + 4 * v));
+            x[v] = load!(pb.add(j * nr + i + 4 * v), v);
         }
         for q in 0..4 {
             let tq = _mm256_broadcast_sd(&*pt.add(4 * j + q));
@@ -190,7 +242,12 @@ unsafe fn panel_avx2<const V: usize>(b: &mut [f64], i: usize, nr: usize, k0: usi
     }
     for q in 0..w {
         for v in 0..V {
-            _mm256_storeu_pd(pb.add((k0 + q) * nr + i + 4 * v), c[V * q + v]);
+            let p = pb.add((k0 + q) * nr + i + 4 * v);
+            if MASK && v == V - 1 {
+                _mm256_maskstore_pd(p, mask, c[V * q + v]);
+            } else {
+                _mm256_storeu_pd(p, c[V * q + v]);
+            }
         }
     }
 }
