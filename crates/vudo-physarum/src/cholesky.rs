@@ -858,10 +858,13 @@ impl Cholesky {
     }
 
     /// Dense LDLᵀ of supernode s's block (rows × columns, column-major),
-    /// left-looking by panels of four columns: a panel first receives the
-    /// updates of all earlier columns in R × 4 register tiles, then its own
-    /// columns are finished one by one. Every element is updated by columns
-    /// in ascending order, as in the plain column-by-column loop.
+    /// left-looking by panels of four columns. A panel's diagonal rows first
+    /// receive the updates of all earlier columns (a register tile), then
+    /// its w × w triangle is factored column by column; every row below then
+    /// goes through one register tile that subtracts the earlier columns'
+    /// terms, then the panel's own, and scales by the pivots. Every element
+    /// is updated by columns in ascending order and then scaled, as in the
+    /// plain column-by-column loop.
     #[inline(always)]
     fn factor_block<const AVX: bool>(&mut self, s: usize) -> bool {
         let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
@@ -875,6 +878,7 @@ impl Cholesky {
         let mut k0 = 0;
         while k0 < nc {
             let w = (nc - k0).min(4);
+            let e = k0 + w;
             if k0 > 0 {
                 // As in `update_from`: unused lanes need no clearing.
                 if tbuf.len() < k0 * 4 {
@@ -886,31 +890,38 @@ impl Cholesky {
                     }
                 }
                 let mut i = k0;
-                while i < nr {
-                    i += tiles::panel(AVX, block, i, nr, k0, w, tbuf);
+                while i < e {
+                    i += tiles::panel(AVX, block, i, e, nr, k0, w, tbuf, None);
                 }
             }
-            for k in k0..k0 + w {
+            let mut fin = tiles::Finish::default();
+            for k in k0..e {
                 let (left, right) = block.split_at_mut(k * nr);
-                let colk = &mut right[..nr];
+                let colk = &mut right[k..e];
                 for j in k0..k {
                     let cj = &left[j * nr..(j + 1) * nr];
                     let t = cj[k] * dd[j];
-                    for (x, &v) in colk[k..].iter_mut().zip(&cj[k..]) {
+                    fin.t[j - k0][k - k0] = t;
+                    for (x, &v) in colk.iter_mut().zip(&cj[k..e]) {
                         *x -= v * t;
                     }
                 }
-                let dk = colk[k];
+                let dk = colk[0];
                 if !(dk > 1e-14 * diag[k]) || !dk.is_finite() {
                     return false;
                 }
                 dd[k] = dk;
                 let inv = 1.0 / dk;
-                for v in colk[k + 1..].iter_mut() {
+                fin.inv[k - k0] = inv;
+                for v in colk[1..].iter_mut() {
                     *v *= inv;
                 }
             }
-            k0 += w;
+            let mut i = e;
+            while i < nr {
+                i += tiles::panel(AVX, block, i, nr, nr, k0, w, tbuf, Some(&fin));
+            }
+            k0 = e;
         }
         true
     }

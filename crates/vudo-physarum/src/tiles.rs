@@ -65,34 +65,45 @@ pub fn sum(avx: bool, avail: usize, a: &[f64], at: usize, stride: usize, nk: usi
     1
 }
 
+/// How a panel's own columns are finished below its diagonal block: column
+/// q first subtracts `b[k0+p] · t[p][q]` for p < q (ascending, b[k0+p]
+/// already finished), then is multiplied by `inv[q]`. With `t[p][q]` =
+/// L(k0+q, k0+p)·d_p and `inv[q]` = 1/d_q these are the column-by-column
+/// LDLᵀ steps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Finish {
+    pub t: [[f64; 4]; 4],
+    pub inv: [f64; 4],
+}
+
 /// For the columns q < w: acc[q][r] = b[(k0+q)·nr + i + r] − Σ_{j<k0}
-/// b[j·nr + i + r] · t[4j + q], subtracted in ascending j, then stored back
-/// (the whole tile: rows above a column's diagonal are scratch, never read),
-/// for as many rows as the widest kernel takes out of `nr − i`; returns
-/// that number of rows.
+/// b[j·nr + i + r] · t[4j + q], subtracted in ascending j, then (with
+/// `fin`) finished as `Finish` says, and stored back, for as many rows as
+/// the widest kernel takes out of `end − i`; returns that number of rows.
 #[allow(clippy::too_many_arguments)] // a tile is described by its operands and their layout
 #[inline(always)]
-pub fn panel(avx: bool, b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64]) -> usize {
-    let avail = nr - i;
+pub fn panel(avx: bool, b: &mut [f64], i: usize, end: usize, nr: usize, k0: usize, w: usize, t: &[f64], fin: Option<&Finish>) -> usize {
+    assert!(i < end && end <= nr);
+    let avail = end - i;
     #[cfg(target_arch = "x86_64")]
     if avx {
         // SAFETY: as in `sum`.
         unsafe {
             return match avail {
                 8.. => {
-                    panel_avx2::<2, false>(b, i, nr, k0, w, t, 4);
+                    panel_avx2::<2, false>(b, i, nr, k0, w, t, fin, 4);
                     8
                 }
                 5..=7 => {
-                    panel_avx2::<2, true>(b, i, nr, k0, w, t, avail - 4);
+                    panel_avx2::<2, true>(b, i, nr, k0, w, t, fin, avail - 4);
                     avail
                 }
                 4 => {
-                    panel_avx2::<1, false>(b, i, nr, k0, w, t, 4);
+                    panel_avx2::<1, false>(b, i, nr, k0, w, t, fin, 4);
                     4
                 }
                 _ => {
-                    panel_avx2::<1, true>(b, i, nr, k0, w, t, avail);
+                    panel_avx2::<1, true>(b, i, nr, k0, w, t, fin, avail);
                     avail
                 }
             };
@@ -102,20 +113,20 @@ pub fn panel(avx: bool, b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize,
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         if avail >= 4 {
-            panel_simd128::<2>(b, i, nr, k0, w, t);
+            panel_simd128::<2>(b, i, nr, k0, w, t, fin);
             return 4;
         }
         if avail >= 2 {
-            panel_simd128::<1>(b, i, nr, k0, w, t);
+            panel_simd128::<1>(b, i, nr, k0, w, t, fin);
             return 2;
         }
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     if avail >= 4 {
-        panel_scalar::<4>(b, i, nr, k0, w, t);
+        panel_scalar::<4>(b, i, nr, k0, w, t, fin);
         return 4;
     }
-    panel_scalar::<1>(b, i, nr, k0, w, t);
+    panel_scalar::<1>(b, i, nr, k0, w, t, fin);
     1
 }
 
@@ -132,8 +143,9 @@ fn sum_scalar<const R: usize>(a: &[f64], at: usize, stride: usize, nk: usize, t:
     }
 }
 
+#[allow(clippy::too_many_arguments)] // `panel`'s operands
 #[inline(always)]
-fn panel_scalar<const R: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64]) {
+fn panel_scalar<const R: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64], fin: Option<&Finish>) {
     let mut acc = [[0.0f64; R]; 4];
     for q in 0..w {
         acc[q].copy_from_slice(&b[(k0 + q) * nr + i..(k0 + q) * nr + i + R]);
@@ -143,6 +155,18 @@ fn panel_scalar<const R: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, w
         for q in 0..4 {
             for r in 0..R {
                 acc[q][r] -= x[r] * tj[q];
+            }
+        }
+    }
+    if let Some(fin) = fin {
+        for q in 0..w {
+            for p in 0..q {
+                for r in 0..R {
+                    acc[q][r] -= acc[p][r] * fin.t[p][q];
+                }
+            }
+            for r in 0..R {
+                acc[q][r] *= fin.inv[q];
             }
         }
     }
@@ -205,7 +229,7 @@ unsafe fn sum_avx2<const V: usize, const MASK: bool>(a: &[f64], at: usize, strid
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)] // `panel`'s operands and the tail
-unsafe fn panel_avx2<const V: usize, const MASK: bool>(b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64], tail: usize) {
+unsafe fn panel_avx2<const V: usize, const MASK: bool>(b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64], fin: Option<&Finish>, tail: usize) {
     use core::arch::x86_64::*;
     // Every load and store below stays inside these bounds.
     assert!((1..=2).contains(&V) && (1..=4).contains(&tail) && (MASK || tail == 4));
@@ -237,6 +261,20 @@ unsafe fn panel_avx2<const V: usize, const MASK: bool>(b: &mut [f64], i: usize, 
             let tq = _mm256_broadcast_sd(&*pt.add(4 * j + q));
             for v in 0..V {
                 c[V * q + v] = _mm256_sub_pd(c[V * q + v], _mm256_mul_pd(x[v], tq));
+            }
+        }
+    }
+    if let Some(fin) = fin {
+        for q in 0..w {
+            for p in 0..q {
+                let tpq = _mm256_set1_pd(fin.t[p][q]);
+                for v in 0..V {
+                    c[V * q + v] = _mm256_sub_pd(c[V * q + v], _mm256_mul_pd(c[V * p + v], tpq));
+                }
+            }
+            let inv = _mm256_set1_pd(fin.inv[q]);
+            for v in 0..V {
+                c[V * q + v] = _mm256_mul_pd(c[V * q + v], inv);
             }
         }
     }
@@ -289,7 +327,8 @@ fn sum_simd128<const V: usize>(a: &[f64], at: usize, stride: usize, nk: usize, t
 /// `panel` over 2·V rows.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
-fn panel_simd128<const V: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64]) {
+#[allow(clippy::too_many_arguments)] // `panel`'s operands
+fn panel_simd128<const V: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, w: usize, t: &[f64], fin: Option<&Finish>) {
     use core::arch::wasm32::*;
     // Every load and store below stays inside these bounds.
     assert!(V <= 2 && (1..=4).contains(&w) && (k0 + w - 1) * nr + i + 2 * V <= b.len());
@@ -311,6 +350,20 @@ fn panel_simd128<const V: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, 
             let tq = f64x2_splat(unsafe { *t.get_unchecked(4 * j + q) });
             for v in 0..V {
                 c[V * q + v] = f64x2_sub(c[V * q + v], f64x2_mul(x[v], tq));
+            }
+        }
+    }
+    if let Some(fin) = fin {
+        for q in 0..w {
+            for p in 0..q {
+                let tpq = f64x2_splat(fin.t[p][q]);
+                for v in 0..V {
+                    c[V * q + v] = f64x2_sub(c[V * q + v], f64x2_mul(c[V * p + v], tpq));
+                }
+            }
+            let inv = f64x2_splat(fin.inv[q]);
+            for v in 0..V {
+                c[V * q + v] = f64x2_mul(c[V * q + v], inv);
             }
         }
     }
