@@ -10,7 +10,11 @@
 //!   fill-reducing ordering (`ordering::fill_reducing`: nested dissection on
 //!   lattice-like graphs, AMD on sparse ones), the upper pattern of the permuted
 //!   matrix with a slot per tube (parallel tubes share a slot), the elimination
-//!   tree and the full pattern of L (row structures and column pointers).
+//!   tree and the full pattern of L (row structures and column pointers),
+//!   and the update schedule of the numeric factorization: which descendant
+//!   updates which supernode, in which order, and where each of its rows
+//!   lands in the target block (relative indices), so that no factorization
+//!   searches rows or maps them again.
 //! * **Reuse while the pattern holds.** Pruning only removes tubes and pins
 //!   more cells (a component that splits off gets its own ground), so the old
 //!   analysis stays valid as a *superset* pattern: removed tubes are zeros and
@@ -24,7 +28,9 @@
 //!   of its descendants (as dense products, then scattered) and factors its
 //!   block by panels of four columns. A block is assembled (zeroed, then the
 //!   matrix entries written) just before it is factored, never the whole
-//!   factor at once. The dense products run in register tiles (`tiles`:
+//!   factor at once. Descendants of up to `SMALL` columns (most of them on
+//!   lattices) update in plain loops; wider ones, and the panels, run in
+//!   register tiles (`tiles`:
 //!   AVX2 chosen at run time, wasm simd128, or scalar) in which every
 //!   element still sums its terms one by one in a fixed order; only the four
 //!   basic operations, no fused multiply–add: bit-identical on native and
@@ -41,6 +47,16 @@ use crate::ordering;
 use crate::tiles;
 
 const NONE: u32 = u32::MAX;
+
+/// One update of the schedule: descendant d's rows from p1 on (the first c
+/// of them are the target's columns), landing at `urel[rel..]`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Update {
+    d: u32,
+    p1: u32,
+    c: u32,
+    rel: usize,
+}
 /// Re-analyse when fewer than this fraction of the analysed off-diagonal
 /// entries (or cells) are still live.
 pub const SHRINK: f64 = 0.7;
@@ -96,16 +112,16 @@ pub struct Cholesky {
     sn_slot: Vec<u32>,
     sn_dest: Vec<usize>,
     diag_dest: Vec<usize>,
-    /// Numeric scratch: row -> position in the current row list; descendant
-    /// lists per target supernode; next row to use per supernode; update block.
-    relpos: Vec<u32>,
-    head: Vec<u32>,
-    next: Vec<u32>,
-    sptr: Vec<u32>,
+    /// Update schedule, fixed by the analysis: supernode s receives the
+    /// updates `upd[upd_ptr[s]..upd_ptr[s+1]]`, in this order.
+    upd_ptr: Vec<u32>,
+    upd: Vec<Update>,
+    /// Relative row positions of the updates: row p1 + r of descendant d
+    /// lands in row `urel[rel + r]` of the target's block.
+    urel: Vec<u32>,
     /// Scaled rows of the current descendant (or panel) for the register
     /// tiles, four target columns interleaved.
     tbuf: Vec<f64>,
-    rel: Vec<u32>,
     /// Tests: every update through the register tiles (no `small_update`).
     #[cfg(test)]
     tiles_only: bool,
@@ -205,14 +221,12 @@ impl Cholesky {
             + self.sn_of.capacity()
             + self.srp.capacity()
             + self.srows.capacity()
-            + self.relpos.capacity()
-            + self.head.capacity()
-            + self.next.capacity()
-            + self.sptr.capacity()
-            + self.rel.capacity()
+            + self.upd_ptr.capacity()
+            + self.urel.capacity()
             + self.sn_slot_ptr.capacity()
             + self.sn_slot.capacity())
             + 8 * (self.sxp.capacity() + self.sn_dest.capacity() + self.diag_dest.capacity())
+            + std::mem::size_of::<Update>() * self.upd.capacity()
             + 8 * (self.ax.capacity()
                 + self.diag.capacity()
                 + self.lx.capacity()
@@ -493,8 +507,7 @@ impl Cholesky {
         }
         // Where each matrix entry lands in the blocks: the lower entry (k, i),
         // i < k, of slot q sits in column i's supernode.
-        self.relpos.clear();
-        self.relpos.resize(n, 0);
+        let mut relpos = vec![0u32; n];
         let mut lo_ptr = vec![0u32; n + 1];
         for &i in &self.ai {
             lo_ptr[i as usize + 1] += 1;
@@ -526,26 +539,68 @@ impl Cholesky {
             let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
             let nr = r1 - r0;
             for (p, &r) in self.srows[r0..r1].iter().enumerate() {
-                self.relpos[r as usize] = p as u32;
+                relpos[r as usize] = p as u32;
             }
             for j in f..l {
                 let col = self.sxp[s] + (j - f) * nr;
                 self.diag_dest[j] = col + (j - f);
                 for at in lo_ptr[j] as usize..lo_ptr[j + 1] as usize {
                     self.sn_slot.push(lo_slot[at]);
-                    self.sn_dest.push(col + self.relpos[lo_row[at] as usize] as usize);
+                    self.sn_dest.push(col + relpos[lo_row[at] as usize] as usize);
                 }
             }
             self.sn_slot_ptr.push(self.sn_slot.len() as u32);
         }
         self.lx.clear();
         self.lx.resize(self.sxp[ns], 0.0);
-        self.head.clear();
-        self.head.resize(ns, NONE);
-        self.next.clear();
-        self.next.resize(ns, NONE);
-        self.sptr.clear();
-        self.sptr.resize(ns, 0);
+        drop(lo_ptr);
+        drop(lo_slot);
+        drop(lo_row);
+        // The update schedule of the left-looking factorization: once done
+        // with a target, a descendant is queued at the head of the list of
+        // the next supernode its rows reach; a supernode takes its list in
+        // that order. Each update keeps where its rows land in the target.
+        let mut head = vec![NONE; ns];
+        let mut next = vec![NONE; ns];
+        let mut sptr = vec![0u32; ns];
+        self.upd_ptr.clear();
+        self.upd_ptr.push(0);
+        self.upd.clear();
+        self.urel.clear();
+        for s in 0..ns {
+            let l = self.sn_first[s + 1] as usize;
+            let nc = l - self.sn_first[s] as usize;
+            let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
+            for (p, &r) in self.srows[r0..r1].iter().enumerate() {
+                relpos[r as usize] = p as u32;
+            }
+            let mut dsn = head[s];
+            while dsn != NONE {
+                let d = dsn as usize;
+                dsn = next[d];
+                let (q0, q1) = (self.srp[d] as usize, self.srp[d + 1] as usize);
+                let p1 = sptr[d] as usize;
+                let mut p2 = p1;
+                while q0 + p2 < q1 && (self.srows[q0 + p2] as usize) < l {
+                    p2 += 1;
+                }
+                self.upd.push(Update { d: d as u32, p1: p1 as u32, c: (p2 - p1) as u32, rel: self.urel.len() });
+                self.urel.extend(self.srows[q0 + p1..q1].iter().map(|&r| relpos[r as usize]));
+                sptr[d] = p2 as u32;
+                if q0 + p2 < q1 {
+                    let t = self.sn_of[self.srows[q0 + p2] as usize] as usize;
+                    next[d] = head[t];
+                    head[t] = d as u32;
+                }
+            }
+            self.upd_ptr.push(self.upd.len() as u32);
+            sptr[s] = nc as u32;
+            if r0 + nc < r1 {
+                let t = self.sn_of[self.srows[r0 + nc] as usize] as usize;
+                next[s] = head[t];
+                head[t] = s as u32;
+            }
+        }
         self.diag.clear();
         self.diag.resize(n, 0.0);
         self.d.clear();
@@ -699,13 +754,7 @@ impl Cholesky {
     fn numeric_impl<const AVX: bool>(&mut self, fwd: bool) -> bool {
         let ns = self.sn_first.len() - 1;
         for s in 0..ns {
-            self.head[s] = NONE;
-        }
-        for s in 0..ns {
             let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
-            let nc = l - f;
-            let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
-            let nr = r1 - r0;
             let base = self.sxp[s];
             // Assemble: zero the block, then the diagonal and the matrix slots.
             for v in self.lx[base..self.sxp[s + 1]].iter_mut() {
@@ -717,15 +766,9 @@ impl Cholesky {
             for q in self.sn_slot_ptr[s] as usize..self.sn_slot_ptr[s + 1] as usize {
                 self.lx[self.sn_dest[q]] = self.ax[self.sn_slot[q] as usize];
             }
-            for (p, &r) in self.srows[r0..r1].iter().enumerate() {
-                self.relpos[r as usize] = p as u32;
-            }
-            let mut dsn = self.head[s];
-            self.head[s] = NONE;
-            while dsn != NONE {
-                let d = dsn as usize;
-                dsn = self.next[d];
-                self.update_from::<AVX>(d, s);
+            for u in self.upd_ptr[s] as usize..self.upd_ptr[s + 1] as usize {
+                let up = self.upd[u];
+                self.update_from::<AVX>(up, s);
             }
             if !self.factor_block::<AVX>(s) {
                 return false;
@@ -737,42 +780,30 @@ impl Cholesky {
                     self.forward::<4>(s);
                 }
             }
-            self.sptr[s] = nc as u32;
-            if nc < nr {
-                let t = self.sn_of[self.srows[r0 + nc] as usize] as usize;
-                self.next[s] = self.head[t];
-                self.head[t] = s as u32;
-            }
         }
         true
     }
 
     /// Subtract descendant d's contribution L_d[p1.., :] · D_d · L_d[p1..p2, :]ᵀ
     /// (lower part) from supernode s's block, where rows p1..p2 of d are s's
-    /// columns; then link d to the next supernode it updates. Computed in
+    /// columns (`up`, from the schedule). Computed in
     /// R × 4 register tiles: each element sums its terms in column order
     /// from 0, then is subtracted from its target (the order of the scalar
     /// loop, so the rounding does not depend on R or the vector width).
     #[inline(always)]
-    fn update_from<const AVX: bool>(&mut self, d: usize, s: usize) {
+    fn update_from<const AVX: bool>(&mut self, up: Update, s: usize) {
         let l = self.sn_first[s + 1] as usize;
         let f = self.sn_first[s] as usize;
         let nr = (self.srp[s + 1] - self.srp[s]) as usize;
         let base = self.sxp[s];
+        let d = up.d as usize;
         let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
         let ncd = ld - fd;
-        let (q0, q1) = (self.srp[d] as usize, self.srp[d + 1] as usize);
-        let nrd = q1 - q0;
-        let p1 = self.sptr[d] as usize;
-        let mut p2 = p1;
-        while p2 < nrd && (self.srows[q0 + p2] as usize) < l {
-            p2 += 1;
-        }
+        let nrd = (self.srp[d + 1] - self.srp[d]) as usize;
+        let (p1, c) = (up.p1 as usize, up.c as usize);
         let m = nrd - p1;
-        let c = p2 - p1;
         let bd = self.sxp[d];
-        self.rel.clear();
-        self.rel.extend(self.srows[q0 + p1..q1].iter().map(|&r| self.relpos[r as usize]));
+        let rel = &self.urel[up.rel..up.rel + m];
         #[cfg(test)]
         let small = ncd <= SMALL && !self.tiles_only;
         #[cfg(not(test))]
@@ -782,29 +813,24 @@ impl Cholesky {
             let (ld, dd) = (&lo[bd..bd + ncd * nrd], &self.d[fd..ld]);
             let tgt = &mut hi[..nr * (l - f)];
             match ncd {
-                1 => small_update::<1>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
-                2 => small_update::<2>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
-                3 => small_update::<3>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
-                4 => small_update::<4>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
-                5 => small_update::<5>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
-                6 => small_update::<6>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
-                _ => small_update::<7>(ld, nrd, p1, dd, &self.rel, c, tgt, nr),
+                1 => small_update::<1>(ld, nrd, p1, dd, rel, c, tgt, nr),
+                2 => small_update::<2>(ld, nrd, p1, dd, rel, c, tgt, nr),
+                3 => small_update::<3>(ld, nrd, p1, dd, rel, c, tgt, nr),
+                4 => small_update::<4>(ld, nrd, p1, dd, rel, c, tgt, nr),
+                5 => small_update::<5>(ld, nrd, p1, dd, rel, c, tgt, nr),
+                6 => small_update::<6>(ld, nrd, p1, dd, rel, c, tgt, nr),
+                _ => small_update::<7>(ld, nrd, p1, dd, rel, c, tgt, nr),
             }
         } else {
-            self.tile_update::<AVX>(d, s, p1, c, m);
-        }
-        self.sptr[d] = p2 as u32;
-        if p2 < nrd {
-            let t = self.sn_of[self.srows[q0 + p2] as usize] as usize;
-            self.next[d] = self.head[t];
-            self.head[t] = d as u32;
+            self.tile_update::<AVX>(d, s, p1, c, up.rel);
         }
     }
 
     /// The update of `update_from` in R × 4 register tiles, for rows
-    /// `p1..` of descendant d (c of them land in s's columns, m in all).
+    /// `p1..` of descendant d (c of them land in s's columns), whose
+    /// relative positions start at `urel[ro]`.
     #[inline(always)]
-    fn tile_update<const AVX: bool>(&mut self, d: usize, s: usize, p1: usize, c: usize, m: usize) {
+    fn tile_update<const AVX: bool>(&mut self, d: usize, s: usize, p1: usize, c: usize, ro: usize) {
         let f = self.sn_first[s] as usize;
         let nr = (self.srp[s + 1] - self.srp[s]) as usize;
         let base = self.sxp[s];
@@ -812,6 +838,7 @@ impl Cholesky {
         let ncd = ld - fd;
         let (q0, q1) = (self.srp[d] as usize, self.srp[d + 1] as usize);
         let nrd = q1 - q0;
+        let m = nrd - p1;
         let bd = self.sxp[d];
         // T: for each group of four target columns, ncd rows of
         // (L_d[p1 + jj, k] · d_k) for its four jj (0 past the last column).
@@ -843,7 +870,7 @@ impl Cholesky {
             let mut i = j0;
             while i < m {
                 let h = tiles::sum(AVX, m - i, &self.lx, bd + p1 + i, nrd, ncd, t, &mut acc);
-                let rel = &self.rel[i..i + h];
+                let rel = &self.urel[ro + i..ro + i + h];
                 // Only the first tile of a group reaches above the diagonal.
                 let r0 = |j: usize| (j0 + j).saturating_sub(i).min(h);
                 for j in 0..width {
