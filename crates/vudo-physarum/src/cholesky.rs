@@ -551,8 +551,10 @@ impl Cholesky {
             }
             self.sn_slot_ptr.push(self.sn_slot.len() as u32);
         }
+        // Three more values past the last block: the scaled rows of an update
+        // are read four at a time (see `tile_update`).
         self.lx.clear();
-        self.lx.resize(self.sxp[ns], 0.0);
+        self.lx.resize(self.sxp[ns] + 3, 0.0);
         drop(lo_ptr);
         drop(lo_slot);
         drop(lo_row);
@@ -843,19 +845,19 @@ impl Cholesky {
         // T: for each group of four target columns, ncd rows of
         // (L_d[p1 + jj, k] · d_k) for its four jj (0 past the last column).
         let groups = c.div_ceil(4);
-        // No clearing: every lane that reaches a stored result is written
-        // below (lanes past the last column only feed discarded tile columns).
+        // Four lanes at a time: lanes past the last column take whatever
+        // follows it in `lx` (later rows, the next column or block, or the
+        // padding at its end) and only feed tile columns that are never stored.
         if self.tbuf.len() < groups * ncd * 4 {
             self.tbuf.resize(groups * ncd * 4, 0.0);
         }
-        for g in 0..groups {
-            let width = 4.min(c - 4 * g);
-            for k in 0..ncd {
-                let dk = self.d[fd + k];
-                let at = bd + k * nrd + p1 + 4 * g;
-                for q in 0..width {
-                    self.tbuf[(g * ncd + k) * 4 + q] = self.lx[at + q] * dk;
-                }
+        let (lx, dd) = (&self.lx, &self.d[fd..ld]);
+        for (gk, out) in self.tbuf[..groups * ncd * 4].chunks_exact_mut(4).enumerate() {
+            let (g, k) = (gk / ncd, gk % ncd);
+            let at = bd + k * nrd + p1 + 4 * g;
+            let x: &[f64; 4] = lx[at..at + 4].try_into().expect("four lanes");
+            for q in 0..4 {
+                out[q] = x[q] * dd[k];
             }
         }
         let mut acc: tiles::Tile = [[0.0; 8]; 4];
@@ -943,6 +945,13 @@ impl Cholesky {
                 for v in colk[1..].iter_mut() {
                     *v *= inv;
                 }
+            }
+            if nc == 1 {
+                // A single column: just the scaling (the same operations).
+                for v in block[1..].iter_mut() {
+                    *v *= fin.inv[0];
+                }
+                break;
             }
             let mut i = e;
             while i < nr {
