@@ -852,12 +852,13 @@ impl Cholesky {
             self.tbuf.resize(groups * ncd * 4, 0.0);
         }
         let (lx, dd) = (&self.lx, &self.d[fd..ld]);
-        for (gk, out) in self.tbuf[..groups * ncd * 4].chunks_exact_mut(4).enumerate() {
-            let (g, k) = (gk / ncd, gk % ncd);
-            let at = bd + k * nrd + p1 + 4 * g;
-            let x: &[f64; 4] = lx[at..at + 4].try_into().expect("four lanes");
-            for q in 0..4 {
-                out[q] = x[q] * dd[k];
+        for (g, tg) in self.tbuf[..groups * ncd * 4].chunks_exact_mut(ncd * 4).enumerate() {
+            for (k, out) in tg.chunks_exact_mut(4).enumerate() {
+                let at = bd + k * nrd + p1 + 4 * g;
+                let x: &[f64; 4] = lx[at..at + 4].try_into().expect("four lanes");
+                for q in 0..4 {
+                    out[q] = x[q] * dd[k];
+                }
             }
         }
         let mut acc: tiles::Tile = [[0.0; 8]; 4];
