@@ -49,13 +49,15 @@ use crate::tiles;
 const NONE: u32 = u32::MAX;
 
 /// One update of the schedule: descendant d's rows from p1 on (the first c
-/// of them are the target's columns), landing at `urel[rel..]`.
+/// of them are the target's columns), landing at `urel[rel..]`. (`rel` is a
+/// u64 so that the record has the same size on 32- and 64-bit targets, and
+/// `memory_bytes` the same value.)
 #[derive(Clone, Copy, Debug, Default)]
 struct Update {
     d: u32,
     p1: u32,
     c: u32,
-    rel: usize,
+    rel: u64,
 }
 /// Re-analyse when fewer than this fraction of the analysed off-diagonal
 /// entries (or cells) are still live.
@@ -184,19 +186,31 @@ fn postorder(parent: &[u32]) -> Vec<u32> {
 /// loops (`small_update`) rather than register tiles.
 const SMALL: usize = 7;
 
-/// `update_from` for a descendant of K columns (`ld`: its block, nrd rows
-/// per column; `dd`: its pivots): target column jj < c receives rows jj..m
-/// of the descendant from row p1 on, at rows `rel` of `tgt` (the target
-/// block, nr rows per column; column jj sits at `rel[jj]`). Each element
-/// sums its K terms from +0 in ascending order, then is subtracted from its
-/// target: the same operations as a register tile.
-#[allow(clippy::too_many_arguments)] // the geometry of one update
+/// The part of a descendant that updates one target: its block `l`
+/// (column-major, `nrd` rows per column) and pivots `d`; its rows from `p1`
+/// on reach the target, the first `c` of them in the target's columns.
+struct Descendant<'a> {
+    l: &'a [f64],
+    d: &'a [f64],
+    nrd: usize,
+    p1: usize,
+    c: usize,
+}
+
+/// Subtract descendant `src`'s contribution L_d[p1.., :] · D_d ·
+/// L_d[p1..p1+c, :]ᵀ (lower part) from the target block `tgt` (`nr` rows
+/// per column): row p1 + r lands in row `rel[r]`, and target column jj < c
+/// is column `rel[jj]`. Each element sums its terms in the descendant's
+/// column order from +0, then is subtracted from its target (the order of
+/// the scalar loop, so neither the path nor the vector width changes the
+/// rounding). This one, for K <= `SMALL` columns, in plain loops.
 #[inline(always)]
-fn small_update<const K: usize>(ld: &[f64], nrd: usize, p1: usize, dd: &[f64], rel: &[u32], c: usize, tgt: &mut [f64], nr: usize) {
+fn small_update<const K: usize>(src: &Descendant, rel: &[u32], tgt: &mut [f64], nr: usize) {
     let m = rel.len();
-    let cols: [&[f64]; K] = core::array::from_fn(|k| &ld[k * nrd + p1..(k + 1) * nrd]);
-    for jj in 0..c {
-        let t: [f64; K] = core::array::from_fn(|k| cols[k][jj] * dd[k]);
+    let (nrd, p1) = (src.nrd, src.p1);
+    let cols: [&[f64]; K] = core::array::from_fn(|k| &src.l[k * nrd + p1..(k + 1) * nrd]);
+    for jj in 0..src.c {
+        let t: [f64; K] = core::array::from_fn(|k| cols[k][jj] * src.d[k]);
         let col = &mut tgt[rel[jj] as usize * nr..(rel[jj] as usize + 1) * nr];
         for r in jj..m {
             let mut acc = 0.0;
@@ -204,6 +218,59 @@ fn small_update<const K: usize>(ld: &[f64], nrd: usize, p1: usize, dd: &[f64], r
                 acc += cols[k][r] * t[k];
             }
             col[rel[r] as usize] -= acc;
+        }
+    }
+}
+
+/// `small_update` for any number of columns, in R × 4 register tiles
+/// (`tbuf`: scratch for the scaled rows of the target columns).
+#[inline(always)]
+fn tile_update<const AVX: bool>(src: &Descendant, rel: &[u32], tgt: &mut [f64], nr: usize, tbuf: &mut Vec<f64>) {
+    let (nrd, p1, c) = (src.nrd, src.p1, src.c);
+    let ncd = src.d.len();
+    let m = rel.len();
+    // T: for each group of four target columns, ncd rows of
+    // (L_d[p1 + jj, k] · d_k) for its four jj, four lanes at a time: lanes
+    // past the last column take the rows that follow (0 past the block) and
+    // only feed tile columns that are never stored.
+    let groups = c.div_ceil(4);
+    if tbuf.len() < groups * ncd * 4 {
+        tbuf.resize(groups * ncd * 4, 0.0);
+    }
+    for (g, tg) in tbuf[..groups * ncd * 4].chunks_exact_mut(ncd * 4).enumerate() {
+        for (k, out) in tg.chunks_exact_mut(4).enumerate() {
+            let at = k * nrd + p1 + 4 * g;
+            let x: [f64; 4] = match src.l.get(at..at + 4) {
+                Some(x) => x.try_into().expect("four lanes"),
+                None => core::array::from_fn(|q| src.l.get(at + q).copied().unwrap_or(0.0)),
+            };
+            for q in 0..4 {
+                out[q] = x[q] * src.d[k];
+            }
+        }
+    }
+    let mut acc: tiles::Tile = [[0.0; 8]; 4];
+    for g in 0..groups {
+        let j0 = 4 * g;
+        let width = 4.min(c - j0);
+        let t = &tbuf[g * ncd * 4..(g + 1) * ncd * 4];
+        let mut tc = [0usize; 4];
+        for (j, v) in tc.iter_mut().enumerate().take(width) {
+            *v = rel[j0 + j] as usize * nr;
+        }
+        let mut i = j0;
+        while i < m {
+            let h = tiles::sum(AVX, m - i, src.l, p1 + i, nrd, ncd, t, &mut acc);
+            let rel = &rel[i..i + h];
+            // Only the first tile of a group reaches above the diagonal.
+            let r0 = |j: usize| (j0 + j).saturating_sub(i).min(h);
+            for j in 0..width {
+                let col = &mut tgt[tc[j]..tc[j] + nr];
+                for r in r0(j)..h {
+                    col[rel[r] as usize] -= acc[j][r];
+                }
+            }
+            i += h;
         }
     }
 }
@@ -551,10 +618,8 @@ impl Cholesky {
             }
             self.sn_slot_ptr.push(self.sn_slot.len() as u32);
         }
-        // Three more values past the last block: the scaled rows of an update
-        // are read four at a time (see `tile_update`).
         self.lx.clear();
-        self.lx.resize(self.sxp[ns] + 3, 0.0);
+        self.lx.resize(self.sxp[ns], 0.0);
         drop(lo_ptr);
         drop(lo_slot);
         drop(lo_row);
@@ -586,7 +651,7 @@ impl Cholesky {
                 while q0 + p2 < q1 && (self.srows[q0 + p2] as usize) < l {
                     p2 += 1;
                 }
-                self.upd.push(Update { d: d as u32, p1: p1 as u32, c: (p2 - p1) as u32, rel: self.urel.len() });
+                self.upd.push(Update { d: d as u32, p1: p1 as u32, c: (p2 - p1) as u32, rel: self.urel.len() as u64 });
                 self.urel.extend(self.srows[q0 + p1..q1].iter().map(|&r| relpos[r as usize]));
                 sptr[d] = p2 as u32;
                 if q0 + p2 < q1 {
@@ -768,9 +833,33 @@ impl Cholesky {
             for q in self.sn_slot_ptr[s] as usize..self.sn_slot_ptr[s + 1] as usize {
                 self.lx[self.sn_dest[q]] = self.ax[self.sn_slot[q] as usize];
             }
-            for u in self.upd_ptr[s] as usize..self.upd_ptr[s + 1] as usize {
-                let up = self.upd[u];
-                self.update_from::<AVX>(up, s);
+            let nr = (self.srp[s + 1] - self.srp[s]) as usize;
+            let (lo, hi) = self.lx.split_at_mut(base);
+            let tgt = &mut hi[..nr * (l - f)];
+            for up in &self.upd[self.upd_ptr[s] as usize..self.upd_ptr[s + 1] as usize] {
+                let d = up.d as usize;
+                let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
+                let (p1, c) = (up.p1 as usize, up.c as usize);
+                let nrd = (self.srp[d + 1] - self.srp[d]) as usize;
+                let src = Descendant { l: &lo[self.sxp[d]..self.sxp[d + 1]], d: &self.d[fd..ld], nrd, p1, c };
+                let rel = &self.urel[up.rel as usize..up.rel as usize + nrd - p1];
+                #[cfg(test)]
+                let small = ld - fd <= SMALL && !self.tiles_only;
+                #[cfg(not(test))]
+                let small = ld - fd <= SMALL;
+                if small {
+                    match ld - fd {
+                        1 => small_update::<1>(&src, rel, tgt, nr),
+                        2 => small_update::<2>(&src, rel, tgt, nr),
+                        3 => small_update::<3>(&src, rel, tgt, nr),
+                        4 => small_update::<4>(&src, rel, tgt, nr),
+                        5 => small_update::<5>(&src, rel, tgt, nr),
+                        6 => small_update::<6>(&src, rel, tgt, nr),
+                        _ => small_update::<7>(&src, rel, tgt, nr),
+                    }
+                } else {
+                    tile_update::<AVX>(&src, rel, tgt, nr, &mut self.tbuf);
+                }
             }
             if !self.factor_block::<AVX>(s) {
                 return false;
@@ -784,107 +873,6 @@ impl Cholesky {
             }
         }
         true
-    }
-
-    /// Subtract descendant d's contribution L_d[p1.., :] · D_d · L_d[p1..p2, :]ᵀ
-    /// (lower part) from supernode s's block, where rows p1..p2 of d are s's
-    /// columns (`up`, from the schedule). Computed in
-    /// R × 4 register tiles: each element sums its terms in column order
-    /// from 0, then is subtracted from its target (the order of the scalar
-    /// loop, so the rounding does not depend on R or the vector width).
-    #[inline(always)]
-    fn update_from<const AVX: bool>(&mut self, up: Update, s: usize) {
-        let l = self.sn_first[s + 1] as usize;
-        let f = self.sn_first[s] as usize;
-        let nr = (self.srp[s + 1] - self.srp[s]) as usize;
-        let base = self.sxp[s];
-        let d = up.d as usize;
-        let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
-        let ncd = ld - fd;
-        let nrd = (self.srp[d + 1] - self.srp[d]) as usize;
-        let (p1, c) = (up.p1 as usize, up.c as usize);
-        let m = nrd - p1;
-        let bd = self.sxp[d];
-        let rel = &self.urel[up.rel..up.rel + m];
-        #[cfg(test)]
-        let small = ncd <= SMALL && !self.tiles_only;
-        #[cfg(not(test))]
-        let small = ncd <= SMALL;
-        if small {
-            let (lo, hi) = self.lx.split_at_mut(base);
-            let (ld, dd) = (&lo[bd..bd + ncd * nrd], &self.d[fd..ld]);
-            let tgt = &mut hi[..nr * (l - f)];
-            match ncd {
-                1 => small_update::<1>(ld, nrd, p1, dd, rel, c, tgt, nr),
-                2 => small_update::<2>(ld, nrd, p1, dd, rel, c, tgt, nr),
-                3 => small_update::<3>(ld, nrd, p1, dd, rel, c, tgt, nr),
-                4 => small_update::<4>(ld, nrd, p1, dd, rel, c, tgt, nr),
-                5 => small_update::<5>(ld, nrd, p1, dd, rel, c, tgt, nr),
-                6 => small_update::<6>(ld, nrd, p1, dd, rel, c, tgt, nr),
-                _ => small_update::<7>(ld, nrd, p1, dd, rel, c, tgt, nr),
-            }
-        } else {
-            self.tile_update::<AVX>(d, s, p1, c, up.rel);
-        }
-    }
-
-    /// The update of `update_from` in R × 4 register tiles, for rows
-    /// `p1..` of descendant d (c of them land in s's columns), whose
-    /// relative positions start at `urel[ro]`.
-    #[inline(always)]
-    fn tile_update<const AVX: bool>(&mut self, d: usize, s: usize, p1: usize, c: usize, ro: usize) {
-        let f = self.sn_first[s] as usize;
-        let nr = (self.srp[s + 1] - self.srp[s]) as usize;
-        let base = self.sxp[s];
-        let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
-        let ncd = ld - fd;
-        let (q0, q1) = (self.srp[d] as usize, self.srp[d + 1] as usize);
-        let nrd = q1 - q0;
-        let m = nrd - p1;
-        let bd = self.sxp[d];
-        // T: for each group of four target columns, ncd rows of
-        // (L_d[p1 + jj, k] · d_k) for its four jj (0 past the last column).
-        let groups = c.div_ceil(4);
-        // Four lanes at a time: lanes past the last column take whatever
-        // follows it in `lx` (later rows, the next column or block, or the
-        // padding at its end) and only feed tile columns that are never stored.
-        if self.tbuf.len() < groups * ncd * 4 {
-            self.tbuf.resize(groups * ncd * 4, 0.0);
-        }
-        let (lx, dd) = (&self.lx, &self.d[fd..ld]);
-        for (g, tg) in self.tbuf[..groups * ncd * 4].chunks_exact_mut(ncd * 4).enumerate() {
-            for (k, out) in tg.chunks_exact_mut(4).enumerate() {
-                let at = bd + k * nrd + p1 + 4 * g;
-                let x: &[f64; 4] = lx[at..at + 4].try_into().expect("four lanes");
-                for q in 0..4 {
-                    out[q] = x[q] * dd[k];
-                }
-            }
-        }
-        let mut acc: tiles::Tile = [[0.0; 8]; 4];
-        for g in 0..groups {
-            let j0 = 4 * g;
-            let width = 4.min(c - j0);
-            let t = &self.tbuf[g * ncd * 4..(g + 1) * ncd * 4];
-            let mut tc = [0usize; 4];
-            for (j, v) in tc.iter_mut().enumerate().take(width) {
-                *v = base + (self.srows[q0 + p1 + j0 + j] as usize - f) * nr;
-            }
-            let mut i = j0;
-            while i < m {
-                let h = tiles::sum(AVX, m - i, &self.lx, bd + p1 + i, nrd, ncd, t, &mut acc);
-                let rel = &self.urel[ro + i..ro + i + h];
-                // Only the first tile of a group reaches above the diagonal.
-                let r0 = |j: usize| (j0 + j).saturating_sub(i).min(h);
-                for j in 0..width {
-                    let col = &mut self.lx[tc[j]..tc[j] + nr];
-                    for r in r0(j)..h {
-                        col[rel[r] as usize] -= acc[j][r];
-                    }
-                }
-                i += h;
-            }
-        }
     }
 
     /// Dense LDLᵀ of supernode s's block (rows × columns, column-major),
