@@ -188,6 +188,7 @@ unsafe fn lanes(tail: usize) -> core::arch::x86_64::__m256i {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)] // `sum`'s operands and the tail
+#[inline] // (a hint: inlined, the tiles of an update run ~2 % faster)
 unsafe fn sum_avx2<const V: usize, const MASK: bool>(a: &[f64], at: usize, stride: usize, nk: usize, t: &[f64], acc: &mut Tile, tail: usize) {
     use core::arch::x86_64::*;
     if nk == 0 {
