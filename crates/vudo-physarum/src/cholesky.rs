@@ -793,8 +793,8 @@ impl Cholesky {
     }
 
     /// Left-looking supernodal LDLᵀ. Each supernode's block is assembled,
-    /// gathers the updates of the descendants that reach it (linked lists per
-    /// target, in a fixed order), then is factored.
+    /// gathers the updates of the descendants that reach it (in the order of
+    /// the analysed schedule), then is factored.
     fn numeric(&mut self, fwd: bool) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
