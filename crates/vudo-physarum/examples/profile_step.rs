@@ -1,6 +1,6 @@
 //! Where a step's time goes on a jittered lattice (development aid):
 //! `cargo run --release -p vudo-physarum --example profile_step -- 159 40 3`
-//! (side, steps, cg_precond, steps skipped before timing).
+//! (side, steps, cg_precond, steps skipped before timing, 0 = oscillators still).
 /// CPU time of this thread (Linux; the machine may be shared, wall time is not).
 fn cpu_s() -> f64 {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
@@ -18,6 +18,11 @@ fn main() {
     v[vudo_physarum::params::P_SCHEME] = 2.0;
     v[vudo_physarum::params::P_PRUNE_THRESHOLD] = 0.03;
     v[vudo_physarum::params::P_CG_PRECOND] = precond as f64;
+    if args.get(4) == Some(&0) {
+        // Oscillators still, as in the benchmark (its anchors have none).
+        v[vudo_physarum::params::P_SYNC_STRENGTH] = 0.0;
+        v[vudo_physarum::params::P_OSC_FREQUENCY] = 0.0;
+    }
     let mut sim = Simulation::new(Params::from_slice(&v).unwrap(), 1).unwrap();
     let mut seed = side as u64;
     let mut jitter = || {

@@ -83,13 +83,15 @@ pub fn adapt(net: &mut Network, p: &Params, scratch: &mut Scratch) -> usize {
     let clamp_above = first_conductivity(|r| r > p.max_thickness);
     let thick_enough = first_conductivity(|r| r >= p.min_thickness);
     // f(|Q|) of the alive tubes, in tube order, computed in one pass.
+    net.trim_live();
     let fs = &mut scratch.tubes;
     fs.clear();
-    fs.extend((0..net.n_tubes()).filter(|&t| net.alive[t] != 0).map(|t| net.flow[t]));
+    fs.extend(net.live().iter().filter(|&&t| net.alive[t as usize] != 0).map(|&t| net.flow[t as usize]));
     response_all(p, fs);
     let mut next_f = fs.iter();
     let mut pruned = 0;
-    for t in 0..net.n_tubes() {
+    for i in 0..net.live().len() {
+        let t = net.live()[i] as usize;
         if net.alive[t] == 0 {
             continue;
         }

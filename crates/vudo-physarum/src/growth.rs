@@ -89,7 +89,8 @@ pub fn explore(net: &mut Network, p: &Params, rng: &mut Rng) -> usize {
 pub fn transport_nutrients(net: &mut Network, p: &Params, scratch: &mut Scratch) {
     let n = net.n_cells();
     let delta = zeroed(&mut scratch.cells, n);
-    for t in 0..net.n_tubes() {
+    for &t in net.live() {
+        let t = t as usize;
         if net.alive[t] == 0 {
             continue;
         }
@@ -125,13 +126,16 @@ pub fn synchronize(net: &mut Network, p: &Params, scratch: &mut Scratch) {
     // sin(θ_b − θ_a) of the alive tubes, in tube order, in one vectorised pass.
     sines.clear();
     sines.extend(
-        (0..net.n_tubes())
+        net.live()
+            .iter()
+            .map(|&t| t as usize)
             .filter(|&t| net.alive[t] != 0)
             .map(|t| net.phase[net.ends[2 * t + 1] as usize] - net.phase[net.ends[2 * t] as usize]),
     );
     crate::fastmath::sin_all(sines);
     let mut next_sin = sines.iter();
-    for t in 0..net.n_tubes() {
+    for &t in net.live() {
+        let t = t as usize;
         if net.alive[t] == 0 {
             continue;
         }
