@@ -79,9 +79,20 @@ fn first_conductivity(reached: impl Fn(f64) -> bool) -> f64 {
 pub fn adapt(net: &mut Network, p: &Params, scratch: &mut Scratch) -> usize {
     // r < prune_threshold  <=>  d < keep_from;  r > max_thickness  <=>  d >= clamp_above;
     // r < min_thickness  <=>  d < thick_enough.
-    let keep_from = first_conductivity(|r| r >= p.prune_threshold);
-    let clamp_above = first_conductivity(|r| r > p.max_thickness);
-    let thick_enough = first_conductivity(|r| r >= p.min_thickness);
+    // Found once per set of radii (a bisection over the doubles each).
+    let radii = [p.prune_threshold, p.max_thickness, p.min_thickness];
+    let [keep_from, clamp_above, thick_enough] = match scratch.thresholds {
+        Some((r, d)) if r.map(f64::to_bits) == radii.map(f64::to_bits) => d,
+        _ => {
+            let d = [
+                first_conductivity(|r| r >= p.prune_threshold),
+                first_conductivity(|r| r > p.max_thickness),
+                first_conductivity(|r| r >= p.min_thickness),
+            ];
+            scratch.thresholds = Some((radii, d));
+            d
+        }
+    };
     // f(|Q|) of the alive tubes, in tube order, computed in one pass.
     net.trim_live();
     let fs = &mut scratch.tubes;
@@ -142,6 +153,22 @@ mod tests {
                 d = f64::from_bits(d.to_bits() + 1_000_003);
             }
         }
+    }
+
+    #[test]
+    fn thresholds_follow_a_change_of_parameters() {
+        let mut net = Network::default();
+        for i in 0..3 {
+            net.add_cell(i as f64, 0.0, 0.0).unwrap();
+        }
+        // Two idle tubes (no flow) of radius 0.2, decaying slowly.
+        net.add_tube(0, 1, 1.0, conductivity_of_radius(0.2)).unwrap();
+        net.add_tube(1, 2, 1.0, conductivity_of_radius(0.2)).unwrap();
+        let mut p = Params { dt: 1e-6, prune_threshold: 0.1, ..Params::default() };
+        let mut scratch = Scratch::default();
+        assert_eq!(adapt(&mut net, &p, &mut scratch), 0, "radius 0.2 stays above 0.1");
+        p.prune_threshold = 0.3;
+        assert_eq!(adapt(&mut net, &p, &mut scratch), 2, "and is pruned once the threshold is 0.3");
     }
 
     #[test]

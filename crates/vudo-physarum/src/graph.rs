@@ -24,6 +24,9 @@ pub struct Scratch {
     pub tubes: Vec<f64>,
     pub cells: Vec<f64>,
     pub cells2: Vec<f64>,
+    /// The adaptation's conductivity thresholds, and the radii
+    /// (prune, max, min thickness) they were found for.
+    pub thresholds: Option<([f64; 3], [f64; 3])>,
 }
 
 impl Scratch {

@@ -120,7 +120,7 @@ pub fn synchronize(net: &mut Network, p: &Params, scratch: &mut Scratch) {
         return;
     }
     let n = net.n_cells();
-    let Scratch { tubes: sines, cells, cells2 } = scratch;
+    let Scratch { tubes: sines, cells, cells2, .. } = scratch;
     let pull = zeroed(cells, n);
     let weight = zeroed(cells2, n);
     // sin(θ_b − θ_a) of the alive tubes, in tube order, in one vectorised pass.
