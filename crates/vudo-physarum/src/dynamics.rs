@@ -167,21 +167,25 @@ impl Simulation {
         (self.ws.chol.stats, self.ws.chol.analyses)
     }
 
-    /// max_i |Σ_j Q_ij − b_i| / I0 for the current flows and right-hand side
-    /// (over the compact cells; every other cell has no alive tube and b = 0).
-    fn kirchhoff_residual(&mut self) -> f64 {
+    /// Store the flows Q = w (p_a − p_b) of the solved pressures and return
+    /// the Kirchhoff residual max_i |Σ_j Q_ij − b_i| / I0 of what was stored
+    /// (over the compact cells; every other cell has no alive tube and b = 0),
+    /// in one pass over the tubes.
+    fn store_flows(&mut self) -> f64 {
         let cp = &self.compact;
         let net_out = &mut self.net_out;
         net_out.clear();
         net_out.resize(cp.cells.len(), 0.0);
         for (k, &t) in cp.tubes.iter().enumerate() {
             let t = t as usize;
+            let (a, b) = (cp.ends[2 * k] as usize, cp.ends[2 * k + 1] as usize);
+            let q = self.w[k] * (self.x[a] - self.x[b]);
+            self.net.flow[t] = q;
             if self.net.alive[t] == 0 {
                 continue;
             }
-            let q = self.net.flow[t];
-            net_out[cp.ends[2 * k] as usize] += q;
-            net_out[cp.ends[2 * k + 1] as usize] -= q;
+            net_out[a] += q;
+            net_out[b] -= q;
         }
         let mut m = 0.0f64;
         for i in 0..net_out.len() {
@@ -283,14 +287,10 @@ impl PhysarumDynamics for Simulation {
         for (k, &c) in cp.cells.iter().enumerate() {
             net.pressure[c as usize] = self.x[k];
         }
-        for (k, &t) in cp.tubes.iter().enumerate() {
-            let (a, b) = (cp.ends[2 * k] as usize, cp.ends[2 * k + 1] as usize);
-            net.flow[t as usize] = self.w[k] * (self.x[a] - self.x[b]);
-        }
         self.last_stats = stats;
         self.total_cg_iterations += stats.iterations as u64;
         self.total_factor_flops += stats.factor_flops;
-        self.last_residual = self.kirchhoff_residual();
+        self.last_residual = self.store_flows();
         if self.last_residual > self.max_residual {
             self.max_residual = self.last_residual;
         }
