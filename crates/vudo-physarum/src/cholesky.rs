@@ -264,10 +264,22 @@ fn tile_update<const AVX: bool>(src: &Descendant, rel: &[u32], tgt: &mut [f64], 
             let rel = &rel[i..i + h];
             // Only the first tile of a group reaches above the diagonal.
             let r0 = |j: usize| (j0 + j).saturating_sub(i).min(h);
-            for j in 0..width {
-                let col = &mut tgt[tc[j]..tc[j] + nr];
-                for r in r0(j)..h {
-                    col[rel[r] as usize] -= acc[j][r];
+            if h == 8 && i >= j0 + 4 && rel[7] - rel[0] == 7 {
+                // Eight rows landing on eight consecutive target rows (most
+                // tiles): subtracted as whole vectors, the same operations.
+                let at = rel[0] as usize;
+                for j in 0..width {
+                    let dst: &mut [f64; 8] = (&mut tgt[tc[j] + at..tc[j] + at + 8]).try_into().expect("eight rows");
+                    for r in 0..8 {
+                        dst[r] -= acc[j][r];
+                    }
+                }
+            } else {
+                for j in 0..width {
+                    let col = &mut tgt[tc[j]..tc[j] + nr];
+                    for r in r0(j)..h {
+                        col[rel[r] as usize] -= acc[j][r];
+                    }
                 }
             }
             i += h;
