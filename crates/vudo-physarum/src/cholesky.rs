@@ -264,14 +264,19 @@ fn tile_update<const AVX: bool>(src: &Descendant, rel: &[u32], tgt: &mut [f64], 
             let rel = &rel[i..i + h];
             // Only the first tile of a group reaches above the diagonal.
             let r0 = |j: usize| (j0 + j).saturating_sub(i).min(h);
-            if h == 8 && i >= j0 + 4 && rel[7] - rel[0] == 7 {
-                // Eight rows landing on eight consecutive target rows (most
-                // tiles): subtracted as whole vectors, the same operations.
+            if i >= j0 + 4 && (rel[h - 1] - rel[0]) as usize == h - 1 {
+                // Rows landing on consecutive target rows (most tiles):
+                // subtracted as whole vectors, the same operations.
                 let at = rel[0] as usize;
-                for j in 0..width {
-                    let dst: &mut [f64; 8] = (&mut tgt[tc[j] + at..tc[j] + at + 8]).try_into().expect("eight rows");
-                    for r in 0..8 {
-                        dst[r] -= acc[j][r];
+                match h {
+                    8 => sub_run::<8>(tgt, &tc[..width], at, &acc),
+                    4 => sub_run::<4>(tgt, &tc[..width], at, &acc),
+                    _ => {
+                        for j in 0..width {
+                            for (x, a) in tgt[tc[j] + at..tc[j] + at + h].iter_mut().zip(&acc[j]) {
+                                *x -= a;
+                            }
+                        }
                     }
                 }
             } else {
@@ -283,6 +288,17 @@ fn tile_update<const AVX: bool>(src: &Descendant, rel: &[u32], tgt: &mut [f64], 
                 }
             }
             i += h;
+        }
+    }
+}
+
+/// tgt[tc[j] + at + r] -= acc[j][r] for the tile's columns j and H rows r.
+#[inline(always)]
+fn sub_run<const H: usize>(tgt: &mut [f64], tc: &[usize], at: usize, acc: &tiles::Tile) {
+    for (j, &c) in tc.iter().enumerate() {
+        let dst: &mut [f64; H] = (&mut tgt[c + at..c + at + H]).try_into().expect("H rows");
+        for r in 0..H {
+            dst[r] -= acc[j][r];
         }
     }
 }
