@@ -1030,6 +1030,17 @@ impl Cholesky {
         let nr = r1 - r0;
         let rows = &self.srows[r0..r1];
         let blk = &self.lx[self.sxp[s]..self.sxp[s] + nr * nc];
+        if nc == 1 {
+            // One column (most supernodes): each row below subtracts its
+            // single term in place.
+            let yj = y[f];
+            if yj != 0.0 {
+                for (&r, &v) in rows[1..].iter().zip(&blk[1..]) {
+                    y[r as usize] -= v * yj;
+                }
+            }
+            return;
+        }
         for j in 0..nc {
             let yj = y[f + j];
             if yj != 0.0 {
@@ -1094,6 +1105,23 @@ impl Cholesky {
             let nr = r1 - r0;
             let rows = &self.srows[r0..r1];
             let blk = &self.lx[self.sxp[s]..self.sxp[s] + nr * nc];
+            if nc == 1 {
+                // One column (most supernodes): the same dot product, its
+                // values read in place, and no own triangle.
+                let (below, at) = (&blk[1..], &rows[1..]);
+                let mut p = [0.0f64; 4];
+                let full = below.len() / 4 * 4;
+                for (a, r) in below[..full].chunks_exact(4).zip(at.chunks_exact(4)) {
+                    for q in 0..4 {
+                        p[q] += a[q] * y[r[q] as usize];
+                    }
+                }
+                for (q, (a, &r)) in below[full..].iter().zip(&at[full..]).enumerate() {
+                    p[q] += a * y[r as usize];
+                }
+                y[f] -= (p[0] + p[1]) + (p[2] + p[3]);
+                continue;
+            }
             yb.clear();
             yb.extend(rows[nc..].iter().map(|&r| y[r as usize]));
             for j in 0..nc {
