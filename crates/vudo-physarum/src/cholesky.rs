@@ -292,6 +292,28 @@ fn tile_update<const AVX: bool>(src: &Descendant, rel: &[u32], tgt: &mut [f64], 
     }
 }
 
+/// Forward substitution of T rows below a supernode (rows i.. of its
+/// block `blk`, `nr` rows per column; `own`: its solved values): each row
+/// subtracts the columns' terms in ascending order, skipping zero values.
+#[inline(always)]
+fn forward_rows<const T: usize>(y: &mut [f64], own: &[f64], blk: &[f64], rows: &[u32], nr: usize, i: usize) {
+    let mut acc = [0.0f64; T];
+    for (q, a) in acc.iter_mut().enumerate() {
+        *a = y[rows[i + q] as usize];
+    }
+    for (j, &yj) in own.iter().enumerate() {
+        if yj != 0.0 {
+            let a: &[f64; T] = blk[j * nr + i..j * nr + i + T].try_into().expect("T rows");
+            for q in 0..T {
+                acc[q] -= a[q] * yj;
+            }
+        }
+    }
+    for (q, &a) in acc.iter().enumerate() {
+        y[rows[i + q] as usize] = a;
+    }
+}
+
 /// tgt[tc[j] + at + r] -= acc[j][r] for the tile's columns j and H rows r.
 #[inline(always)]
 fn sub_run<const H: usize>(tgt: &mut [f64], tc: &[usize], at: usize, acc: &tiles::Tile) {
@@ -1055,32 +1077,20 @@ impl Cholesky {
         yb.extend_from_slice(own);
         let mut i = nc;
         while i + R <= nr {
-            let mut acc = [0.0f64; R];
-            for (q, a) in acc.iter_mut().enumerate() {
-                *a = y[rows[i + q] as usize];
-            }
-            for (j, &yj) in yb.iter().enumerate() {
-                if yj != 0.0 {
-                    let a: &[f64; R] = blk[j * nr + i..j * nr + i + R].try_into().expect("R rows");
-                    for q in 0..R {
-                        acc[q] -= a[q] * yj;
-                    }
-                }
-            }
-            for (q, &a) in acc.iter().enumerate() {
-                y[rows[i + q] as usize] = a;
-            }
+            forward_rows::<R>(y, yb, blk, rows, nr, i);
             i += R;
         }
-        while i < nr {
-            let mut acc = y[rows[i] as usize];
-            for (j, &yj) in yb.iter().enumerate() {
-                if yj != 0.0 {
-                    acc -= blk[j * nr + i] * yj;
-                }
-            }
-            y[rows[i] as usize] = acc;
-            i += 1;
+        // The rows left in narrower tiles, then one by one.
+        if R > 4 && i + 4 <= nr {
+            forward_rows::<4>(y, yb, blk, rows, nr, i);
+            i += 4;
+        }
+        if i + 2 <= nr {
+            forward_rows::<2>(y, yb, blk, rows, nr, i);
+            i += 2;
+        }
+        if i < nr {
+            forward_rows::<1>(y, yb, blk, rows, nr, i);
         }
     }
 
