@@ -873,15 +873,17 @@ impl Cholesky {
         for s in 0..ns {
             let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
             let base = self.sxp[s];
-            // Assemble: zero the block, then the diagonal and the matrix slots.
-            for v in self.lx[base..self.sxp[s + 1]].iter_mut() {
-                *v = 0.0;
+            // Assemble: zero the block, then the diagonal and the matrix slots
+            // (through local slices: the loops need not reload the vectors).
+            let lx = &mut self.lx;
+            lx[base..self.sxp[s + 1]].fill(0.0);
+            for (&at, &v) in self.diag_dest[f..l].iter().zip(&self.diag[f..l]) {
+                lx[at] = v;
             }
-            for j in f..l {
-                self.lx[self.diag_dest[j]] = self.diag[j];
-            }
-            for q in self.sn_slot_ptr[s] as usize..self.sn_slot_ptr[s + 1] as usize {
-                self.lx[self.sn_dest[q]] = self.ax[self.sn_slot[q] as usize];
+            let (q0, q1) = (self.sn_slot_ptr[s] as usize, self.sn_slot_ptr[s + 1] as usize);
+            let ax = &self.ax;
+            for (&at, &q) in self.sn_dest[q0..q1].iter().zip(&self.sn_slot[q0..q1]) {
+                lx[at] = ax[q as usize];
             }
             let nr = (self.srp[s + 1] - self.srp[s]) as usize;
             let (lo, hi) = self.lx.split_at_mut(base);
