@@ -325,7 +325,41 @@ fn sub_run<const H: usize>(tgt: &mut [f64], tc: &[usize], at: usize, acc: &tiles
     }
 }
 
+/// Where supernode s lives: columns `f..l`, row list `srows[r0..r0 + nr]`
+/// (its own columns first), dense block `lx[x0..x0 + nr·(l − f)]`.
+#[derive(Clone, Copy)]
+struct Span {
+    f: usize,
+    l: usize,
+    r0: usize,
+    nr: usize,
+    x0: usize,
+}
+
+impl Span {
+    fn of(sn_first: &[u32], srp: &[u32], sxp: &[usize], s: usize) -> Span {
+        let r0 = srp[s] as usize;
+        Span { f: sn_first[s] as usize, l: sn_first[s + 1] as usize, r0, nr: srp[s + 1] as usize - r0, x0: sxp[s] }
+    }
+
+    fn nc(&self) -> usize {
+        self.l - self.f
+    }
+
+    fn rows(&self) -> core::ops::Range<usize> {
+        self.r0..self.r0 + self.nr
+    }
+
+    fn block(&self) -> core::ops::Range<usize> {
+        self.x0..self.x0 + self.nr * self.nc()
+    }
+}
+
 impl Cholesky {
+    fn span(&self, s: usize) -> Span {
+        Span::of(&self.sn_first, &self.srp, &self.sxp, s)
+    }
+
     /// Bytes held by the factorization's vectors.
     pub fn memory_bytes(&self) -> usize {
         4 * (self.cell_pos.capacity()
@@ -652,15 +686,13 @@ impl Cholesky {
         self.diag_dest.clear();
         self.diag_dest.resize(n, 0);
         for s in 0..ns {
-            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
-            let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
-            let nr = r1 - r0;
-            for (p, &r) in self.srows[r0..r1].iter().enumerate() {
+            let sp = self.span(s);
+            for (p, &r) in self.srows[sp.rows()].iter().enumerate() {
                 relpos[r as usize] = p as u32;
             }
-            for j in f..l {
-                let col = self.sxp[s] + (j - f) * nr;
-                self.diag_dest[j] = col + (j - f);
+            for j in sp.f..sp.l {
+                let col = sp.x0 + (j - sp.f) * sp.nr;
+                self.diag_dest[j] = col + (j - sp.f);
                 for at in lo_ptr[j] as usize..lo_ptr[j + 1] as usize {
                     self.sn_slot.push(lo_slot[at]);
                     self.sn_dest.push(col + relpos[lo_row[at] as usize] as usize);
@@ -937,11 +969,9 @@ impl Cholesky {
     /// plain column-by-column loop.
     #[inline(always)]
     fn factor_block<const AVX: bool>(&mut self, s: usize) -> bool {
-        let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
-        let nc = l - f;
-        let nr = (self.srp[s + 1] - self.srp[s]) as usize;
-        let base = self.sxp[s];
-        let block = &mut self.lx[base..base + nr * nc];
+        let sp = self.span(s);
+        let (f, l, nc, nr) = (sp.f, sp.l, sp.nc(), sp.nr);
+        let block = &mut self.lx[sp.block()];
         let dd = &mut self.d[f..l];
         let diag = &self.diag[f..l];
         let tbuf = &mut self.tbuf;
@@ -1046,14 +1076,12 @@ impl Cholesky {
     /// change the bits).
     #[inline(always)]
     fn forward<const R: usize>(&mut self, s: usize) {
+        let sp = self.span(s);
+        let (f, l, nc, nr) = (sp.f, sp.l, sp.nc(), sp.nr);
         let y = &mut self.y;
         let yb = &mut self.yb;
-        let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
-        let nc = l - f;
-        let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
-        let nr = r1 - r0;
-        let rows = &self.srows[r0..r1];
-        let blk = &self.lx[self.sxp[s]..self.sxp[s] + nr * nc];
+        let rows = &self.srows[sp.rows()];
+        let blk = &self.lx[sp.block()];
         if nc == 1 {
             // One column (most supernodes): each row below subtracts its
             // single term in place.
@@ -1111,12 +1139,10 @@ impl Cholesky {
             y[j] /= self.d[j];
         }
         for s in (0..ns).rev() {
-            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
-            let nc = l - f;
-            let (r0, r1) = (self.srp[s] as usize, self.srp[s + 1] as usize);
-            let nr = r1 - r0;
-            let rows = &self.srows[r0..r1];
-            let blk = &self.lx[self.sxp[s]..self.sxp[s] + nr * nc];
+            let sp = Span::of(&self.sn_first, &self.srp, &self.sxp, s);
+            let (f, l, nc, nr) = (sp.f, sp.l, sp.nc(), sp.nr);
+            let rows = &self.srows[sp.rows()];
+            let blk = &self.lx[sp.block()];
             if nc == 1 {
                 // One column (most supernodes): the same dot product, its
                 // values read in place, and no own triangle.

@@ -374,28 +374,19 @@ mod tests {
     use super::*;
 
     fn grid(s: usize) -> (Vec<u32>, Vec<u32>) {
-        let n = s * s;
-        let mut nb: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut edges = Vec::new();
         for y in 0..s {
             for x in 0..s {
-                let v = y * s + x;
+                let v = (y * s + x) as u32;
                 if x + 1 < s {
-                    nb[v].push((v + 1) as u32);
-                    nb[v + 1].push(v as u32);
+                    edges.push((v, v + 1));
                 }
                 if y + 1 < s {
-                    nb[v].push((v + s) as u32);
-                    nb[v + s].push(v as u32);
+                    edges.push((v, v + s as u32));
                 }
             }
         }
-        let mut xadj = vec![0u32];
-        let mut adj = Vec::new();
-        for l in nb {
-            adj.extend(l);
-            xadj.push(adj.len() as u32);
-        }
-        (xadj, adj)
+        csr(s * s, &edges)
     }
 
     #[test]
