@@ -372,6 +372,7 @@ pub fn solve(
     };
     let mut res = true_residual(x, &mut ws.r, &mut ws.ap);
     let mut iterations = 0usize;
+    let mut refine = true;
     // Outer loop: restart from the true residual whenever the recurrence claims
     // convergence but the true residual disagrees (rounding drift).
     'outer: loop {
@@ -385,14 +386,18 @@ pub fn solve(
         if !done {
             precondition(ws, how);
         }
-        if how == Active::Chol {
+        if how == Active::Chol && refine {
             // A direct solve: z = A⁻¹ r up to rounding, so x + z is the
             // answer; the true residual decides whether to refine again.
+            // Refinement that stops halving the residual gives way to CG
+            // (with the factor as its preconditioner).
             for i in 0..n {
                 x[i] += ws.z[i];
             }
             iterations += 1;
+            let before = res;
             res = true_residual(x, &mut ws.r, &mut ws.ap);
+            refine = res < 0.5 * before;
             continue 'outer;
         }
         ws.p.copy_from_slice(&ws.z);
