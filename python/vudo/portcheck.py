@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psutil
 
+from vudo.config import LINK_PORT_OFFSET
+
 
 def port_owner(port: int, *, udp: bool) -> str | None:
     kind = "udp" if udp else "tcp"
@@ -61,10 +63,11 @@ def free_ports(count: int, kind: int, *, host: str = "127.0.0.1", rng: random.Ra
     A port the kernel hands out for port 0 could be taken, between this pick and the node's own bind,
     by any socket bound to port 0 — a running node's loopback gossip pipes, an outgoing connection —
     so the picks come from below (or above) that range, where only explicit binds land. The sockets
-    are held together while picking, so no port repeats."""
+    are held together while picking, so no port repeats. Picks stay ``LINK_PORT_OFFSET`` below 65536,
+    so a link port derived from a picked gossip port is a valid port too."""
     rng = rng or random.Random()
     low, high = ephemeral_range()
-    pool = [p for p in range(1024, 65536) if not low <= p <= high]
+    pool = [p for p in range(1024, 65536 - LINK_PORT_OFFSET) if not low <= p <= high]
     with ExitStack() as stack:
         picked: list[int] = []
         for port in rng.sample(pool, len(pool)):

@@ -28,6 +28,7 @@ from vudo.node.lifecycle import (
     StopRequested,
     StopServices,
 )
+from vudo.portcheck import free_ports
 from vudo.services.base import NodeEvents
 from vudo.services.events import Joined, JoinFailed
 
@@ -91,9 +92,7 @@ def test_any_event_sequence_keeps_the_rules(events: list[LifecycleEvent]) -> Non
 
 
 def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1, kind)[0]
 
 
 class _Crashing:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from vudo import portcheck
+from vudo.config import LINK_PORT_OFFSET
 
 
 def test_picked_ports_are_distinct_free_and_outside_the_ephemeral_range() -> None:
@@ -28,6 +29,13 @@ def test_a_port_in_use_is_never_picked(monkeypatch: pytest.MonkeyPatch) -> None:
         held_port = next(p for p in range(1024, 2000) if _try_bind(held, p))
         ports = portcheck.free_ports(10, socket.SOCK_DGRAM, rng=random.Random(3))
         assert held_port not in ports and all(1024 <= p < 2000 for p in ports)
+
+
+def test_picks_leave_room_for_the_derived_link_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    # only the top of the port space is outside the "ephemeral" range: 65000..65535
+    monkeypatch.setattr(portcheck, "ephemeral_range", lambda: (1024, 64999))
+    ports = portcheck.free_ports(50, socket.SOCK_DGRAM, rng=random.Random(5))
+    assert all(65000 <= p and p + LINK_PORT_OFFSET <= 65535 for p in ports), ports
 
 
 def _try_bind(sock: socket.socket, port: int) -> bool:
