@@ -137,6 +137,7 @@ pub struct Cholesky {
 }
 
 /// Is tube `t` an off-diagonal entry of the reduced system?
+#[inline(always)]
 fn reduced(ends: &[u32], w: &[f64], grounded: &[u8], t: usize) -> Option<(usize, usize)> {
     let (a, b) = (ends[2 * t] as usize, ends[2 * t + 1] as usize);
     if w[t] == 0.0 || a == b || grounded[a] != 0 || grounded[b] != 0 {
@@ -337,25 +338,30 @@ struct Span {
 }
 
 impl Span {
+    #[inline(always)]
     fn of(sn_first: &[u32], srp: &[u32], sxp: &[usize], s: usize) -> Span {
         let r0 = srp[s] as usize;
         Span { f: sn_first[s] as usize, l: sn_first[s + 1] as usize, r0, nr: srp[s + 1] as usize - r0, x0: sxp[s] }
     }
 
+    #[inline(always)]
     fn nc(&self) -> usize {
         self.l - self.f
     }
 
+    #[inline(always)]
     fn rows(&self) -> core::ops::Range<usize> {
         self.r0..self.r0 + self.nr
     }
 
+    #[inline(always)]
     fn block(&self) -> core::ops::Range<usize> {
         self.x0..self.x0 + self.nr * self.nc()
     }
 }
 
 impl Cholesky {
+    #[inline(always)]
     fn span(&self, s: usize) -> Span {
         Span::of(&self.sn_first, &self.srp, &self.sxp, s)
     }

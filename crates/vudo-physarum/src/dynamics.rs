@@ -10,8 +10,8 @@
 //!    Pressures solve Kirchhoff's law Σ_j (D_ij/L_ij)(p_i − p_j) = b_i, a sparse
 //!    SPD system once one cell per connected component is grounded; by default
 //!    it is solved by a sparse Cholesky factorization of the compacted system
-//!    (`cholesky`; CG with Jacobi / IC(0) / MIC(0) stays selectable, `solver`),
-//!    warm-started from the previous pressures. The
+//!    (`cholesky`; CG with Jacobi / IC(0) / MIC(0) stays selectable, `solver`,
+//!    warm-started from the previous pressures). The
 //!    flux through a tube is Q_ij = (D_ij/L_ij)(p_i − p_j); the Kirchhoff
 //!    residual max_i |Σ_j Q_ij − b_i| / I0 is recorded.
 //! 2. **adapt_tubes**: dD/dt = growth_rate·f(|Q|) − decay·D with a power-law or
