@@ -209,7 +209,8 @@ struct Descendant<'a> {
 fn small_update<const K: usize>(src: &Descendant, rel: &[u32], tgt: &mut [f64], nr: usize) {
     let m = rel.len();
     let (nrd, p1) = (src.nrd, src.p1);
-    let cols: [&[f64]; K] = core::array::from_fn(|k| &src.l[k * nrd + p1..(k + 1) * nrd]);
+    // Each column slice is exactly m long, so the row loop needs no bounds checks on it.
+    let cols: [&[f64]; K] = core::array::from_fn(|k| &src.l[k * nrd + p1..k * nrd + p1 + m]);
     for jj in 0..src.c {
         let t: [f64; K] = core::array::from_fn(|k| cols[k][jj] * src.d[k]);
         let col = &mut tgt[rel[jj] as usize * nr..(rel[jj] as usize + 1) * nr];
