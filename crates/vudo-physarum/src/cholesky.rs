@@ -21,7 +21,10 @@
 //!   newly pinned cells become identity rows. The analysis is redone when a new
 //!   tube or cell appears (growth), or when the live pattern has shrunk below
 //!   `SHRINK` of the analysed one (a fresh ordering of the smaller graph is
-//!   cheaper to factor).
+//!   cheaper to factor). A sparse, tree-like graph re-analysed after pruning
+//!   keeps its minimum-degree order restricted to the cells left (the caller
+//!   names cells by stable ids, `set_cell_ids`, since it renumbers them):
+//!   no more fill than before, and no new ordering to compute.
 //! * **Numeric factorization** (`factor`), every solve: left-looking
 //!   supernodal LDLᵀ. Columns with the same structure below form a supernode
 //!   stored as one dense column-major block; a supernode gathers the updates
@@ -79,6 +82,12 @@ pub struct FactorStats {
 #[derive(Clone, Debug, Default)]
 pub struct Cholesky {
     analysed: bool,
+    /// Stable ids of the system's cells (`set_cell_ids`), and of the
+    /// analysed unknowns in elimination order (empty: not known).
+    cell_ids: Vec<u32>,
+    pos_id: Vec<u32>,
+    /// The analysed graph was sparse, so its order is minimum degree.
+    sparse_order: bool,
     /// cell -> permuted unknown (NONE: not in the system at analysis time).
     cell_pos: Vec<u32>,
     /// permuted unknown -> cell.
@@ -382,7 +391,9 @@ impl Cholesky {
             + self.upd_ptr.capacity()
             + self.urel.capacity()
             + self.sn_slot_ptr.capacity()
-            + self.sn_slot.capacity())
+            + self.sn_slot.capacity()
+            + self.cell_ids.capacity()
+            + self.pos_id.capacity())
             + 8 * (self.sxp.capacity() + self.sn_dest.capacity() + self.diag_dest.capacity())
             + std::mem::size_of::<Update>() * self.upd.capacity()
             + 8 * (self.ax.capacity()
@@ -500,6 +511,32 @@ impl Cholesky {
         }
     }
 
+    /// Stable ids of the cells of the systems to come (index: the cell
+    /// numbers the solves are given, which may be renumbered between
+    /// analyses), so that an analysis can recognise the cells of the last one.
+    pub fn set_cell_ids(&mut self, ids: &[u32]) {
+        self.cell_ids.clear();
+        self.cell_ids.extend_from_slice(ids);
+    }
+
+    /// The last analysis's elimination order restricted to the cells of the
+    /// new system (`local`: cell -> new unknown, n of them), or None when a
+    /// cell is new to it or the ids are not known.
+    fn restricted_order(&self, local: &[u32], n: usize) -> Option<Vec<u32>> {
+        if self.cell_ids.len() != local.len() || self.pos_id.is_empty() {
+            return None;
+        }
+        let top = self.cell_ids.iter().chain(&self.pos_id).max().map_or(0, |&m| m as usize + 1);
+        let mut unknown_of_id = vec![NONE; top];
+        for (c, &l) in local.iter().enumerate() {
+            if l != NONE {
+                unknown_of_id[self.cell_ids[c] as usize] = l;
+            }
+        }
+        let perm: Vec<u32> = self.pos_id.iter().map(|&id| unknown_of_id[id as usize]).filter(|&l| l != NONE).collect();
+        (perm.len() == n).then_some(perm)
+    }
+
     /// Symbolic analysis of the current pattern.
     fn analyze(&mut self, ends: &[u32], w: &[f64], grounded: &[u8]) {
         let nc = grounded.len();
@@ -535,7 +572,16 @@ impl Cholesky {
                 fill[lb] += 1;
             }
         }
-        let perm = ordering::fill_reducing(n, &xadj, &adj);
+        // A sparse (tree-like) graph that only lost cells and tubes since a
+        // sparse analysis keeps that minimum-degree order, restricted to
+        // what is left: eliminating a subgraph in the induced order fills
+        // no more than the old factor did (its filled graph is a subgraph of
+        // the old one), and ordering afresh would cost more than it saves.
+        // Lattices are ordered afresh (dissection gives way to minimum degree).
+        let sparse = ordering::is_sparse(n, &xadj);
+        let kept = if sparse && self.sparse_order { self.restricted_order(&local, n) } else { None };
+        let perm = kept.unwrap_or_else(|| ordering::fill_reducing(n, &xadj, &adj));
+        self.sparse_order = sparse;
         drop(adj);
         drop(xadj);
         let mut ipos = vec![0u32; n];
@@ -763,6 +809,10 @@ impl Cholesky {
         self.d.resize(n, 0.0);
         self.y.clear();
         self.y.resize(n, 0.0);
+        self.pos_id.clear();
+        if self.cell_ids.len() == nc {
+            self.pos_id.extend(self.pos_cell.iter().map(|&c| self.cell_ids[c as usize]));
+        }
         self.stats = FactorStats { n, nnz_l: nnz, flops, supernodes: ns };
         self.analysed = true;
         self.analyses += 1;
@@ -1324,6 +1374,64 @@ mod tests {
             assert_eq!(factor_with(&ends, &w, &grounded, &b, false, false), reference, "native kernels, side {s}");
             assert_eq!(factor_with(&ends, &w, &grounded, &b, true, false), reference, "native tiles, side {s}");
         }
+    }
+
+    /// A tree with a few extra tubes (a sparse graph) on `n` cells: tube
+    /// ends by cell number, cell i joined to an earlier one.
+    fn sparse_graph(n: usize) -> Vec<(usize, usize)> {
+        let mut edges: Vec<(usize, usize)> = (1..n).map(|i| (i, (i * 2_654_435_761) % i)).collect();
+        edges.extend((10..n).step_by(10).map(|i| (i, (i * 31 + 7) % (i - 1))));
+        edges
+    }
+
+    #[test]
+    fn a_pruned_sparse_system_keeps_its_order_across_renumbering() {
+        let n = 600;
+        let edges = sparse_graph(n);
+        let flat = |keep: usize, new_of: &dyn Fn(usize) -> u32| -> Vec<u32> {
+            edges.iter().filter(|&&(a, b)| a < keep && b < keep).flat_map(|&(a, b)| [new_of(a), new_of(b)]).collect()
+        };
+        let ends = flat(n, &|c| c as u32);
+        let w: Vec<f64> = (0..ends.len() / 2).map(|t| 1.0 + (t % 7) as f64).collect();
+        let mut grounded = vec![0u8; n];
+        grounded[0] = 1;
+        let mut ch = Cholesky::default();
+        ch.set_cell_ids(&(0..n as u32).collect::<Vec<_>>());
+        assert!(ch.factor(&ends, &w, &grounded));
+        let (old_order, old_nnz) = (ch.pos_id.clone(), ch.stats.nnz_l);
+        assert_eq!(old_order.len(), n - 1);
+        // Keep the cells below 350 (connected: each joins an earlier one),
+        // renumbered in reverse; the network ids say which is which.
+        let keep = 350;
+        let new_of = |c: usize| (keep - 1 - c) as u32;
+        let ends2 = flat(keep, &new_of);
+        let w2: Vec<f64> = (0..ends2.len() / 2).map(|t| 2.0 + (t % 5) as f64).collect();
+        let mut g2 = vec![0u8; keep];
+        g2[new_of(0) as usize] = 1;
+        ch.set_cell_ids(&(0..keep).map(|k| (keep - 1 - k) as u32).collect::<Vec<_>>());
+        let b = rhs(keep, &g2);
+        let mut x = vec![0.0; keep];
+        assert!(ch.factor_solve(&ends2, &w2, &g2, &b, &mut x));
+        assert_eq!(ch.analyses, 2);
+        // The new order is the old one restricted to the cells left.
+        let restricted: Vec<u32> = old_order.iter().copied().filter(|&id| (id as usize) < keep).collect();
+        assert_eq!(ch.pos_id, restricted);
+        assert!(ch.stats.nnz_l <= old_nnz);
+        assert!(residual(&ends2, &w2, &g2, &b, &x) < 1e-13);
+        // A cell the last analysis did not have: ordered afresh (and still exact).
+        let mut ends3 = ends2.clone();
+        ends3.extend([0, keep as u32]);
+        let mut w3 = w2.clone();
+        w3.push(1.0);
+        let mut g3 = g2.clone();
+        g3.push(0);
+        ch.set_cell_ids(&(0..=keep).map(|k| if k == keep { 9_999 } else { (keep - 1 - k) as u32 }).collect::<Vec<_>>());
+        let b3 = rhs(keep + 1, &g3);
+        let mut x3 = vec![0.0; keep + 1];
+        assert!(ch.factor_solve(&ends3, &w3, &g3, &b3, &mut x3));
+        assert_eq!(ch.analyses, 3);
+        assert!(ch.pos_id.contains(&9_999));
+        assert!(residual(&ends3, &w3, &g3, &b3, &x3) < 1e-13);
     }
 
     #[test]

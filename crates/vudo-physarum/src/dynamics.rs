@@ -222,6 +222,10 @@ impl PhysarumDynamics for Simulation {
         let cp = &self.compact;
         let n = cp.cells.len();
         let nt = cp.tubes.len();
+        if refreshed {
+            // The factorization knows its cells across renumberings by their network ids.
+            self.ws.chol.set_cell_ids(&cp.cells);
+        }
         // Weights w = D/L of the compact tubes still alive; note whether the
         // set of tubes carrying weight changed.
         let mut changed = refreshed || self.carrying.len() != nt;

@@ -311,13 +311,19 @@ pub fn fill_reducing(n: usize, xadj: &[u32], adj: &[u32]) -> Vec<u32> {
         return nested_dissection(n, xadj, adj);
     }
     let amd = approximate_minimum_degree(n, xadj, adj);
-    if 10 * edges < SPARSE_DEGREE_X5 * n {
+    if is_sparse(n, xadj) {
         return amd;
     }
     let nd = nested_dissection(n, xadj, adj);
     let (_, flops_amd) = fill_cost(n, xadj, adj, &amd);
     let (_, flops_nd) = fill_cost(n, xadj, adj, &nd);
     if flops_amd < flops_nd { amd } else { nd }
+}
+
+/// Is the graph (CSR, both directions stored) sparse enough that
+/// `fill_reducing` orders it by minimum degree alone?
+pub fn is_sparse(n: usize, xadj: &[u32]) -> bool {
+    10 * (xadj[n] as usize / 2) < SPARSE_DEGREE_X5 * n
 }
 
 /// Average degree (times 5) from which a graph counts as a lattice (nested
