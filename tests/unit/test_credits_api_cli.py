@@ -24,6 +24,7 @@ from vudo.credits import UNITS_PER_CREDIT
 from vudo.credits.transaction import ActionKind
 from vudo.credits.wire import ReadWhat, Response
 from vudo.identity import Identity
+from vudo.portcheck import free_ports
 from vudo.services.credits import CreditsService, CreditsSources
 from vudo.testing.signalports import MemoryLinkHub
 
@@ -63,9 +64,7 @@ class Queries:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1, socket.SOCK_STREAM)[0]
 
 
 @pytest.fixture(scope="module")

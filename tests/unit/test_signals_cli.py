@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from vudo.api.signals import signals_router
 from vudo.cli.main import cli
+from vudo.portcheck import free_ports
 from vudo.services.signals import SignalsService, SignalsSources
 from vudo.testing.signalports import MemoryLinkHub
 from vudo.testing.signalsim import identities
@@ -26,9 +27,7 @@ TOKEN = "s" * 32
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1, socket.SOCK_STREAM)[0]
 
 
 @pytest.fixture(scope="module")
