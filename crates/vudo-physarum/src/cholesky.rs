@@ -143,6 +143,9 @@ pub struct Cholesky {
     pub stats: FactorStats,
     /// Analyses done so far.
     pub analyses: u64,
+    /// Analyses that computed a fresh fill-reducing ordering (the others
+    /// restricted the last one).
+    pub fresh_orders: u64,
 }
 
 /// Is tube `t` an off-diagonal entry of the reduced system?
@@ -520,21 +523,45 @@ impl Cholesky {
     }
 
     /// The last analysis's elimination order restricted to the cells of the
-    /// new system (`local`: cell -> new unknown, n of them), or None when a
-    /// cell is new to it or the ids are not known.
-    fn restricted_order(&self, local: &[u32], n: usize) -> Option<Vec<u32>> {
+    /// new system (`local`: cell -> new unknown, n of them; `xadj`/`adj`: its
+    /// graph), or None when the ids are not known or the system is not a
+    /// subgraph of the analysed one (a cell or a tube new to it).
+    fn restricted_order(&self, local: &[u32], n: usize, xadj: &[u32], adj: &[u32]) -> Option<Vec<u32>> {
         if self.cell_ids.len() != local.len() || self.pos_id.is_empty() {
             return None;
         }
         let top = self.cell_ids.iter().chain(&self.pos_id).max().map_or(0, |&m| m as usize + 1);
-        let mut unknown_of_id = vec![NONE; top];
+        let mut old_of_id = vec![NONE; top];
+        for (k, &id) in self.pos_id.iter().enumerate() {
+            old_of_id[id as usize] = k as u32;
+        }
+        let mut old_of_local = vec![NONE; n];
         for (c, &l) in local.iter().enumerate() {
             if l != NONE {
-                unknown_of_id[self.cell_ids[c] as usize] = l;
+                let k = old_of_id[self.cell_ids[c] as usize];
+                if k == NONE {
+                    return None;
+                }
+                old_of_local[l as usize] = k;
             }
         }
-        let perm: Vec<u32> = self.pos_id.iter().map(|&id| unknown_of_id[id as usize]).filter(|&l| l != NONE).collect();
-        (perm.len() == n).then_some(perm)
+        // Every tube must join cells the analysed pattern already joined
+        // (its columns are sorted by row).
+        for l in 0..n {
+            for &m in &adj[xadj[l] as usize..xadj[l + 1] as usize] {
+                let (a, b) = (old_of_local[l], old_of_local[m as usize]);
+                let (lo, hi) = (a.min(b), a.max(b) as usize);
+                if self.ai[self.ap[hi] as usize..self.ap[hi + 1] as usize].binary_search(&lo).is_err() {
+                    return None;
+                }
+            }
+        }
+        let mut perm = vec![NONE; self.pos_id.len()];
+        for (l, &k) in old_of_local.iter().enumerate() {
+            perm[k as usize] = l as u32;
+        }
+        perm.retain(|&l| l != NONE);
+        Some(perm)
     }
 
     /// Symbolic analysis of the current pattern.
@@ -579,8 +606,11 @@ impl Cholesky {
         // the old one), and ordering afresh would cost more than it saves.
         // Lattices are ordered afresh (dissection gives way to minimum degree).
         let sparse = ordering::is_sparse(n, &xadj);
-        let kept = if sparse && self.sparse_order { self.restricted_order(&local, n) } else { None };
-        let perm = kept.unwrap_or_else(|| ordering::fill_reducing(n, &xadj, &adj));
+        let kept = if sparse && self.sparse_order { self.restricted_order(&local, n, &xadj, &adj) } else { None };
+        let perm = kept.unwrap_or_else(|| {
+            self.fresh_orders += 1;
+            ordering::fill_reducing(n, &xadj, &adj)
+        });
         self.sparse_order = sparse;
         drop(adj);
         drop(xadj);
@@ -1412,12 +1442,23 @@ mod tests {
         let b = rhs(keep, &g2);
         let mut x = vec![0.0; keep];
         assert!(ch.factor_solve(&ends2, &w2, &g2, &b, &mut x));
-        assert_eq!(ch.analyses, 2);
+        assert_eq!((ch.analyses, ch.fresh_orders), (2, 1));
         // The new order is the old one restricted to the cells left.
         let restricted: Vec<u32> = old_order.iter().copied().filter(|&id| (id as usize) < keep).collect();
         assert_eq!(ch.pos_id, restricted);
         assert!(ch.stats.nnz_l <= old_nnz);
         assert!(residual(&ends2, &w2, &g2, &b, &x) < 1e-13);
+        // A tube between cells the analysed graph never joined (5 and 300):
+        // ordered afresh, and exact.
+        assert!(!edges.contains(&(300, 5)) && !edges.contains(&(5, 300)));
+        let mut ends4 = ends2.clone();
+        ends4.extend([new_of(5), new_of(300)]);
+        let mut w4 = w2.clone();
+        w4.push(1.0);
+        let mut x4 = vec![0.0; keep];
+        assert!(ch.factor_solve(&ends4, &w4, &g2, &b, &mut x4));
+        assert_eq!((ch.analyses, ch.fresh_orders), (3, 2), "a new tube needs a new order");
+        assert!(residual(&ends4, &w4, &g2, &b, &x4) < 1e-13);
         // A cell the last analysis did not have: ordered afresh (and still exact).
         let mut ends3 = ends2.clone();
         ends3.extend([0, keep as u32]);
@@ -1429,7 +1470,7 @@ mod tests {
         let b3 = rhs(keep + 1, &g3);
         let mut x3 = vec![0.0; keep + 1];
         assert!(ch.factor_solve(&ends3, &w3, &g3, &b3, &mut x3));
-        assert_eq!(ch.analyses, 3);
+        assert_eq!((ch.analyses, ch.fresh_orders), (4, 3));
         assert!(ch.pos_id.contains(&9_999));
         assert!(residual(&ends3, &w3, &g3, &b3, &x3) < 1e-13);
     }
