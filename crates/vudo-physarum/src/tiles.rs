@@ -309,7 +309,8 @@ fn sum_simd128<const V: usize>(a: &[f64], at: usize, stride: usize, nk: usize, t
             // SAFETY: in bounds by the assertion above (unaligned loads are allowed).
             x[v] = unsafe { v128_load(a.as_ptr().add(at + k * stride + 2 * v) as *const v128) };
         }
-        let tq = splat4(t, 4 * k);
+        // SAFETY: 4k + 4 <= 4·nk <= t.len() (asserted above).
+        let tq = unsafe { splat4(t, 4 * k) };
         for q in 0..4 {
             for v in 0..V {
                 c[V * q + v] = f64x2_add(c[V * q + v], f64x2_mul(x[v], tq[q]));
@@ -326,12 +327,16 @@ fn sum_simd128<const V: usize>(a: &[f64], at: usize, stride: usize, nk: usize, t
 
 /// t[at + q] in both lanes, for q < 4 (two loads and four shuffles rather
 /// than four scalar loads and splats).
+///
+/// # Safety
+/// `at + 4 <= t.len()`. The callers assert it once for their whole loop, so
+/// the tile's inner loop carries no bounds check.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
-fn splat4(t: &[f64], at: usize) -> [core::arch::wasm32::v128; 4] {
+unsafe fn splat4(t: &[f64], at: usize) -> [core::arch::wasm32::v128; 4] {
     use core::arch::wasm32::*;
-    assert!(at + 4 <= t.len());
-    // SAFETY: in bounds by the assertion above (unaligned loads are allowed).
+    debug_assert!(at + 4 <= t.len());
+    // SAFETY: in bounds by the caller's contract (unaligned loads are allowed).
     let (a, b) = unsafe { (v128_load(t.as_ptr().add(at) as *const v128), v128_load(t.as_ptr().add(at + 2) as *const v128)) };
     [i64x2_shuffle::<0, 0>(a, a), i64x2_shuffle::<1, 1>(a, a), i64x2_shuffle::<0, 0>(b, b), i64x2_shuffle::<1, 1>(b, b)]
 }
@@ -358,7 +363,8 @@ fn panel_simd128<const V: usize>(b: &mut [f64], i: usize, nr: usize, k0: usize, 
         for v in 0..V {
             x[v] = unsafe { v128_load(pb.add(j * nr + i + 2 * v) as *const v128) };
         }
-        let tq = splat4(t, 4 * j);
+        // SAFETY: 4j + 4 <= 4·k0 <= t.len() (asserted above).
+        let tq = unsafe { splat4(t, 4 * j) };
         for q in 0..4 {
             for v in 0..V {
                 c[V * q + v] = f64x2_sub(c[V * q + v], f64x2_mul(x[v], tq[q]));
