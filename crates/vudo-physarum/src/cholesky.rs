@@ -990,12 +990,12 @@ impl Cholesky {
     fn numeric_impl<const AVX: bool>(&mut self, fwd: bool) -> bool {
         let ns = self.sn_first.len() - 1;
         for s in 0..ns {
-            let (f, l) = (self.sn_first[s] as usize, self.sn_first[s + 1] as usize);
-            let base = self.sxp[s];
+            let sp = self.span(s);
+            let (f, l, nr) = (sp.f, sp.l, sp.nr);
             // Assemble: zero the block, then the diagonal and the matrix slots
             // (through local slices: the loops need not reload the vectors).
             let lx = &mut self.lx;
-            lx[base..self.sxp[s + 1]].fill(0.0);
+            lx[sp.block()].fill(0.0);
             for (&at, &v) in self.diag_dest[f..l].iter().zip(&self.diag[f..l]) {
                 lx[at] = v;
             }
@@ -1004,22 +1004,19 @@ impl Cholesky {
             for (&at, &q) in self.sn_dest[q0..q1].iter().zip(&self.sn_slot[q0..q1]) {
                 lx[at] = ax[q as usize];
             }
-            let nr = (self.srp[s + 1] - self.srp[s]) as usize;
-            let (lo, hi) = self.lx.split_at_mut(base);
-            let tgt = &mut hi[..nr * (l - f)];
+            let (lo, hi) = self.lx.split_at_mut(sp.x0);
+            let tgt = &mut hi[..sp.block().len()];
             for up in &self.upd[self.upd_ptr[s] as usize..self.upd_ptr[s + 1] as usize] {
-                let d = up.d as usize;
-                let (fd, ld) = (self.sn_first[d] as usize, self.sn_first[d + 1] as usize);
-                let (p1, c) = (up.p1 as usize, up.c as usize);
-                let nrd = (self.srp[d + 1] - self.srp[d]) as usize;
-                let src = Descendant { l: &lo[self.sxp[d]..self.sxp[d + 1]], d: &self.d[fd..ld], nrd, p1, c };
+                let ds = Span::of(&self.sn_first, &self.srp, &self.sxp, up.d as usize);
+                let (p1, c, nrd) = (up.p1 as usize, up.c as usize, ds.nr);
+                let src = Descendant { l: &lo[ds.block()], d: &self.d[ds.f..ds.l], nrd, p1, c };
                 let rel = &self.urel[up.rel as usize..up.rel as usize + nrd - p1];
                 #[cfg(test)]
-                let small = ld - fd <= SMALL && !self.tiles_only;
+                let small = ds.nc() <= SMALL && !self.tiles_only;
                 #[cfg(not(test))]
-                let small = ld - fd <= SMALL;
+                let small = ds.nc() <= SMALL;
                 if small {
-                    match ld - fd {
+                    match ds.nc() {
                         1 => small_update::<1>(&src, rel, tgt, nr),
                         2 => small_update::<2>(&src, rel, tgt, nr),
                         3 => small_update::<3>(&src, rel, tgt, nr),
@@ -1067,7 +1064,8 @@ impl Cholesky {
             let w = (nc - k0).min(4);
             let e = k0 + w;
             if k0 > 0 {
-                // As in `update_from`: unused lanes need no clearing.
+                // Lanes q >= w need no clearing: they only feed tile
+                // columns that are never stored.
                 if tbuf.len() < k0 * 4 {
                     tbuf.resize(k0 * 4, 0.0);
                 }
