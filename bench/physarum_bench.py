@@ -292,7 +292,8 @@ def clocked(fn: Callable[[], None]) -> tuple[float, float]:
     return time.perf_counter() - w, time.thread_time() - c
 
 
-def kernel_runner(name: str, g: Graph) -> Runner:
+def kernel_on(name: str, g: Graph, steps: int) -> Any:
+    """Kernel `name` (native, wasmtime or native+oscillations) loaded with graph `g`, run `steps` steps."""
     if name in ("native", OSC):
         from vudo.physarum.native import NativeKernel
 
@@ -302,7 +303,12 @@ def kernel_runner(name: str, g: Graph) -> Runner:
     k.add_nodes(g[0])
     k.add_edges(g[1])
     k.set_food(g[2])
-    k.step(WARM)
+    k.step(steps)
+    return k
+
+
+def kernel_runner(name: str, g: Graph) -> Runner:
+    k = kernel_on(name, g, WARM)
     start = (k.total_cg_iterations, k.total_factor_flops, k.factor_nnz)
 
     def advance(n: int) -> tuple[float, float | None]:
@@ -440,16 +446,7 @@ def memory_probe(name: str, side: int, steps: int) -> dict[str, float]:
     base = status_mib("VmRSS")
     out: dict[str, float] = {}
     if name in ("native", "wasmtime", OSC):
-        if name in ("native", OSC):
-            from vudo.physarum.native import NativeKernel
-
-            k: Any = NativeKernel((OSC_PARAMS if name == OSC else PARAMS).to_array(), seed=1)
-        else:
-            k = WasmPhysarum(PARAMS.to_array(), seed=1)
-        k.add_nodes(g[0])
-        k.add_edges(g[1])
-        k.set_food(g[2])
-        k.step(WARM + steps)
+        k = kernel_on(name, g, WARM + steps)
         out["own_peak_mib"] = k.peak_memory_bytes / 2**20
         out["graph_mib"] = k.graph_bytes / 2**20
         if name == "wasmtime":
@@ -614,15 +611,15 @@ def main() -> None:
                 if name in agree_all and agree_all[name] > AGREE_TOL:
                     failed = True
                     agreement += " FAIL"
-                r = {"tubes": tubes, "impl": name + (" (best anchor)" if name == best_anchor else ""),
-                     "steps_per_s": med[name], "ratio": statistics.median(ratios[name]),
-                     "cpu_steps_per_s": statistics.median(cpu_rates[name]) if name in cpu_rates else None,
-                     "cpu_ratio": statistics.median(cpu_ratios[name]) if name in cpu_ratios else None,
-                     "work": work[name], "memory": mem, "agreement": agreement, "repeats": repeats}
-                rows.append(r)
-                cpu = f"{r['cpu_steps_per_s']:.1f} | {r['cpu_ratio']:.2f}×" if r["cpu_ratio"] is not None else "– | –"
-                print(f"| {r['tubes']} | {r['impl']} | {r['steps_per_s']:.1f} | {r['ratio']:.2f}× | {cpu} | {r['work']} "
-                      f"| {r['memory']} | {r['agreement']} |", flush=True)
+                row = {"tubes": tubes, "impl": name + (" (best anchor)" if name == best_anchor else ""),
+                       "steps_per_s": med[name], "ratio": statistics.median(ratios[name]),
+                       "cpu_steps_per_s": statistics.median(cpu_rates[name]) if name in cpu_rates else None,
+                       "cpu_ratio": statistics.median(cpu_ratios[name]) if name in cpu_ratios else None,
+                       "work": work[name], "memory": mem, "agreement": agreement, "repeats": repeats}
+                rows.append(row)
+                cpu = f"{row['cpu_steps_per_s']:.1f} | {row['cpu_ratio']:.2f}×" if row["cpu_ratio"] is not None else "– | –"
+                print(f"| {row['tubes']} | {row['impl']} | {row['steps_per_s']:.1f} | {row['ratio']:.2f}× | {cpu} | {row['work']} "
+                      f"| {row['memory']} | {row['agreement']} |", flush=True)
     finally:
         if chromium is not None:
             chromium.close()
